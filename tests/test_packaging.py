@@ -4,6 +4,8 @@ import re
 import tomllib
 from pathlib import Path
 
+import yaml
+
 ROOT = Path(__file__).resolve().parents[1]
 
 
@@ -20,13 +22,9 @@ def _pyproject():
 
 
 def _conda():
-    deps = {}
-    for line in (ROOT / "environment.yml").read_text().splitlines():
-        m = re.match(r"\s*-\s+([^#\s][^#]*?)\s*(#.*)?$", line)
-        if m and ":" not in m.group(1):
-            name, spec = _norm(m.group(1))
-            deps[name] = spec
-    return deps
+    env = yaml.safe_load((ROOT / "environment.yml").read_text())
+    assert env["channels"] == ["conda-forge"]
+    return dict(_norm(d) for d in env["dependencies"] if isinstance(d, str))
 
 
 def test_environment_mirrors_pyproject():
