@@ -1,0 +1,590 @@
+"""Naive reference layers: the readable definition of every layer in the course.
+
+Every layer follows the CS231n contract: ``forward(...) -> (out, cache)`` and
+``backward(dout, cache) -> gradients in input order``. Tensors are NCHW. The convolution and
+pooling layers loop over output positions on purpose: they are the documentation that the fast
+layers (``fast_layers.py``) must agree with.
+
+Conventions shared by all layers:
+
+* float32 and float64 both work; outputs follow numpy's type promotion of the inputs (so equal
+  dtypes are preserved) and each gradient has the dtype of the input it belongs to.
+* Inputs (x, w, b, dout, ...) are never modified. The one piece of state is batch
+  normalisation's running averages, which live in ``bn_param`` (CS231n's contract).
+* Geometry (output sizes, stride, pad, dilation, unknown parameter keys) is validated by
+  ``shapes.py`` only; a bad value raises ValueError naming the value and the rule.
+
+The convolution and pooling functions marked ``@exercise`` are stubbed one by one in the
+student edition, so each keeps its own loop instead of sharing a pooling helper that would hand
+students the answer; the only shared pieces are ``_window`` (which input slice an output position
+reads) and ``_pad_hw``.
+"""
+
+from __future__ import annotations
+
+from numbers import Real
+
+import numpy as np
+
+from cs231n_lib.exercise import exercise
+from cs231n_lib.shapes import (
+    BN_PARAM_KEYS,
+    DROPOUT_PARAM_KEYS,
+    check_int,
+    check_keys,
+    check_mode,
+    conv_geometry,
+    pool_geometry,
+)
+
+
+# --------------------------------------------------------------------------- small helpers
+def _check_shape(name, array, shape):
+    """Raise ValueError unless ``array`` has the expected shape."""
+    if np.shape(array) != tuple(shape):
+        raise ValueError(f"{name} must have shape {tuple(shape)}, got {np.shape(array)}")
+
+
+def _check_ndim(name, array, ndim, letters):
+    """Raise ValueError unless ``array`` has ``ndim`` axes (``letters`` names them)."""
+    if np.ndim(array) != ndim:
+        raise ValueError(f"{name} must be {ndim}-D {letters}, got shape {np.shape(array)}")
+
+
+def _window(i, j, stride, field_h, field_w, dilation=1):
+    """Row and column slices of the input window that output position (i, j) looks at.
+
+    With dilation d the window spans ``d * (field - 1) + 1`` input pixels and takes every d-th.
+    """
+    top, left = i * stride, j * stride
+    return (slice(top, top + dilation * (field_h - 1) + 1, dilation),
+            slice(left, left + dilation * (field_w - 1) + 1, dilation))
+
+
+def _like(grad, array):
+    """``grad`` in the dtype of the input it belongs to (no copy when it already is)."""
+    return grad.astype(array.dtype, copy=False)
+
+
+def _pad_hw(x, pad):
+    """Zero-pad the two spatial axes of an (N, C, H, W) array by ``pad`` on every side."""
+    return np.pad(x, ((0, 0), (0, 0), (pad, pad), (pad, pad)))  # (N, C, H + 2P, W + 2P)
+
+
+# --------------------------------------------------------------------------- affine, ReLU
+def affine_forward(x, w, b):
+    """
+    Fully connected (affine) layer: ``out = x.reshape(N, D) @ w + b``.
+
+    Inputs:
+    - x: input of shape (N, d_1, ..., d_k); each example is flattened to D = d_1 * ... * d_k
+    - w: weights of shape (D, M)
+    - b: biases of shape (M,)
+
+    Returns a tuple of:
+    - out: output of shape (N, M)
+    - cache: (x, w, b)
+    """
+    _check_ndim("w", w, 2, "(D, M)")
+    D, M = w.shape
+    x_rows = x.reshape(x.shape[0], -1)  # (N, D)
+    if x_rows.shape[1] != D:
+        raise ValueError(
+            f"x of shape {x.shape} flattens to D={x_rows.shape[1]} features per example, "
+            f"but w of shape {w.shape} expects D={D}")
+    _check_shape("b", b, (M,))
+    out = x_rows @ w + b
+    return out, (x, w, b)
+
+
+def affine_backward(dout, cache):
+    """
+    Backward pass of the affine layer.
+
+    Inputs:
+    - dout: upstream gradient of shape (N, M)
+    - cache: (x, w, b) from affine_forward
+
+    Returns a tuple of:
+    - dx: gradient with respect to x, of shape (N, d_1, ..., d_k)
+    - dw: gradient with respect to w, of shape (D, M)
+    - db: gradient with respect to b, of shape (M,)
+    """
+    x, w, b = cache
+    _check_shape("dout", dout, (x.shape[0], w.shape[1]))
+    x_rows = x.reshape(x.shape[0], -1)  # (N, D)
+    dx = (dout @ w.T).reshape(x.shape)  # (N, D) -> (N, d_1, ..., d_k)
+    dw = x_rows.T @ dout  # (D, M)
+    db = dout.sum(axis=0)  # (M,)
+    return _like(dx, x), _like(dw, w), _like(db, b)
+
+
+def relu_forward(x):
+    """
+    Rectified linear unit: ``out = max(x, 0)`` elementwise.
+
+    Inputs:
+    - x: input of any shape
+
+    Returns a tuple of:
+    - out: output of the same shape and dtype as x
+    - cache: x
+    """
+    return np.maximum(x, 0), x
+
+
+def relu_backward(dout, cache):
+    """
+    Backward pass of the ReLU: the gradient passes where x > 0 and is 0 elsewhere (including
+    x == 0, the kink, where the subgradient 0 is chosen).
+
+    Inputs:
+    - dout: upstream gradient, same shape as x
+    - cache: x from relu_forward
+
+    Returns:
+    - dx: gradient with respect to x
+    """
+    x = cache
+    _check_shape("dout", dout, x.shape)
+    return _like(dout * (x > 0), x)
+
+
+# --------------------------------------------------------------------------- convolution
+@exercise("01_convolution", "Naive convolution: forward")
+def conv_forward_naive(x, w, b, conv_param):
+    """
+    Naive forward pass of a convolutional layer (a cross-correlation, as in every deep-learning
+    library: the filter is not flipped).
+
+    Each of the F filters spans all C input channels; output pixel (n, f, i, j) is the sum of
+    ``w[f]`` times the input window under position (i, j), plus ``b[f]``.
+
+    Inputs:
+    - x: input of shape (N, C, H, W)
+    - w: filter weights of shape (F, C, HH, WW)
+    - b: biases of shape (F,)
+    - conv_param: dict with the optional keys
+      - 'stride': pixels between neighbouring windows (default 1)
+      - 'pad': zero padding on every side of H and W (default 0)
+      - 'dilation': spacing of the filter taps, 1 = a contiguous filter (default 1)
+
+    Returns a tuple of:
+    - out: output of shape (N, F, H', W') where
+      H' = (H + 2 * pad - (dilation * (HH - 1) + 1)) / stride + 1, and likewise W' with W, WW.
+      A non-integer H' or W' raises ValueError.
+    - cache: (x, w, b, conv_param)
+    """
+    stride, pad, dilation, H_out, W_out = conv_geometry(x.shape, w.shape, conv_param)
+    F, _, HH, WW = w.shape
+    _check_shape("b", b, (F,))
+    x_pad = _pad_hw(x, pad)  # (N, C, H + 2P, W + 2P)
+    out = np.empty((x.shape[0], F, H_out, W_out), dtype=np.result_type(x, w, b))
+    for i in range(H_out):
+        for j in range(W_out):
+            rows, cols = _window(i, j, stride, HH, WW, dilation)
+            field = x_pad[:, :, rows, cols]  # (N, C, HH, WW): the receptive field
+            for f in range(F):
+                out[:, f, i, j] = np.sum(field * w[f], axis=(1, 2, 3)) + b[f]
+    return out, (x, w, b, conv_param)
+
+
+@exercise("01_convolution", "Naive convolution: backward")
+def conv_backward_naive(dout, cache):
+    """
+    Naive backward pass of a convolutional layer. It mirrors the forward loop: every product
+    ``field * w[f]`` that made ``out[:, f, i, j]`` sends ``dout[:, f, i, j]`` back to both factors.
+
+    Inputs:
+    - dout: upstream gradient of shape (N, F, H', W')
+    - cache: (x, w, b, conv_param) from conv_forward_naive
+
+    Returns a tuple of:
+    - dx: gradient with respect to x, of shape (N, C, H, W)
+    - dw: gradient with respect to w, of shape (F, C, HH, WW)
+    - db: gradient with respect to b, of shape (F,)
+    """
+    x, w, b, conv_param = cache
+    stride, pad, dilation, H_out, W_out = conv_geometry(x.shape, w.shape, conv_param)
+    N, _, H, W = x.shape
+    F, _, HH, WW = w.shape
+    _check_shape("dout", dout, (N, F, H_out, W_out))
+    x_pad = _pad_hw(x, pad)  # (N, C, H + 2P, W + 2P)
+    dtype = np.result_type(x, w, dout)
+    dx_pad = np.zeros(x_pad.shape, dtype=dtype)
+    dw = np.zeros(w.shape, dtype=dtype)
+    for i in range(H_out):
+        for j in range(W_out):
+            rows, cols = _window(i, j, stride, HH, WW, dilation)
+            field = x_pad[:, :, rows, cols]  # (N, C, HH, WW)
+            for f in range(F):
+                g = dout[:, f, i, j, None, None, None]  # (N, 1, 1, 1)
+                dx_pad[:, :, rows, cols] += g * w[f]  # windows overlap: accumulate
+                dw[f] += np.sum(g * field, axis=0)
+    dx = np.ascontiguousarray(dx_pad[:, :, pad:pad + H, pad:pad + W])  # unpad: (N, C, H, W)
+    db = dout.sum(axis=(0, 2, 3))  # (F,)
+    return _like(dx, x), _like(dw, w), _like(db, b)
+
+
+# --------------------------------------------------------------------------- pooling
+@exercise("03_pooling", "Max pooling")
+def max_pool_forward_naive(x, pool_param):
+    """
+    Naive forward pass of a max-pooling layer: the largest value of each window, per channel.
+
+    Inputs:
+    - x: input of shape (N, C, H, W)
+    - pool_param: dict with the required keys
+      - 'pool_height': height of each window
+      - 'pool_width': width of each window
+      - 'stride': pixels between neighbouring windows; windows overlap when the stride is
+        smaller than the window (for example 3x3 windows with stride 2)
+
+    Returns a tuple of:
+    - out: output of shape (N, C, H', W') with H' = (H - pool_height) / stride + 1 and
+      W' = (W - pool_width) / stride + 1; a non-integer raises ValueError
+    - cache: (x, pool_param)
+    """
+    ph, pw, stride, H_out, W_out = pool_geometry(x.shape, pool_param)
+    N, C = x.shape[:2]
+    out = np.empty((N, C, H_out, W_out), dtype=x.dtype)
+    for i in range(H_out):
+        for j in range(W_out):
+            rows, cols = _window(i, j, stride, ph, pw)
+            out[:, :, i, j] = x[:, :, rows, cols].max(axis=(2, 3))
+    return out, (x, pool_param)
+
+
+@exercise("03_pooling", "Max pooling")
+def max_pool_backward_naive(dout, cache):
+    """
+    Naive backward pass of a max-pooling layer: each window's upstream gradient goes to the
+    input pixel that held the maximum.
+
+    Ties: when several pixels of a window share the maximum, the whole gradient goes to the
+    FIRST of them in row-major order within the window (the one ``np.argmax`` of the flattened
+    window returns). The fast layers follow the same convention. Overlapping windows add up
+    their contributions.
+
+    Inputs:
+    - dout: upstream gradient of shape (N, C, H', W')
+    - cache: (x, pool_param) from max_pool_forward_naive
+
+    Returns:
+    - dx: gradient with respect to x, of shape (N, C, H, W)
+    """
+    x, pool_param = cache
+    ph, pw, stride, H_out, W_out = pool_geometry(x.shape, pool_param)
+    N, C = x.shape[:2]
+    _check_shape("dout", dout, (N, C, H_out, W_out))
+    dx = np.zeros(x.shape, dtype=np.result_type(x, dout))
+    for i in range(H_out):
+        for j in range(W_out):
+            rows, cols = _window(i, j, stride, ph, pw)
+            field = x[:, :, rows, cols].reshape(N, C, ph * pw)  # (N, C, ph*pw), row-major
+            first_max = field.argmax(axis=2)  # (N, C): argmax returns the first maximum
+            mask = np.arange(ph * pw) == first_max[:, :, None]  # (N, C, ph*pw), one True each
+            dx[:, :, rows, cols] += mask.reshape(N, C, ph, pw) * dout[:, :, i, j, None, None]
+    return _like(dx, x)
+
+
+@exercise("03_pooling", "Average pooling")
+def avg_pool_forward_naive(x, pool_param):
+    """
+    Naive forward pass of an average-pooling layer: the mean of each window, per channel.
+
+    Inputs:
+    - x: input of shape (N, C, H, W)
+    - pool_param: dict with the required keys 'pool_height', 'pool_width' and 'stride'
+      (windows may overlap, as in max_pool_forward_naive)
+
+    Returns a tuple of:
+    - out: output of shape (N, C, H', W'), sizes as in max_pool_forward_naive
+    - cache: (x, pool_param)
+    """
+    ph, pw, stride, H_out, W_out = pool_geometry(x.shape, pool_param)
+    N, C = x.shape[:2]
+    out = np.empty((N, C, H_out, W_out), dtype=x.dtype)
+    for i in range(H_out):
+        for j in range(W_out):
+            rows, cols = _window(i, j, stride, ph, pw)
+            out[:, :, i, j] = x[:, :, rows, cols].mean(axis=(2, 3))
+    return out, (x, pool_param)
+
+
+@exercise("03_pooling", "Average pooling")
+def avg_pool_backward_naive(dout, cache):
+    """
+    Naive backward pass of an average-pooling layer: each window's upstream gradient is spread
+    evenly, ``dout / (pool_height * pool_width)``, over its pixels; a pixel covered by several
+    overlapping windows receives the sum of their shares.
+
+    Inputs:
+    - dout: upstream gradient of shape (N, C, H', W')
+    - cache: (x, pool_param) from avg_pool_forward_naive
+
+    Returns:
+    - dx: gradient with respect to x, of shape (N, C, H, W)
+    """
+    x, pool_param = cache
+    ph, pw, stride, H_out, W_out = pool_geometry(x.shape, pool_param)
+    N, C = x.shape[:2]
+    _check_shape("dout", dout, (N, C, H_out, W_out))
+    dx = np.zeros(x.shape, dtype=np.result_type(x, dout))
+    for i in range(H_out):
+        for j in range(W_out):
+            rows, cols = _window(i, j, stride, ph, pw)
+            dx[:, :, rows, cols] += dout[:, :, i, j, None, None] / (ph * pw)
+    return _like(dx, x)
+
+
+# --------------------------------------------------------------------------- batch normalisation
+def batchnorm_forward(x, gamma, beta, bn_param):
+    """
+    Batch normalisation (Ioffe and Szegedy, 2015) of each of D features.
+
+    Train mode normalises with the batch mean and (biased) variance and updates the running
+    averages, which are stored back into ``bn_param``:
+        running_mean = momentum * running_mean + (1 - momentum) * batch_mean
+        running_var = momentum * running_var + (1 - momentum) * batch_var
+    Test mode normalises with the running averages instead (defaults: zeros and ones).
+
+    Inputs:
+    - x: data of shape (N, D)
+    - gamma: scale of shape (D,)
+    - beta: shift of shape (D,)
+    - bn_param: dict with the keys
+      - 'mode': 'train' or 'test' (required)
+      - 'eps': constant added to the variance, > 0 (default 1e-5)
+      - 'momentum': decay of the running averages, in [0, 1] (default 0.9)
+      - 'running_mean': array of shape (D,) (default zeros; replaced in train mode)
+      - 'running_var': array of shape (D,) (default ones; replaced in train mode)
+
+    Returns a tuple of:
+    - out: output of shape (N, D)
+    - cache: (x_hat, inv_std, gamma, beta, mode) where x_hat = (x - mean) * inv_std is the
+      normalised data of shape (N, D) and inv_std = 1 / sqrt(var + eps) has shape (D,)
+    """
+    check_keys(bn_param, BN_PARAM_KEYS, "bn_param", required=("mode",))
+    mode = check_mode(bn_param["mode"], "bn_param")
+    _check_ndim("x", x, 2, "(N, D)")
+    D = x.shape[1]
+    _check_shape("gamma", gamma, (D,))
+    _check_shape("beta", beta, (D,))
+    eps = bn_param.get("eps", 1e-5)
+    momentum = bn_param.get("momentum", 0.9)
+    if not eps > 0:
+        raise ValueError(f"bn_param eps={eps!r} must be > 0")
+    if not 0 <= momentum <= 1:
+        raise ValueError(f"bn_param momentum={momentum!r} must be in [0, 1]")
+    running_mean = bn_param.get("running_mean", np.zeros(D, dtype=x.dtype))
+    running_var = bn_param.get("running_var", np.ones(D, dtype=x.dtype))
+    _check_shape("bn_param running_mean", running_mean, (D,))
+    _check_shape("bn_param running_var", running_var, (D,))
+
+    if mode == "train":
+        mean, var = x.mean(axis=0), x.var(axis=0)  # (D,) each
+        # new arrays, not in-place updates: arrays the caller holds are left as they were
+        bn_param["running_mean"] = momentum * running_mean + (1 - momentum) * mean
+        bn_param["running_var"] = momentum * running_var + (1 - momentum) * var
+    else:
+        mean, var = running_mean, running_var
+    inv_std = 1 / np.sqrt(var + eps)  # (D,)
+    x_hat = _like((x - mean) * inv_std, x)  # (N, D), x's dtype even if the averages differ
+    out = gamma * x_hat + beta
+    return out, (x_hat, inv_std, gamma, beta, mode)
+
+
+def batchnorm_backward(dout, cache):
+    """
+    Backward pass of batch normalisation.
+
+    In train mode the batch mean and variance depend on x too, which gives the compact form
+        dx = inv_std * (g - mean(g) - x_hat * mean(g * x_hat)),  g = dout * gamma,
+    means taken over the batch axis. In test mode the statistics are constants and
+    dx = inv_std * g.
+
+    Inputs:
+    - dout: upstream gradient of shape (N, D)
+    - cache: (x_hat, inv_std, gamma, beta, mode) from batchnorm_forward
+
+    Returns a tuple of:
+    - dx: gradient with respect to x, of shape (N, D)
+    - dgamma: gradient with respect to gamma, of shape (D,)
+    - dbeta: gradient with respect to beta, of shape (D,)
+    """
+    x_hat, inv_std, gamma, beta, mode = cache
+    _check_shape("dout", dout, x_hat.shape)
+    dbeta = dout.sum(axis=0)  # (D,)
+    dgamma = np.sum(dout * x_hat, axis=0)  # (D,)
+    g = dout * gamma  # (N, D): gradient with respect to x_hat
+    if mode == "train":
+        dx = inv_std * (g - g.mean(axis=0) - x_hat * np.mean(g * x_hat, axis=0))
+    else:
+        dx = inv_std * g
+    return _like(dx, x_hat), _like(dgamma, gamma), _like(dbeta, beta)
+
+
+def _channels_last_rows(x):
+    """(N, C, H, W) -> (N*H*W, C): one row per pixel, one column per channel."""
+    return x.transpose(0, 2, 3, 1).reshape(-1, x.shape[1])
+
+
+def _channels_first(rows, shape):
+    """Inverse of _channels_last_rows: (N*H*W, C) -> (N, C, H, W) for ``shape`` (N, C, H, W)."""
+    N, C, H, W = shape
+    return np.ascontiguousarray(rows.reshape(N, H, W, C).transpose(0, 3, 1, 2))
+
+
+def spatial_batchnorm_forward(x, gamma, beta, bn_param):
+    """
+    Spatial batch normalisation: batchnorm_forward with every pixel of every image as an example
+    of C features, so each channel is normalised over the N, H and W axes.
+
+    Inputs:
+    - x: input of shape (N, C, H, W)
+    - gamma: scale of shape (C,)
+    - beta: shift of shape (C,)
+    - bn_param: as in batchnorm_forward (running averages have shape (C,))
+
+    Returns a tuple of:
+    - out: output of shape (N, C, H, W)
+    - cache: the batchnorm_forward cache
+    """
+    _check_ndim("x", x, 4, "(N, C, H, W)")
+    out_rows, cache = batchnorm_forward(_channels_last_rows(x), gamma, beta, bn_param)
+    return _channels_first(out_rows, x.shape), cache
+
+
+def spatial_batchnorm_backward(dout, cache):
+    """
+    Backward pass of spatial batch normalisation.
+
+    Inputs:
+    - dout: upstream gradient of shape (N, C, H, W)
+    - cache: from spatial_batchnorm_forward
+
+    Returns a tuple of:
+    - dx: gradient with respect to x, of shape (N, C, H, W)
+    - dgamma: gradient with respect to gamma, of shape (C,)
+    - dbeta: gradient with respect to beta, of shape (C,)
+    """
+    _check_ndim("dout", dout, 4, "(N, C, H, W)")
+    dx_rows, dgamma, dbeta = batchnorm_backward(_channels_last_rows(dout), cache)
+    return _channels_first(dx_rows, dout.shape), dgamma, dbeta
+
+
+# --------------------------------------------------------------------------- dropout
+def dropout_forward(x, dropout_param):
+    """
+    Inverted dropout. In train mode each unit is kept with probability p and kept units are
+    scaled by 1 / p, so the expected output equals x and test mode is simply the identity.
+
+    Inputs:
+    - x: input of any shape
+    - dropout_param: dict with the keys
+      - 'p': probability of KEEPING each unit, 0 < p <= 1 (required)
+      - 'mode': 'train' or 'test' (required)
+      - 'seed': optional integer >= 0; the same seed gives the same mask (for gradient checks)
+
+    Returns a tuple of:
+    - out: output of the same shape and dtype as x (a copy of x in test mode)
+    - cache: (mode, mask) where mask holds 0 or 1 / p per unit (None in test mode)
+    """
+    check_keys(dropout_param, DROPOUT_PARAM_KEYS, "dropout_param", required=("p", "mode"))
+    p = dropout_param["p"]
+    if isinstance(p, bool) or not isinstance(p, Real) or not 0 < p <= 1:
+        raise ValueError(f"dropout_param p={p!r} is the keep probability and must be in (0, 1]")
+    mode = check_mode(dropout_param["mode"], "dropout_param")
+    if mode == "test":
+        return x.copy(), (mode, None)
+    seed = dropout_param.get("seed")
+    if seed is not None:
+        seed = check_int(seed, "dropout_param seed", 0)
+    keep = np.random.default_rng(seed).random(x.shape) < p  # True with probability p
+    mask = keep.astype(x.dtype) / p  # 0 or 1 / p, same dtype as x
+    return x * mask, (mode, mask)
+
+
+def dropout_backward(dout, cache):
+    """
+    Backward pass of inverted dropout: the gradient flows through the kept units, scaled by 1 / p.
+
+    Inputs:
+    - dout: upstream gradient, same shape as x
+    - cache: (mode, mask) from dropout_forward
+
+    Returns:
+    - dx: gradient with respect to x
+    """
+    mode, mask = cache
+    if mode == "test":
+        return dout.copy()
+    _check_shape("dout", dout, mask.shape)
+    return dout * mask
+
+
+# --------------------------------------------------------------------------- losses
+def _check_scores_and_labels(x, y):
+    """Validate scores x (N, C) and integer labels y (N,) in [0, C); return y as an int array."""
+    _check_ndim("scores x", x, 2, "(N, C)")
+    N, C = x.shape
+    y = np.asarray(y)
+    if y.shape != (N,):
+        raise ValueError(f"labels y must have shape ({N},) to match x of shape {x.shape}, "
+                         f"got {y.shape}")
+    if not np.issubdtype(y.dtype, np.integer):
+        raise ValueError(f"labels y must be integers, got dtype {y.dtype}")
+    bad = np.flatnonzero((y < 0) | (y >= C))
+    if bad.size:
+        i = bad[0]
+        raise ValueError(f"label y[{i}]={y[i]} is outside [0, {C}) for C={C} classes")
+    return y
+
+
+def softmax_loss(x, y):
+    """
+    Softmax (cross-entropy) loss, averaged over the batch, and its gradient.
+
+    Inputs:
+    - x: scores of shape (N, C); x[i, j] is the score of class j for example i
+    - y: integer labels of shape (N,), 0 <= y[i] < C
+
+    Returns a tuple of:
+    - loss: the mean of -log(softmax(x[i])[y[i]]), a float
+    - dx: gradient of the loss with respect to x, of shape (N, C)
+    """
+    y = _check_scores_and_labels(x, y)
+    N = x.shape[0]
+    rows = np.arange(N)
+    shifted = x - x.max(axis=1, keepdims=True)  # (N, C); max 0, so exp cannot overflow
+    log_probs = shifted - np.log(np.exp(shifted).sum(axis=1, keepdims=True))  # (N, C)
+    loss = -log_probs[rows, y].mean()
+    dx = np.exp(log_probs)  # softmax probabilities, (N, C)
+    dx[rows, y] -= 1
+    dx /= N
+    return float(loss), dx
+
+
+def svm_loss(x, y):
+    """
+    Multiclass SVM (hinge) loss with margin 1, averaged over the batch, and its gradient.
+
+    Inputs:
+    - x: scores of shape (N, C); x[i, j] is the score of class j for example i
+    - y: integer labels of shape (N,), 0 <= y[i] < C
+
+    Returns a tuple of:
+    - loss: the mean over i of sum over j != y[i] of max(0, x[i, j] - x[i, y[i]] + 1), a float
+    - dx: gradient of the loss with respect to x, of shape (N, C)
+    """
+    y = _check_scores_and_labels(x, y)
+    N = x.shape[0]
+    rows = np.arange(N)
+    margins = np.maximum(0, x - x[rows, y, None] + 1)  # (N, C)
+    margins[rows, y] = 0
+    loss = margins.sum() / N
+    dx = (margins > 0).astype(x.dtype)  # each violating class j pushes x[i, j] up ...
+    dx[rows, y] = -dx.sum(axis=1)  # ... and the correct class down, once per violation
+    dx /= N
+    return float(loss), dx
