@@ -33,7 +33,7 @@ def encode_value(value):
         arr = np.asarray(value)
         if arr.dtype == object or arr.dtype.kind not in "biufc":
             raise ValueError(f"cannot record an array of dtype {arr.dtype}")
-        arr = np.ascontiguousarray(arr)
+        arr = np.ascontiguousarray(arr).reshape(arr.shape)  # ascontiguousarray makes 0-d 1-d
         return {"__ndarray__": base64.b64encode(arr.tobytes()).decode("ascii"),
                 "dtype": arr.dtype.str, "shape": list(arr.shape)}
     if isinstance(value, (bool, np.bool_)):

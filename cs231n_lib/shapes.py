@@ -50,13 +50,8 @@ def check_mode(mode, name: str) -> str:
     return mode
 
 
-def output_size(size: int, field: int, stride: int = 1, pad: int = 0, dilation: int = 1,
-                axis: str = "W") -> int:
-    """Output length of a sliding window: ``(size - F_eff + 2P) / S + 1``.
-
-    ``F_eff = dilation * (field - 1) + 1``. Raises ValueError when the stride is < 1, the pad is
-    negative, the window is larger than the padded input, or the result is not an integer.
-    """
+def _window_span(size, field, stride, pad, dilation, axis):
+    """Validate a sliding window; return (size, stride, pad, F_eff, size + 2P - F_eff)."""
     size = check_int(size, axis, 1)
     field = check_int(field, f"filter size along {axis}", 1)
     stride = check_int(stride, "stride", 1)
@@ -68,13 +63,48 @@ def output_size(size: int, field: int, stride: int = 1, pad: int = 0, dilation: 
         raise ValueError(
             f"filter size {eff} along {axis} is larger than the padded input "
             f"{axis}={size} + 2*{pad} = {padded}")
-    span = padded - eff
+    return size, stride, pad, eff, padded - eff
+
+
+def output_size(size: int, field: int, stride: int = 1, pad: int = 0, dilation: int = 1,
+                axis: str = "W") -> int:
+    """Output length of a sliding window: ``(size - F_eff + 2P) / S + 1``.
+
+    ``F_eff = dilation * (field - 1) + 1``. Raises ValueError when the stride is < 1, the pad is
+    negative, the window is larger than the padded input, or the result is not an integer.
+    """
+    size, stride, pad, eff, span = _window_span(size, field, stride, pad, dilation, axis)
     if span % stride:
         raise ValueError(
             f"stride={stride} does not tile {axis}={size} with pad={pad} and filter size "
             f"{eff}: ({size} - {eff} + 2*{pad}) / {stride} + 1 = {span / stride + 1:g} "
             "is not an integer")
     return span // stride + 1
+
+
+ROUNDINGS = ("exact", "floor", "ceil")
+
+
+def output_size_rounded(size: int, field: int, stride: int = 1, pad: int = 0, dilation: int = 1,
+                        axis: str = "W", rounding: str = "exact") -> int:
+    """Output length under an explicit rounding rule, for describing other frameworks' models.
+
+    ``"exact"`` is :func:`output_size` (a non-integer is an error). ``"floor"`` is PyTorch's
+    default and ``"ceil"`` its ``ceil_mode=True`` (a last window that would start in the right
+    padding is dropped). Only the architecture specs that reproduce torchvision/Caffe models use
+    floor/ceil, each with a comment saying why; the layers themselves always use the exact rule.
+    """
+    if rounding not in ROUNDINGS:
+        raise ValueError(f"rounding={rounding!r} must be one of {ROUNDINGS}")
+    if rounding == "exact":
+        return output_size(size, field, stride, pad, dilation, axis)
+    size, stride, pad, _, span = _window_span(size, field, stride, pad, dilation, axis)
+    if rounding == "floor":
+        return span // stride + 1
+    out = -(-span // stride) + 1
+    if (out - 1) * stride >= size + pad:  # PyTorch: the last window must start inside the input
+        out -= 1
+    return out
 
 
 def conv_geometry(x_shape, w_shape, conv_param: Mapping):

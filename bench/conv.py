@@ -1,0 +1,234 @@
+"""Benchmark: naive vs fast vs im2col convolution and pooling, against torch when installed.
+
+Run ``python bench/conv.py`` (or ``make bench``, which installs the optional torch==2.13.0).
+Everything is measured in ONE run with 2 BLAS threads, interleaved: every round times each
+implementation of each case a few times, and the tables report medians over rounds, so a slow
+moment of a shared machine hits all implementations alike. Speed claims are the ratios printed
+here, never absolute times. numpy's own GEMM rate is measured in the same rounds and each
+convolution's GFLOP/s is shown as a share of it.
+
+Targets (from the project's issue):
+- fast conv forward+backward within 1.5x of torch in float32 on shapes A and B, and no slower
+  than torch in float64;
+- fast conv at least 100x faster than the naive loops on the CS231n notebook shape;
+- max pool 2x2/2 forward+backward within 2x of torch on (64, 64, 32, 32).
+"""
+
+from __future__ import annotations
+
+import os
+
+# Thread counts must be fixed before numpy / torch load their thread pools.
+THREADS = 2
+for var in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
+    os.environ[var] = str(THREADS)
+# torch's OpenMP workers otherwise spin after each call and steal the cores numpy needs next.
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+
+import sys  # noqa: E402
+import time  # noqa: E402
+from dataclasses import dataclass, field  # noqa: E402
+from pathlib import Path  # noqa: E402
+
+import numpy as np  # noqa: E402
+from tqdm import tqdm  # noqa: E402
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a source checkout
+from cs231n_lib import fast_layers, layers  # noqa: E402
+
+try:
+    import torch
+    import torch.nn.functional as TF
+
+    torch.set_num_threads(THREADS)
+except ImportError:  # torch is an optional baseline (the `bench` extra)
+    torch = None
+
+ROUNDS = 15  # interleaved rounds; medians are taken over them
+CALLS = 3  # calls per implementation per round (the median call is kept)
+NAIVE_ROUNDS = 3  # the naive loops are slow: time them in the first rounds only
+
+SHAPE_A = ((64, 3, 32, 32), (32, 3, 3, 3), {"stride": 1, "pad": 1})
+SHAPE_B = ((64, 32, 16, 16), (64, 32, 3, 3), {"stride": 1, "pad": 1})
+NOTEBOOK = ((100, 3, 31, 31), (25, 3, 3, 3), {"stride": 2, "pad": 1})
+POOL_X = (64, 64, 32, 32)
+POOL_PARAM = {"pool_height": 2, "pool_width": 2, "stride": 2}
+
+
+@dataclass
+class Impl:
+    """One implementation of a case: a forward callable and a backward callable (no args)."""
+
+    forward: object
+    backward: object
+    rounds: int = ROUNDS
+    times: dict = field(default_factory=lambda: {"fwd": [], "bwd": []})
+
+    def median(self, part):
+        return float(np.median(self.times[part])) if self.times[part] else float("nan")
+
+    @property
+    def total(self):
+        return self.median("fwd") + self.median("bwd")
+
+
+@dataclass
+class Case:
+    """A layer on one shape and dtype, with the implementations to compare."""
+
+    name: str
+    dtype: type
+    flops: float  # forward FLOPs; the backward pass does twice as many
+    impls: dict
+
+
+def numpy_conv(forward, backward, x, w, b, conv_param):
+    """Impl for a numpy conv layer: backward reuses the cache of one forward call."""
+    out, cache = forward(x, w, b, conv_param)
+    dout = np.random.default_rng(1).standard_normal(out.shape).astype(out.dtype)
+    return Impl(lambda: forward(x, w, b, conv_param), lambda: backward(dout, cache))
+
+
+def torch_conv(x, w, b, conv_param):
+    """Impl for torch.nn.functional.conv2d with autograd (backward = autograd.grad of x, w, b)."""
+    xt, wt, bt = (torch.tensor(a, requires_grad=True) for a in (x, w, b))
+    stride, pad = conv_param["stride"], conv_param["pad"]
+    out = TF.conv2d(xt, wt, bt, stride=stride, padding=pad)
+    dout = torch.randn_like(out)
+    return Impl(lambda: TF.conv2d(xt, wt, bt, stride=stride, padding=pad),
+                lambda: torch.autograd.grad(out, (xt, wt, bt), dout, retain_graph=True))
+
+
+def conv_case(label, shape, dtype, naive=False):
+    x_shape, w_shape, conv_param = shape
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal(x_shape).astype(dtype)
+    w = rng.standard_normal(w_shape).astype(dtype)
+    b = rng.standard_normal(w_shape[0]).astype(dtype)
+    out, _ = fast_layers.conv_forward_fast(x, w, b, conv_param)
+    flops = 2.0 * out.size * np.prod(w_shape[1:])
+    impls = {
+        "fast": numpy_conv(fast_layers.conv_forward_fast, fast_layers.conv_backward_fast,
+                           x, w, b, conv_param),
+        "im2col": numpy_conv(fast_layers.conv_forward_im2col, fast_layers.conv_backward_im2col,
+                             x, w, b, conv_param),
+    }
+    if naive:
+        impls["naive"] = numpy_conv(layers.conv_forward_naive, layers.conv_backward_naive,
+                                    x, w, b, conv_param)
+        impls["naive"].rounds = NAIVE_ROUNDS
+    if torch is not None:
+        impls["torch"] = torch_conv(x, w, b, conv_param)
+    name = f"conv {label} x={x_shape} w={w_shape} s{conv_param['stride']}p{conv_param['pad']}"
+    return Case(name, dtype, flops, impls)
+
+
+def pool_case(dtype):
+    x = np.random.default_rng(0).standard_normal(POOL_X).astype(dtype)
+    out, cache = fast_layers.max_pool_forward_fast(x, POOL_PARAM)
+    dout = np.random.default_rng(1).standard_normal(out.shape).astype(dtype)
+    impls = {"fast": Impl(lambda: fast_layers.max_pool_forward_fast(x, POOL_PARAM),
+                          lambda: fast_layers.max_pool_backward_fast(dout, cache))}
+    if torch is not None:
+        xt = torch.tensor(x, requires_grad=True)
+        out_t = TF.max_pool2d(xt, 2, 2)
+        dout_t = torch.tensor(dout)
+        impls["torch"] = Impl(lambda: TF.max_pool2d(xt, 2, 2),
+                              lambda: torch.autograd.grad(out_t, xt, dout_t, retain_graph=True))
+    return Case(f"max pool 2x2/2 x={POOL_X}", dtype, float(x.size), impls)
+
+
+def gemm_impl(dtype, n=1024):
+    """numpy's own matrix multiply, timed in the same rounds: the ceiling for a GEMM-based conv."""
+    a = np.random.default_rng(0).standard_normal((n, n)).astype(dtype)
+    return Impl(lambda: a @ a, lambda: None), 2.0 * n ** 3
+
+
+def timed(fn, calls):
+    """Median wall time of ``calls`` calls of fn, in seconds."""
+    ts = []
+    for _ in range(calls):
+        t0 = time.perf_counter()
+        fn()
+        ts.append(time.perf_counter() - t0)
+    return float(np.median(ts))
+
+
+def run(cases, gemms):
+    for r in tqdm(range(ROUNDS), desc="interleaved rounds"):
+        for impl, _ in gemms.values():
+            impl.times["fwd"].append(timed(impl.forward, CALLS))
+        for case in cases:
+            for impl in case.impls.values():
+                if r < impl.rounds:
+                    calls = 1 if impl.rounds < ROUNDS else CALLS
+                    impl.times["fwd"].append(timed(impl.forward, calls))
+                    impl.times["bwd"].append(timed(impl.backward, calls))
+
+
+def report(cases, gemms):
+    gemm_rate = {dt: flops / impl.median("fwd") / 1e9 for dt, (impl, flops) in gemms.items()}
+    print(f"\n{THREADS} BLAS threads, {ROUNDS} interleaved rounds x {CALLS} calls, medians; "
+          f"torch {'%s' % torch.__version__ if torch else 'not installed'}")
+    print("numpy GEMM (1024^3): " + ", ".join(
+        f"{np.dtype(dt).name} {rate:.0f} GFLOP/s" for dt, rate in gemm_rate.items()))
+    print(f"\n{'case':<62} {'dtype':<8} {'impl':<7} {'fwd ms':>8} {'bwd ms':>8} "
+          f"{'total':>8} {'GFLOP/s':>8} {'% GEMM':>7}")
+    for case in cases:
+        is_conv = case.name.startswith("conv")
+        for name, impl in case.impls.items():
+            rate = 3 * case.flops / impl.total / 1e9 if is_conv else float("nan")
+            share = 100 * rate / gemm_rate[case.dtype] if is_conv else float("nan")
+            print(f"{case.name:<62} {np.dtype(case.dtype).name:<8} {name:<7} "
+                  f"{1e3 * impl.median('fwd'):8.2f} {1e3 * impl.median('bwd'):8.2f} "
+                  f"{1e3 * impl.total:8.2f} {rate:8.1f} {share:6.0f}%")
+
+    print("\nRatios (forward + backward time; lower is better for fast/torch)")
+    verdicts = []
+    for case in cases:
+        impls, dt = case.impls, np.dtype(case.dtype).name
+        fast = impls["fast"].total
+        line = f"  {case.name:<62} {dt:<8}"
+        if "torch" in impls:
+            ratio = fast / impls["torch"].total
+            line += f" fast/torch {ratio:5.2f}"
+            limit = _torch_limit(case)
+            if limit is not None:
+                verdicts.append((f"{case.name} {dt}: fast/torch {ratio:.2f} <= {limit}",
+                                 ratio <= limit))
+        if "im2col" in impls:
+            line += f"  im2col/fast {impls['im2col'].total / fast:5.2f}"
+        if "naive" in impls:
+            speedup = impls["naive"].total / fast
+            line += f"  naive/fast {speedup:7.0f}"
+            verdicts.append((f"{case.name} {dt}: naive/fast {speedup:.0f} >= 100",
+                             speedup >= 100))
+        print(line)
+    print("\nTargets")
+    for text, ok in verdicts:
+        print(f"  [{'met' if ok else 'NOT met'}] {text}")
+    if torch is None:
+        print("  (torch not installed: the torch targets were not measured; `make bench`)")
+
+
+def _torch_limit(case):
+    """The allowed fast/torch ratio for a case, or None when the issue sets no target."""
+    if case.name.startswith("max pool"):
+        return 2.0 if case.dtype == np.float32 else None
+    if "x=(100, 3, 31, 31)" in case.name:
+        return None
+    return 1.5 if case.dtype == np.float32 else 1.0
+
+
+def main():
+    cases = []
+    for dtype in (np.float32, np.float64):
+        cases += [conv_case("A", SHAPE_A, dtype), conv_case("B", SHAPE_B, dtype),
+                  conv_case("notebook", NOTEBOOK, dtype, naive=True), pool_case(dtype)]
+    gemms = {dtype: gemm_impl(dtype) for dtype in (np.float32, np.float64)}
+    run(cases, gemms)
+    report(cases, gemms)
+
+
+if __name__ == "__main__":
+    main()

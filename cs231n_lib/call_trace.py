@@ -1,0 +1,77 @@
+"""How a function computes its result: for tests of exercises that are about *how*.
+
+Some exercises are about the method, not only the value: "write it with loops", "vectorise it
+(no Python loop over output positions)", "do not call a library convolution". ``trace_call``
+runs a function once and reports
+
+* ``lines``: how many Python lines ran in *notebook* code (code not from the standard library,
+  site-packages or cs231n_lib): a loop over every output pixel shows up as thousands of lines, a
+  vectorised implementation as a few dozen;
+* ``modules``: the modules whose Python functions were called, directly or through helpers
+  (e.g. ``scipy.signal._signaltools``), so a test can forbid a library shortcut.
+
+Test cells record these numbers with ``checks.record(..., kind="at_most"/"at_least"/"equal")``.
+"""
+
+from __future__ import annotations
+
+import sys
+import sysconfig
+from dataclasses import dataclass, field
+from pathlib import Path
+
+
+@dataclass
+class CallTrace:
+    """What one call ran: notebook lines, and modules and functions called (``module.qualname``)."""
+
+    lines: int = 0
+    modules: set = field(default_factory=set)
+    functions: set = field(default_factory=set)
+
+    def used(self, prefixes, allowed=()) -> list[str]:
+        """Sorted called functions whose ``module.qualname`` starts with one of ``prefixes`` and
+        with none of ``allowed``."""
+        prefixes, allowed = tuple(prefixes), tuple(allowed)
+        return sorted(f for f in self.functions
+                      if f.startswith(prefixes) and not (allowed and f.startswith(allowed)))
+
+
+def _library_dirs() -> tuple[str, ...]:
+    import cs231n_lib
+
+    dirs = {sys.prefix, sys.base_prefix, sys.exec_prefix, str(Path(cs231n_lib.__file__).parent)}
+    dirs.update(p for p in sysconfig.get_paths().values())
+    return tuple(str(Path(d).resolve()) for d in dirs)
+
+
+def trace_call(fn, *args, **kwargs):
+    """Call ``fn(*args, **kwargs)`` under a tracer; return ``(result, CallTrace)``."""
+    trace = CallTrace()
+    library = _library_dirs()
+    own: dict[str, bool] = {}
+
+    def is_notebook_code(filename: str) -> bool:
+        if filename not in own:
+            own[filename] = not (filename.startswith("<frozen") or str(
+                Path(filename).resolve()).startswith(library))
+        return own[filename]
+
+    def local(frame, event, arg):
+        if event == "line":
+            trace.lines += 1
+        return local
+
+    def tracer(frame, event, arg):
+        module = frame.f_globals.get("__name__", "?")
+        trace.modules.add(module)
+        trace.functions.add(f"{module}.{frame.f_code.co_qualname}")
+        return local if is_notebook_code(frame.f_code.co_filename) else None
+
+    previous = sys.gettrace()
+    sys.settrace(tracer)
+    try:
+        result = fn(*args, **kwargs)
+    finally:
+        sys.settrace(previous)
+    return result, trace
