@@ -2,8 +2,11 @@
 
 Run ``python bench/conv.py`` (or ``make bench``, which installs the optional torch==2.13.0).
 Everything is measured in ONE run with 2 BLAS threads, interleaved: every round times each
-implementation of each case a few times, and the tables report medians over rounds, so a slow
-moment of a shared machine hits all implementations alike. Speed claims are the ratios printed
+implementation of each case a few times and keeps the best call, and the tables report medians
+over rounds of those, so a slow moment of a shared machine hits all implementations alike. The
+load average is printed before and after: on a machine busy with other work, OpenBLAS's
+spinning worker threads slow numpy far more than torch, and the ratios say more about the load
+than about the code. Speed claims are the ratios printed
 here, never absolute times. numpy's own GEMM rate is measured in the same rounds and each
 convolution's GFLOP/s is shown as a share of it.
 
@@ -22,8 +25,6 @@ import os
 THREADS = 2
 for var in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
     os.environ[var] = str(THREADS)
-# torch's OpenMP workers otherwise spin after each call and steal the cores numpy needs next.
-os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 import sys  # noqa: E402
 import time  # noqa: E402
@@ -145,13 +146,13 @@ def gemm_impl(dtype, n=1024):
 
 
 def timed(fn, calls):
-    """Median wall time of ``calls`` calls of fn, in seconds."""
+    """Best wall time of ``calls`` calls of fn, in seconds (the least disturbed call)."""
     ts = []
     for _ in range(calls):
         t0 = time.perf_counter()
         fn()
         ts.append(time.perf_counter() - t0)
-    return float(np.median(ts))
+    return min(ts)
 
 
 def run(cases, gemms):
@@ -168,8 +169,8 @@ def run(cases, gemms):
 
 def report(cases, gemms):
     gemm_rate = {dt: flops / impl.median("fwd") / 1e9 for dt, (impl, flops) in gemms.items()}
-    print(f"\n{THREADS} BLAS threads, {ROUNDS} interleaved rounds x {CALLS} calls, medians; "
-          f"torch {'%s' % torch.__version__ if torch else 'not installed'}")
+    print(f"\n{THREADS} BLAS threads, {ROUNDS} interleaved rounds, median over rounds of the "
+          f"best of {CALLS} calls; torch {torch.__version__ if torch else 'not installed'}")
     print("numpy GEMM (1024^3): " + ", ".join(
         f"{np.dtype(dt).name} {rate:.0f} GFLOP/s" for dt, rate in gemm_rate.items()))
     print(f"\n{'case':<62} {'dtype':<8} {'impl':<7} {'fwd ms':>8} {'bwd ms':>8} "
@@ -226,8 +227,14 @@ def main():
         cases += [conv_case("A", SHAPE_A, dtype), conv_case("B", SHAPE_B, dtype),
                   conv_case("notebook", NOTEBOOK, dtype, naive=True), pool_case(dtype)]
     gemms = {dtype: gemm_impl(dtype) for dtype in (np.float32, np.float64)}
+    load_before = os.getloadavg()[0]
     run(cases, gemms)
     report(cases, gemms)
+    load_after = os.getloadavg()[0]
+    print(f"\n1-minute load average: {load_before:.1f} before, {load_after:.1f} after, on "
+          f"{os.cpu_count()} CPUs")
+    if max(load_before, load_after) > os.cpu_count():
+        print("  WARNING: the machine was busy with other work; rerun on an idle machine.")
 
 
 if __name__ == "__main__":

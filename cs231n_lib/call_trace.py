@@ -20,6 +20,13 @@ import sysconfig
 from dataclasses import dataclass, field
 from pathlib import Path
 
+# Library shortcuts that a "write it yourself" exercise must not call (module.qualname prefixes),
+# and what it may call anyway: the shape rules.
+SHORTCUTS = ("scipy.", "numpy.lib.stride_tricks", "numpy._core.numeric.convolve",
+             "numpy._core.numeric.correlate", "numpy.core.numeric.convolve",
+             "numpy.core.numeric.correlate", "cs231n_lib.")
+ALLOWED = ("cs231n_lib.shapes.",)
+
 
 @dataclass
 class CallTrace:
@@ -36,13 +43,19 @@ class CallTrace:
         return sorted(f for f in self.functions
                       if f.startswith(prefixes) and not (allowed and f.startswith(allowed)))
 
+    def shortcuts(self) -> list[str]:
+        """Sorted library shortcuts (``SHORTCUTS`` minus ``ALLOWED``) that the call used."""
+        return self.used(SHORTCUTS, ALLOWED)
+
 
 def _library_dirs() -> tuple[str, ...]:
     import cs231n_lib
 
     dirs = {sys.prefix, sys.base_prefix, sys.exec_prefix, str(Path(cs231n_lib.__file__).parent)}
     dirs.update(p for p in sysconfig.get_paths().values())
-    return tuple(str(Path(d).resolve()) for d in dirs)
+    resolved = (Path(d).resolve() for d in dirs)
+    # a prefix of "/" (a system Python) would swallow the notebook's own files
+    return tuple(str(d) for d in resolved if len(d.parts) > 1)
 
 
 def trace_call(fn, *args, **kwargs):

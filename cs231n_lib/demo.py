@@ -1,6 +1,6 @@
 """Train a small ConvNet on the embedded Fashion-MNIST subset and report its test accuracy.
 
-    python -m cs231n_lib.demo [--epochs 4] [--seed 0] [--time-budget SECONDS] [--dataset NAME]
+    python -m cs231n_lib.demo [--epochs 10] [--seed 0] [--time-budget 75] [--dataset NAME]
 
 ``train_small_convnet`` is the reusable part (the training notebook calls it too).
 """
@@ -16,14 +16,17 @@ from .classifiers.cnn import ThreeLayerConvNet
 from .data import load_dataset
 from .solver import Solver
 
-# Architecture and hyperparameters of the demo, chosen by measurement on 2 cores (see the
-# README's demo section): conv 5x5 x 16 (same padding) - relu - 2x2 pool - affine 100 - relu -
-# affine 10, trained with Adam.
-MODEL = {"num_filters": 16, "filter_size": 5, "hidden_dim": 100, "weight_scale": 1e-2}
-TRAINING = {"update_rule": "adam", "optim_config": {"learning_rate": 1e-3}, "lr_decay": 0.9,
-            "batch_size": 50}
+# Architecture and hyperparameters, chosen by measurement on 2 cores (5,000 training images,
+# 10 epochs, about 20-30 s unloaded, test accuracy 0.85-0.87 for seeds 0-2):
+# conv 5x5 x 16 (same padding) - relu - 2x2 max pool - affine 200 - relu - affine 10, with Adam.
+MODEL = {"num_filters": 16, "filter_size": 5, "hidden_dim": 200, "weight_scale": 3e-2}
+TRAINING = {"update_rule": "adam", "optim_config": {"learning_rate": 2e-3}, "lr_decay": 0.8,
+            "batch_size": 100}
 PIXEL_SCALE = 1 / 255  # load_dataset gives mean-subtracted pixels on the 0..255 scale
-DEFAULT_EPOCHS = 4
+DEFAULT_EPOCHS = 10
+# The command line's default training time limit: the demo ends within two minutes even on a
+# busy machine (it then reports the accuracy reached when the budget ran out).
+DEFAULT_TIME_BUDGET = 75.0
 
 
 def prepare_data(dataset="fashion_small", num_training=None, dtype=np.float32):
@@ -56,7 +59,8 @@ def train_small_convnet(dataset="fashion_small", epochs=DEFAULT_EPOCHS, seed=0,
     start = time.perf_counter()
     if data is None:
         data = prepare_data(dataset, num_training=num_training)
-    num_classes = int(max(data["y_train"].max(), data["y_val"].max())) + 1
+    num_classes = (len(data["class_names"]) if "class_names" in data
+                   else int(max(data["y_train"].max(), data["y_val"].max())) + 1)
     model = ThreeLayerConvNet(input_dim=data["X_train"].shape[1:], num_classes=num_classes,
                               dtype=data["X_train"].dtype, seed=seed, **MODEL)
     solver = Solver(model, data, num_epochs=epochs, seed=seed, time_budget=time_budget,
@@ -72,8 +76,8 @@ def main(argv=None):
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--epochs", type=int, default=DEFAULT_EPOCHS)
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--time-budget", type=float, default=None,
-                        help="stop training after this many seconds")
+    parser.add_argument("--time-budget", type=float, default=DEFAULT_TIME_BUDGET,
+                        help="stop training after this many seconds (default %(default)s)")
     parser.add_argument("--dataset", default="fashion_small",
                         help="fashion_small (default), digits, shapes or cifar10")
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
@@ -83,6 +87,7 @@ def main(argv=None):
     N, C, H, W = data["X_train"].shape
     print(f"{args.dataset}: {N} training, {len(data['X_val'])} validation, "
           f"{len(data['X_test'])} test images of shape (C, H, W) = ({C}, {H}, {W})")
+    cpu_start = time.process_time()
     solver, test_acc, seconds = train_small_convnet(
         epochs=args.epochs, seed=args.seed, time_budget=args.time_budget, data=data,
         verbose=not args.quiet)
@@ -92,7 +97,8 @@ def main(argv=None):
     print(f"trained {solver.epoch} epoch(s), {len(solver.loss_history)} steps{stopped}; "
           f"best validation accuracy {solver.best_val_acc:.3f}")
     print(f"test accuracy: {test_acc:.3f} ({round(test_acc * len(data['y_test']))}/"
-          f"{len(data['y_test'])}) in {seconds:.1f} s")
+          f"{len(data['y_test'])}) in {seconds:.1f} s "
+          f"(process CPU time {time.process_time() - cpu_start:.1f} s)")
     return 0
 
 

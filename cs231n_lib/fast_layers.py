@@ -7,8 +7,9 @@ Python loops over N, H or W: the only loops run over the HH * WW taps of a filte
 window. Speed is measured, as ratios, by ``bench/conv.py``.
 
 Convolution paths (``conv_forward_fast`` picks one; the cache remembers which):
-- "winograd": 3 x 3 filters at stride 1 without dilation, Winograd F(4x4, 3x3) (``winograd.py``).
-- "gemm": everything else, one batched matrix multiply over all receptive fields.
+- "winograd": 3 x 3 filters at stride 1 without dilation and with C >= 8 input channels,
+  Winograd F(4x4, 3x3) (``winograd.py``).
+- "gemm": everything else, one matrix multiply over all receptive fields (im2col).
 ``conv_forward_im2col`` is the textbook path built on ``im2col`` / ``col2im`` (notebook
 01_convolution); the default path never calls them, so the fast layers still work in the
 student edition of the library, where those two are exercises.
@@ -27,17 +28,6 @@ from cs231n_lib.layers import _check_shape
 from cs231n_lib.shapes import conv_geometry, pool_geometry
 
 
-def _conv_dtype(*arrays) -> np.dtype:
-    """The dtype a convolution computes in: numpy's promotion of its inputs, as in the naive
-    layer (equal dtypes are preserved)."""
-    return np.result_type(*arrays)
-
-
-def _like(grad, a):
-    """``grad`` in the dtype of the input it is the gradient of (no copy when it already is)."""
-    return grad.astype(a.dtype, copy=False)
-
-
 def conv_forward_fast(x, w, b, conv_param):
     """Fast forward pass for a convolutional layer; same contract as ``conv_forward_naive``.
 
@@ -53,17 +43,13 @@ def conv_forward_fast(x, w, b, conv_param):
     - cache: (x, w, b, conv_param, path, saved) where path names the algorithm used ("winograd"
       or "gemm") and saved holds what its backward pass reuses.
     """
-    stride, pad, dilation, _, _ = conv_geometry(x.shape, w.shape, conv_param)
-    _check_shape("b", b, (w.shape[0],))
-    dtype = _conv_dtype(x, w, b)
-    xc, wc, bc = (np.asarray(a, dtype=dtype) for a in (x, w, b))
+    stride, _, dilation, _, _ = conv_geometry(x.shape, w.shape, conv_param)
     if winograd.applies(w.shape, stride, dilation):
-        path = "winograd"
-        out, saved = winograd.conv_forward(xc, wc, bc, pad)
-    else:
-        path = "gemm"
-        out, saved = _gemm_forward(xc, wc, bc, stride, pad, dilation)
-    return out, (x, w, b, conv_param, path, saved)
+        x_, w_, b_, pad = _conv_inputs(x, w, b, conv_param)
+        out, saved = winograd.conv_forward(x_, w_, b_, pad)
+        return out, (x, w, b, conv_param, "winograd", saved)
+    out, X_col = _gemm_forward(x, w, b, conv_param, _columns)
+    return out, (x, w, b, conv_param, "gemm", X_col)
 
 
 def conv_backward_fast(dout, cache):
@@ -79,47 +65,11 @@ def conv_backward_fast(dout, cache):
     - db: Gradient with respect to b, shape and dtype of b.
     """
     x, w, b, conv_param, path, saved = cache
-    stride, pad, dilation, H_out, W_out = conv_geometry(x.shape, w.shape, conv_param)
-    _check_shape("dout", dout, (x.shape[0], w.shape[0], H_out, W_out))
-    dout = np.asarray(dout, dtype=_conv_dtype(x, w, dout))
     if path == "winograd":
+        dout, pad = _conv_dout(dout, x, w, conv_param)
         dx, dw = winograd.conv_backward(dout, saved, x.shape, pad)
-    else:
-        dx, dw = _gemm_backward(dout, saved, x.shape, stride, pad, dilation)
-    db = dout.sum(axis=(0, 2, 3))
-    return _like(dx, x), _like(dw, w), _like(db, b)
-
-
-def _gemm_forward(x, w, b, stride, pad, dilation):
-    """Convolution as one batched matrix multiply: (F, C*HH*WW) @ (C*HH*WW, H_out*W_out) per
-    image. Returns out and the patch matrix that the backward pass reuses for dw."""
-    N, C, _, _ = x.shape
-    F, _, HH, WW = w.shape
-    win = window_view(pad_hw(x, pad), HH, WW, stride, dilation)  # (N, C, HH, WW, H_out, W_out)
-    H_out, W_out = win.shape[4:]
-    patches = win.reshape(N, C * HH * WW, H_out * W_out)  # copies: a per-image im2col
-    out = np.matmul(w.reshape(F, -1), patches)  # (N, F, H_out * W_out)
-    out += b[:, None]
-    return out.reshape(N, F, H_out, W_out), (w, patches)
-
-
-def _gemm_backward(dout, saved, x_shape, stride, pad, dilation):
-    """Backward of ``_gemm_forward``: dw from the saved patches, dx by adding the patch
-    gradients back tap by tap (HH * WW strided adds)."""
-    w, patches = saved
-    N, C, H, W = x_shape
-    F, _, HH, WW = w.shape
-    H_out, W_out = dout.shape[2:]
-    d3 = dout.reshape(N, F, H_out * W_out)
-    # sum over images of (F, P) @ (P, C*HH*WW); matmul reads the transposed patches in place
-    dw = np.matmul(d3, patches.transpose(0, 2, 1)).sum(axis=0).reshape(w.shape)
-    dpatches = np.matmul(w.reshape(F, -1).T, d3).reshape(N, C, HH, WW, H_out, W_out)
-    dxp = np.zeros((N, C, H + 2 * pad, W + 2 * pad), dtype=dout.dtype)
-    dwin = window_view(dxp, HH, WW, stride, dilation, writeable=True)
-    for i in range(HH):
-        for j in range(WW):
-            dwin[:, :, i, j] += dpatches[:, :, i, j]  # one tap plane never aliases itself
-    return dxp[:, :, pad:pad + H, pad:pad + W].copy(), dw
+        return _like(dx, x), _like(dw, w), _like(dout.sum(axis=(0, 2, 3)), b)
+    return _gemm_backward(dout, (x, w, b, conv_param, saved), _add_columns)
 
 
 def conv_forward_im2col(x, w, b, conv_param):
@@ -128,38 +78,114 @@ def conv_forward_im2col(x, w, b, conv_param):
     Same inputs and outputs as ``conv_forward_fast``; cache is (x, w, b, conv_param, X_col)
     with X_col of shape (C * HH * WW, N * H_out * W_out).
     """
-    stride, pad, dilation, H_out, W_out = conv_geometry(x.shape, w.shape, conv_param)
-    N = x.shape[0]
-    F, _, HH, WW = w.shape
-    _check_shape("b", b, (F,))
-    dtype = _conv_dtype(x, w, b)
-    X_col = im2col(x.astype(dtype, copy=False), HH, WW, stride, pad, dilation)
-    out = w.reshape(F, -1).astype(dtype, copy=False) @ X_col  # (F, N * H_out * W_out)
-    out += b.astype(dtype, copy=False)[:, None]
-    out = out.reshape(F, N, H_out, W_out).transpose(1, 0, 2, 3).copy()  # (N, F, H_out, W_out)
+    out, X_col = _gemm_forward(x, w, b, conv_param, im2col)
     return out, (x, w, b, conv_param, X_col)
 
 
 def conv_backward_im2col(dout, cache):
     """Backward pass of ``conv_forward_im2col``: dw = dout @ X_col.T, dx = col2im(w.T @ dout)."""
-    x, w, b, conv_param, X_col = cache
-    stride, pad, dilation, H_out, W_out = conv_geometry(x.shape, w.shape, conv_param)
+
+    def to_image(dX, x_shape, *geometry):  # (N, C*HH*WW, P) -> the layout col2im takes
+        return col2im(dX.transpose(1, 0, 2).reshape(dX.shape[1], -1), x_shape, *geometry)
+
+    return _gemm_backward(dout, cache, to_image)
+
+
+def _conv_inputs(x, w, b, conv_param):
+    """Validate a convolution; return x, w, b in the dtype the layer computes in (numpy's
+    promotion of the three, as in the naive layer) and the pad."""
+    _, pad, _, _, _ = conv_geometry(x.shape, w.shape, conv_param)
+    _check_shape("b", b, (w.shape[0],))
+    dtype = np.result_type(x, w, b)
+    x, w, b = (a.astype(dtype, copy=False) for a in (x, w, b))
+    return x, w, b, pad
+
+
+def _conv_dout(dout, x, w, conv_param):
+    """Validate dout's shape; return it in the computing dtype, and the pad."""
+    _, pad, _, H_out, W_out = conv_geometry(x.shape, w.shape, conv_param)
+    _check_shape("dout", dout, (x.shape[0], w.shape[0], H_out, W_out))
+    return dout.astype(np.result_type(x, w, dout), copy=False), pad
+
+
+def _like(grad, a):
+    """``grad`` in the dtype of the input it is the gradient of (no copy when it already is)."""
+    return grad.astype(a.dtype, copy=False)
+
+
+def _per_image(X_col, N):
+    """View X_col (K, N*P) as N matrices (K, P): columns are ordered (n, h_out, w_out)."""
+    K = X_col.shape[0]
+    return X_col.reshape(K, N, -1).transpose(1, 0, 2)  # (N, K, P), no copy
+
+
+def _gemm_forward(x, w, b, conv_param, to_columns):
+    """Convolution as matrix multiplies (F, C*HH*WW) @ X_col, X_col (C*HH*WW, N*H_out*W_out)
+    from ``to_columns`` (``im2col`` or its private copy ``_columns``). One multiply per image
+    writes the output in NCHW order directly. Returns out and X_col."""
+    stride, _, dilation, H_out, W_out = conv_geometry(x.shape, w.shape, conv_param)
+    x, w, b, pad = _conv_inputs(x, w, b, conv_param)
+    N = x.shape[0]
     F, _, HH, WW = w.shape
-    _check_shape("dout", dout, (x.shape[0], F, H_out, W_out))
-    dout = dout.astype(X_col.dtype, copy=False)
-    d2 = dout.transpose(1, 0, 2, 3).reshape(F, -1)  # (F, N * H_out * W_out)
-    dw = (d2 @ X_col.T).reshape(w.shape)
-    dx = col2im(w.reshape(F, -1).astype(X_col.dtype, copy=False).T @ d2, x.shape, HH, WW,
-                stride, pad, dilation)
-    db = d2.sum(axis=1)
-    return _like(dx, x), _like(dw, w), _like(db, b)
+    X_col = to_columns(x, HH, WW, stride, pad, dilation)
+    out = np.matmul(w.reshape(F, -1), _per_image(X_col, N))  # (N, F, H_out * W_out)
+    out += b[:, None]
+    return out.reshape(N, F, H_out, W_out), X_col
+
+
+def _gemm_backward(dout, cache, to_image):
+    """Backward of ``_gemm_forward``: dw = sum over images of dout @ X_col.T, db = sum of dout,
+    dx = to_image(w.T @ dout) with dX of shape (N, C*HH*WW, H_out*W_out)."""
+    x, w, b, conv_param, X_col = cache
+    stride, _, dilation, _, _ = conv_geometry(x.shape, w.shape, conv_param)
+    dout, pad = _conv_dout(dout, x, w, conv_param)
+    N = x.shape[0]
+    F, _, HH, WW = w.shape
+    d3 = dout.reshape(N, F, -1)  # (N, F, P)
+    X3 = _per_image(X_col, N)  # (N, K, P)
+    dw = np.matmul(d3, X3.transpose(0, 2, 1)).sum(axis=0).reshape(w.shape)  # (N, F, K) summed
+    dX = np.matmul(w.reshape(F, -1).astype(dout.dtype, copy=False).T, d3)  # (N, K, P)
+    dx = to_image(dX, x.shape, HH, WW, stride, pad, dilation)
+    return _like(dx, x), _like(dw, w), _like(dout.sum(axis=(0, 2, 3)), b)
+
+
+# ``im2col`` and ``col2im`` are notebook exercises, stubbed in the student edition, so the fast
+# path keeps its own versions of them.
+def _columns(x, HH, WW, stride, pad, dilation):
+    """``im2col`` for the fast path: X_col (C*HH*WW, N*H_out*W_out), rows (c, i, j)."""
+    N, C = x.shape[:2]
+    win = window_view(pad_hw(x, pad), HH, WW, stride, dilation)  # (N, C, HH, WW, H_out, W_out)
+    H_out, W_out = win.shape[4:]
+    # (C, HH, WW, N, H_out, W_out) -> (C*HH*WW, N*H_out*W_out): the one copy of the forward
+    return win.transpose(1, 2, 3, 0, 4, 5).reshape(C * HH * WW, N * H_out * W_out)
+
+
+def _add_columns(dX, x_shape, HH, WW, stride, pad, dilation):
+    """``col2im`` for the fast path, on the per-image layout dX (N, C*HH*WW, H_out*W_out): add
+    every column back onto its receptive field."""
+    N, C, H, W = x_shape
+    xp = np.zeros((N, C, H + 2 * pad, W + 2 * pad), dtype=dX.dtype)
+    win = window_view(xp, HH, WW, stride, dilation, writeable=True)
+    cols = dX.reshape(N, C, HH, WW, *win.shape[4:])
+    for i in range(HH):
+        for j in range(WW):
+            win[:, :, i, j] += cols[:, :, i, j]  # one tap plane never aliases itself
+    return xp[:, :, pad:pad + H, pad:pad + W].copy()
 
 
 def _pool_taps(x, pool_param, writeable=False):
-    """Validate a pooling layer; return (window view (N, C, ph, pw, H_out, W_out), tap list)."""
+    """Validate a pooling layer; return the window view (N, C, ph, pw, H_out, W_out) of x, its
+    (N, C, H_out, W_out) tap planes in row-major window order, and whether the windows tile x
+    exactly (stride == pool_height == pool_width: every pixel is in exactly one window)."""
     ph, pw, stride, _, _ = pool_geometry(x.shape, pool_param)
-    taps = [(i, j) for i in range(ph) for j in range(pw)]  # row-major window order
-    return window_view(x, ph, pw, stride, writeable=writeable), taps
+    win = window_view(x, ph, pw, stride, writeable=writeable)
+    taps = [win[:, :, i, j] for i in range(ph) for j in range(pw)]
+    return taps, ph == pw == stride
+
+
+def _pool_dx(x, tiled):
+    """Zeroed gradient buffer, or an uninitialised one when every pixel will be written."""
+    return np.empty(x.shape, dtype=x.dtype) if tiled else np.zeros(x.shape, dtype=x.dtype)
 
 
 def max_pool_forward_fast(x, pool_param):
@@ -171,18 +197,18 @@ def max_pool_forward_fast(x, pool_param):
 
     Returns a tuple of:
     - out: Output data of shape (N, C, H_out, W_out), dtype of x.
-    - cache: (x, pool_param, argmax) where argmax (N, C, H_out, W_out) holds, for each window,
-      the row-major index of its FIRST maximum.
+    - cache: (x, pool_param), as in the naive layer.
     """
-    win, taps = _pool_taps(x, pool_param)
-    out = win[:, :, 0, 0].copy()
-    argmax = np.zeros(out.shape, dtype=np.min_scalar_type(len(taps) - 1))
-    for k, (i, j) in enumerate(taps[1:], start=1):
-        tap = win[:, :, i, j]
-        bigger = tap > out  # strictly: an equal later value must not steal the first maximum
-        np.copyto(out, tap, where=bigger)
-        np.copyto(argmax, k, where=bigger, casting="unsafe")
-    return out, (x, pool_param, argmax)
+    taps, _ = _pool_taps(x, pool_param)
+    return _window_max(taps), (x, pool_param)
+
+
+def _window_max(taps):
+    """Elementwise maximum of the tap planes: every window's maximum at once."""
+    out = taps[0].copy()
+    for tap in taps[1:]:
+        np.maximum(out, tap, out=out)
+    return out
 
 
 def max_pool_backward_fast(dout, cache):
@@ -194,15 +220,27 @@ def max_pool_backward_fast(dout, cache):
 
     Returns:
     - dx: Gradient with respect to x (shape and dtype of x); each window's gradient goes to its
-      first maximum.
+      FIRST maximum in row-major order.
     """
-    x, pool_param, argmax = cache
-    _check_shape("dout", dout, argmax.shape)
-    dx = np.zeros(x.shape, dtype=x.dtype)
-    dwin, taps = _pool_taps(dx, pool_param, writeable=True)
-    for k, (i, j) in enumerate(taps):
-        plane = dwin[:, :, i, j]
-        np.add(plane, dout, out=plane, where=argmax == k)  # adds: overlapping windows share x
+    x, pool_param = cache
+    taps, tiled = _pool_taps(x, pool_param)
+    _check_shape("dout", dout, taps[0].shape)
+    # Recomputed rather than cached: the caller owns (and may modify) the forward's output.
+    out = _window_max(taps)
+    # Index of the first maximum = number of leading taps strictly below the maximum. Plain
+    # comparisons and adds: numpy's masked assignments (np.where, copyto(where=)) are ~10x slower.
+    first = np.zeros(out.shape, dtype=np.min_scalar_type(len(taps)))
+    below = np.ones(out.shape, dtype=bool)
+    for tap in taps[:-1]:
+        below &= tap < out
+        first += below
+    dx = _pool_dx(x, tiled)
+    dtaps, _ = _pool_taps(dx, pool_param, writeable=True)
+    for k, dtap in enumerate(dtaps):
+        if tiled:  # every pixel is written exactly once
+            np.multiply(dout, first == k, out=dtap)
+        else:  # overlapping windows share pixels; one tap plane never aliases itself
+            dtap += dout * (first == k)
     return dx
 
 
@@ -218,10 +256,10 @@ def avg_pool_forward_fast(x, pool_param):
     - out: Output data of shape (N, C, H_out, W_out), dtype of x.
     - cache: (x, pool_param).
     """
-    win, taps = _pool_taps(x, pool_param)
-    out = np.zeros(win.shape[:2] + win.shape[4:], dtype=x.dtype)
-    for i, j in taps:
-        out += win[:, :, i, j]
+    taps, _ = _pool_taps(x, pool_param)
+    out = taps[0].copy()
+    for tap in taps[1:]:
+        out += tap
     out /= len(taps)
     return out, (x, pool_param)
 
@@ -237,10 +275,13 @@ def avg_pool_backward_fast(dout, cache):
     - dx: Gradient with respect to x, shape and dtype of x.
     """
     x, pool_param = cache
-    dx = np.zeros(x.shape, dtype=x.dtype)
-    dwin, taps = _pool_taps(dx, pool_param, writeable=True)
-    _check_shape("dout", dout, dwin.shape[:2] + dwin.shape[4:])
-    share = dout / len(taps)
-    for i, j in taps:
-        dwin[:, :, i, j] += share
+    dx = _pool_dx(x, tiled=False)
+    dtaps, tiled = _pool_taps(dx, pool_param, writeable=True)
+    _check_shape("dout", dout, dtaps[0].shape)
+    share = dout / len(dtaps)
+    for dtap in dtaps:
+        if tiled:
+            dtap[...] = share
+        else:
+            dtap += share
     return dx

@@ -134,6 +134,9 @@ class Solver:
         """One gradient step on the examples ``batch_idx``; returns the loss."""
         loss, grads = self.model.loss(self.X_train[batch_idx], self.y_train[batch_idx])
         self.loss_history.append(float(loss))
+        missing = [p for p in self.model.params if p not in grads]
+        if missing:
+            raise ValueError(f"model.loss returned no gradient for parameter(s) {missing}")
         for p, w in self.model.params.items():
             next_w, self.optim_configs[p] = self.update_rule(w, grads[p], self.optim_configs[p])
             self.model.params[p] = next_w

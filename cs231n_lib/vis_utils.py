@@ -6,12 +6,15 @@ import math
 
 import numpy as np
 
+from .shapes import check_int
+
 LAYOUTS = ("NCHW", "NHWC")
 
 
-def visualize_grid(Xs, ubound=255.0, padding=1, layout="NCHW"):
+def visualize_grid(Xs, ubound=255.0, padding=1, layout="NCHW", ncols=None):
     """
-    Tile N images into one roughly square grid, each tile scaled to [0, ubound] on its own.
+    Tile N images into a grid (roughly square by default), each tile scaled to [0, ubound] on
+    its own.
 
     Inputs:
     - Xs: images of shape (N, C, H, W) (layout="NCHW", e.g. conv weights (F, C, HH, WW)) or
@@ -20,11 +23,12 @@ def visualize_grid(Xs, ubound=255.0, padding=1, layout="NCHW"):
     - ubound: the largest value of a tile (255 for uint8-like images, 1 for imshow of floats)
     - padding: pixels of zeros between tiles
     - layout: "NCHW" or "NHWC"
+    - ncols: tiles per row, G (default ceil(sqrt(N))); tiles fill the grid row by row
 
     Returns:
-    - grid: float array of shape (G*H + (G-1)*padding, G*W + (G-1)*padding, C), G = ceil(sqrt(N)),
-      in [0, ubound]; each tile is min-max normalised (a constant tile becomes 0), unused tiles and
-      the padding are 0.
+    - grid: float array of shape (R*H + (R-1)*padding, G*W + (G-1)*padding, C) with
+      R = ceil(N / G) rows, in [0, ubound]; each tile is min-max normalised (a constant tile
+      becomes 0); unused tiles and the padding are 0.
     """
     Xs = np.asarray(Xs, dtype=np.float64)
     if layout not in LAYOUTS:
@@ -45,8 +49,9 @@ def visualize_grid(Xs, ubound=255.0, padding=1, layout="NCHW"):
         raise ValueError("Xs holds no images (N=0)")
     if isinstance(padding, bool) or not isinstance(padding, int) or padding < 0:
         raise ValueError(f"padding={padding!r} must be an integer >= 0")
-    G = math.ceil(math.sqrt(N))
-    grid = np.zeros((G * H + (G - 1) * padding, G * W + (G - 1) * padding, C))
+    G = math.ceil(math.sqrt(N)) if ncols is None else check_int(ncols, "ncols", 1)
+    R = math.ceil(N / G)
+    grid = np.zeros((R * H + (R - 1) * padding, G * W + (G - 1) * padding, C))
     low = Xs.min(axis=(1, 2, 3), keepdims=True)
     span = Xs.max(axis=(1, 2, 3), keepdims=True) - low
     tiles = ubound * (Xs - low) / np.where(span > 0, span, 1.0)  # (N, H, W, C) in [0, ubound]
@@ -57,16 +62,16 @@ def visualize_grid(Xs, ubound=255.0, padding=1, layout="NCHW"):
     return grid
 
 
-def plot_grid(Xs, layout="NCHW", padding=1, title=None, ax=None):
+def plot_grid(Xs, layout="NCHW", padding=1, title=None, ax=None, ncols=None):
     """
     Draw ``visualize_grid(Xs)`` with matplotlib and return the Figure.
 
     Grey grids use the "gray" colour map. ``ax``: an existing Axes to draw into (else a new
-    figure is made).
+    figure is made); ``ncols``: tiles per row (as in visualize_grid).
     """
     import matplotlib.pyplot as plt
 
-    grid = visualize_grid(Xs, ubound=1.0, padding=padding, layout=layout)
+    grid = visualize_grid(Xs, ubound=1.0, padding=padding, layout=layout, ncols=ncols)
     if ax is None:
         fig, ax = plt.subplots(figsize=(5, 5))
     else:

@@ -9,13 +9,15 @@ of a 3-tap correlation ``y[t] = sum_k g[k] d[t + k]`` over a 6-sample tile d are
 and in 2-D, for a 6 x 6 input tile d and a 3 x 3 filter g, the 4 x 4 output tile is
 ``AT @ ((G @ g @ G.T) * (BT @ d @ BT.T)) @ AT.T``. Summed over input channels, the elementwise
 product becomes 36 independent matrix multiplies (one per tile position (a, b)) of
-(P tiles, C) @ (C, F): that is where the time goes, and why it is fast.
+(F, C) @ (C, P tiles): that is where the time goes, and why it is fast.
 
 The backward pass is the exact adjoint of the same three steps (transposed transforms and
 transposed matrix multiplies), so no separate algorithm is needed for dx and dw.
 
-Layout: internally channels-last, (..., N, tiles_h, tiles_w, C), so every copy between layouts
-moves runs of C contiguous numbers. Tiles start every 4 pixels and overlap by 2.
+Layout, chosen so that numpy copies long contiguous runs (short ones make it slow): tiles are
+gathered channels-last, (6, 6, N, tiles_h, tiles_w, C); the output transform leaves each tile's
+column index last, so the output is written one tile row at a time as whole image rows. Tiles
+start every 4 pixels and overlap by 2; a ragged last tile is zero-padded.
 """
 
 from __future__ import annotations
@@ -45,7 +47,7 @@ BT = np.array([[4, 0, -5, 0, 1, 0],
                [0, 2, -1, -2, 1, 0],
                [0, 4, 0, -5, 0, 1]], dtype=np.float64)  # (ALPHA, ALPHA): input transform
 
-MIN_CHANNELS = 16  # below this the tile copies cost more than the saved multiplies
+MIN_CHANNELS = 8  # below this the tile copies cost more than the saved multiplies (measured)
 
 
 def applies(w_shape, stride: int, dilation: int) -> bool:
@@ -54,14 +56,31 @@ def applies(w_shape, stride: int, dilation: int) -> bool:
     return (HH, WW) == (R, R) and stride == 1 and dilation == 1 and C >= MIN_CHANNELS
 
 
-def _transform(T: np.ndarray, X: np.ndarray) -> np.ndarray:
-    """Apply the small matrix T (k_out, k_in) to both leading axes of X (k_in, k_in, ...):
-    ``T @ X[:, :, l] @ T.T`` for every trailing index l, as two large matrix multiplies."""
-    k_in = X.shape[0]
-    rest = X.shape[2:]
+def _transform(T: np.ndarray, X: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
+    """``T @ X[:, :, l] @ T.T`` for every trailing index l of X (k_in, k_in, L), as two large
+    matrix multiplies; returns (k_out, k_out, L). ``out`` may be X's own memory (X is not read
+    by the second multiply): reusing a buffer saves the page faults of a fresh one."""
+    k_in, k_out = X.shape[0], T.shape[0]
     T = T.astype(X.dtype)
-    X1 = (T @ X.reshape(k_in, -1)).reshape(T.shape[0], k_in, -1)  # first axis
-    return np.matmul(T, X1).reshape(T.shape[0], T.shape[0], *rest)  # second axis
+    X1 = (T @ X.reshape(k_in, -1)).reshape(k_out, k_in, -1)  # first axis
+    return np.matmul(T, X1, out=out)  # second axis
+
+
+def _filters(w: np.ndarray) -> np.ndarray:
+    """Transformed filters U = G g G^T for every (f, c), laid out (36, F, C)."""
+    F, C = w.shape[:2]
+    Gw = np.tensordot(G.astype(w.dtype), w, axes=([1], [2]))  # (6, F, C, 3)
+    U = np.tensordot(Gw, G.astype(w.dtype), axes=([3], [1]))  # (6, F, C, 6)
+    return U.transpose(0, 3, 1, 2).reshape(ALPHA * ALPHA, F, C)
+
+
+def _filters_adjoint(dU: np.ndarray, C: int) -> np.ndarray:
+    """dw = G^T dU G for every (f, c): the adjoint of ``_filters``; returns (F, C, 3, 3)."""
+    F = dU.shape[1]
+    dU = dU.reshape(ALPHA, ALPHA, F, C)
+    Gd = np.tensordot(G.astype(dU.dtype), dU, axes=([0], [0]))  # (3, 6, F, C)
+    dw = np.tensordot(Gd, G.astype(dU.dtype), axes=([1], [0]))  # (3, F, C, 3)
+    return dw.transpose(1, 2, 0, 3)
 
 
 def _tiles(nhwc: np.ndarray, tiles_h: int, tiles_w: int) -> np.ndarray:
@@ -90,7 +109,8 @@ def conv_forward(x, w, b, pad):
 
     Returns a tuple of:
     - out: (N, F, H_out, W_out), contiguous.
-    - saved: (U, V) transformed filters (36, C, F) and tiles (36, P, C) for the backward pass.
+    - saved: (U, V) transformed filters (36, F, C) and tiles (36, P, C) for the backward pass,
+      P = N * tiles_h * tiles_w.
     """
     N, C, H, W = x.shape
     F = w.shape[0]
@@ -100,13 +120,20 @@ def conv_forward(x, w, b, pad):
     xp = np.zeros((N, Hp, Wp, C), dtype=x.dtype)  # padded, channels last
     xp[:, pad:pad + H, pad:pad + W] = x.transpose(0, 2, 3, 1)
     d = np.ascontiguousarray(_tiles(xp, tiles_h, tiles_w))  # (6, 6, N, th, tw, C)
-    V = _transform(BT, d).reshape(ALPHA * ALPHA, P, C)
-    U = np.einsum("ai,fcij,bj->abcf", G, w, G).astype(x.dtype).reshape(ALPHA * ALPHA, C, F)
-    Mt = np.matmul(V, U)  # (36, P, F): 36 matrix multiplies, the bulk of the work
-    Y = _transform(AT, Mt.reshape(ALPHA, ALPHA, P * F))  # (4, 4, P * F)
-    Y = Y.reshape(M, M, N, tiles_h, tiles_w, F).transpose(2, 5, 3, 0, 4, 1)  # (N,F,th,4,tw,4)
+    d = d.reshape(ALPHA, ALPHA, P * C)
+    V = _transform(BT, d, out=d).reshape(ALPHA * ALPHA, P, C)  # V = BT d BT^T per tile
+    U = _filters(w)
+    # 36 matrix multiplies (F, C) @ (C, P): the bulk of the work. (36, F, P)
+    Mt = np.matmul(U, V.transpose(0, 2, 1))
+    # Output transform AT Mt AT^T; the second product puts j (tile column) last, so that below
+    # every copy moves whole image rows (tiles_w * 4 numbers) at a time.
+    Y1 = (AT.astype(x.dtype) @ Mt.reshape(ALPHA, -1)).reshape(M, ALPHA, F * P)  # (4, 6, L)
+    Y = np.matmul(Y1.transpose(0, 2, 1), AT.T.astype(x.dtype),
+                  out=Mt.reshape(-1)[:M * F * P * M].reshape(M, F * P, M))  # (4, L, 4)
+    Y = Y.reshape(M, F, N, tiles_h, tiles_w, M)
     full = np.empty((N, F, tiles_h, M, tiles_w, M), dtype=x.dtype)
-    np.add(Y, b.reshape(1, F, 1, 1, 1, 1), out=full)
+    for i in range(M):  # row i of every output tile, plus the bias
+        np.add(Y[i].transpose(1, 0, 2, 3, 4), b[:, None, None, None], out=full[:, :, :, i])
     out = full.reshape(N, F, M * tiles_h, M * tiles_w)
     if out.shape[2:] != (H_out, W_out):  # ragged last tile: drop the extra rows/columns
         out = out[:, :, :H_out, :W_out].copy()
@@ -125,24 +152,33 @@ def conv_backward(dout, saved, x_shape, pad):
     """
     U, V = saved
     N, C, H, W = x_shape
-    F = U.shape[2]
+    F = U.shape[1]
     H_out, W_out = dout.shape[2:]
     tiles_h, tiles_w, Hp, Wp = _geometry(x_shape, pad)
     P = N * tiles_h * tiles_w
+    dtype = dout.dtype
     if (H_out, W_out) != (M * tiles_h, M * tiles_w):  # ragged last tile: pad dout with zeros
         dout = np.pad(dout, [(0, 0), (0, 0), (0, M * tiles_h - H_out), (0, M * tiles_w - W_out)])
-    dY = np.empty((M, M, N, tiles_h, tiles_w, F), dtype=dout.dtype)
-    dY.transpose(2, 5, 3, 0, 4, 1)[...] = dout.reshape(N, F, tiles_h, M, tiles_w, M)
-    dM = _transform(AT.T, dY.reshape(M, M, P * F)).reshape(ALPHA * ALPHA, P, F)
-    dU = np.matmul(V.transpose(0, 2, 1), dM)  # (36, C, F)
-    dV = np.matmul(dM, U.transpose(0, 2, 1))  # (36, P, C)
-    dw = np.einsum("ai,abcf,bj->fcij", G, dU.reshape(ALPHA, ALPHA, C, F), G)
-    dd = _transform(BT.T, dV.reshape(ALPHA, ALPHA, P * C))  # (6, 6, P * C)
-    dd = dd.reshape(ALPHA, ALPHA, N, tiles_h, tiles_w, C)
-    dxp = np.zeros((N, Hp, Wp, C), dtype=dout.dtype)
+    dout = dout.reshape(N, F, tiles_h, M, tiles_w, M)
+    dY = np.empty((M, F, N, tiles_h, tiles_w, M), dtype=dtype)  # layout of Y in the forward
+    for i in range(M):
+        dY[i] = dout[:, :, :, i].transpose(1, 0, 2, 3, 4)
+    dY = dY.reshape(M, F * P, M)
+    # adjoint of the output transform: (4, L, 4) -> (4, 6, L) -> (6, 6, L)
+    dY1 = np.matmul(AT.T.astype(dtype), dY.transpose(0, 2, 1))
+    dM = (AT.T.astype(dtype) @ dY1.reshape(M, -1)).reshape(ALPHA * ALPHA, F, P)
+    dU = np.matmul(dM, V)  # (36, F, C)
+    dV = np.matmul(dM.transpose(0, 2, 1), U)  # (36, P, C)
+    dw = _filters_adjoint(dU, C)
+    dV = dV.reshape(ALPHA, ALPHA, P * C)
+    dd = _transform(BT.T, dV, out=dV).reshape(ALPHA, ALPHA, N, tiles_h, tiles_w, C)
+    # Overlap-add the tiles: positions a, b < 4 of all tiles cover the image once; positions
+    # 4 and 5 overlap the next tile's 0 and 1. Each of the four blocks below is alias-free.
+    dxp = np.zeros((N, Hp, Wp, C), dtype=dtype)
     dtiles = _tiles(dxp, tiles_h, tiles_w)
-    for a in range(ALPHA):
-        for b in range(ALPHA):
-            dtiles[a, b] += dd[a, b]  # one tap plane never aliases itself; tiles overlap by 2
+    dtiles[:M, :M] = dd[:M, :M]
+    dtiles[M:, :M] += dd[M:, :M]
+    dtiles[:M, M:] += dd[:M, M:]
+    dtiles[M:, M:] += dd[M:, M:]
     dx = dxp[:, pad:pad + H, pad:pad + W].transpose(0, 3, 1, 2)
-    return np.ascontiguousarray(dx), dw.astype(dout.dtype)
+    return np.ascontiguousarray(dx), dw.astype(dtype, copy=False)

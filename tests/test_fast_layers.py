@@ -276,3 +276,63 @@ def test_winograd_applies_only_to_3x3_stride_1_undilated():
     assert not winograd.applies((8, 32, 3, 3), stride=1, dilation=2)
     assert not winograd.applies((8, 32, 3, 5), stride=1, dilation=1)
     assert not winograd.applies((8, winograd.MIN_CHANNELS - 1, 3, 3), stride=1, dilation=1)
+
+
+@pytest.mark.parametrize("w_shape", [(3, 16, 3, 3), (3, 2, 3, 2)], ids=["winograd", "gemm"])
+def test_conv_accepts_non_contiguous_arrays(w_shape, rng):
+    """Views (here: Fortran order and a transposed dout) give the same results as copies."""
+    x, w, b = conv_inputs(rng, (2, w_shape[1], 6, 6), w_shape, np.float64)
+    out, cache = fast_layers.conv_forward_fast(x, w, b, {"pad": 1})
+    dout = rng.standard_normal(out.shape[::-1]).T  # a transposed, non-contiguous view
+    expected = fast_layers.conv_backward_fast(np.ascontiguousarray(dout), cache)
+    out_f, cache_f = fast_layers.conv_forward_fast(np.asfortranarray(x), np.asfortranarray(w), b,
+                                                   {"pad": 1})
+    assert_allclose(out_f, out, rtol=1e-12, atol=1e-12)
+    for grad, grad_expected in zip(fast_layers.conv_backward_fast(dout, cache_f), expected,
+                                   strict=True):
+        assert_allclose(grad, grad_expected, rtol=1e-12, atol=1e-12)
+
+
+@pytest.mark.parametrize("kind", POOLS)
+def test_pool_accepts_non_contiguous_arrays(kind, rng):
+    forward, backward, _, _ = POOLS[kind]
+    pool_param = {"pool_height": 2, "pool_width": 2, "stride": 2}
+    x = rng.standard_normal((2, 3, 4, 6))
+    out, cache = forward(x, pool_param)
+    dout = rng.standard_normal(out.shape[::-1]).T
+    out_f, cache_f = forward(np.asfortranarray(x), pool_param)
+    assert_array_equal(out_f, out)
+    assert_array_equal(backward(dout, cache_f), backward(np.ascontiguousarray(dout), cache))
+
+
+@pytest.mark.parametrize("w_shape", [(3, 16, 3, 3), (3, 2, 3, 2)], ids=["winograd", "gemm"])
+def test_fast_conv_works_when_the_im2col_exercises_are_stubbed(w_shape, rng, monkeypatch):
+    """In the student edition im2col and col2im raise NotImplementedError; the default fast
+    path must not need them."""
+
+    def stub(*args, **kwargs):
+        raise NotImplementedError("exercise stub")
+
+    for name in ("im2col", "col2im"):
+        monkeypatch.setattr(fast_layers, name, stub)
+        monkeypatch.setattr(f"cs231n_lib.im2col.{name}", stub)
+    x, w, b = conv_inputs(rng, (2, w_shape[1], 6, 6), w_shape, np.float64)
+    out, cache = fast_layers.conv_forward_fast(x, w, b, {"pad": 1})
+    grads = fast_layers.conv_backward_fast(np.ones_like(out), cache)
+    assert [g.shape for g in grads] == [x.shape, w.shape, b.shape]
+    assert_close(out, layers.conv_forward_naive(x, w, b, {"pad": 1})[0], np.float64)
+    with pytest.raises(NotImplementedError):
+        fast_layers.conv_forward_im2col(x, w, b, {"pad": 1})
+
+
+@pytest.mark.parametrize("kind", POOLS)
+def test_pool_backward_ignores_changes_to_the_returned_output(kind, rng):
+    """The caller owns the forward's output; editing it in place must not change dx."""
+    forward, backward, _, _ = POOLS[kind]
+    pool_param = {"pool_height": 2, "pool_width": 2, "stride": 2}
+    x = rng.standard_normal((2, 2, 4, 4))
+    out, cache = forward(x, pool_param)
+    dout = rng.standard_normal(out.shape)
+    expected = backward(dout, cache)
+    out *= -1.0
+    assert_array_equal(backward(dout, cache), expected)

@@ -23,15 +23,15 @@ def filters():
 
 def test_grid_shape_and_tile_placement(filters):
     grid = visualize_grid(filters, ubound=1.0, padding=2)
-    # 5 tiles -> a 3x3 grid of 4x6 tiles with 2-pixel gaps
-    assert grid.shape == (3 * 4 + 2 * 2, 3 * 6 + 2 * 2, 3)
+    # 5 tiles -> 3 per row, 2 rows of 4x6 tiles with 2-pixel gaps
+    assert grid.shape == (2 * 4 + 2, 3 * 6 + 2 * 2, 3)
     # tile 4 sits in row 1, column 1; its content is filter 4 min-max scaled, channels last
     tile = grid[6:10, 8:14]
     f = filters[4].transpose(1, 2, 0)
     np.testing.assert_allclose(tile, (f - f.min()) / (f.max() - f.min()), atol=1e-12)
-    # gaps and unused tiles (6..8) are zero
+    # gaps and the unused sixth tile are zero
     assert np.all(grid[4:6] == 0) and np.all(grid[:, 6:8] == 0)
-    assert np.all(grid[12:, 8:] == 0)
+    assert np.all(grid[6:, 14:] == 0)
 
 
 def test_each_tile_normalised_to_its_own_range(filters):
@@ -58,6 +58,14 @@ def test_grey_maps_and_constant_tile():
     np.testing.assert_allclose(grid[:3, 4:7, 0], np.arange(9).reshape(3, 3) / 8)
 
 
+def test_ncols_sets_tiles_per_row(filters):
+    grid = visualize_grid(filters, ubound=1.0, padding=1, ncols=2)
+    assert grid.shape == (3 * 4 + 2, 2 * 6 + 1, 3)  # 5 tiles in rows of 2 -> 3 rows
+    np.testing.assert_array_equal(grid[10:14, :6], visualize_grid(filters[4:], ubound=1.0))
+    with pytest.raises(ValueError, match="ncols"):
+        visualize_grid(filters, ncols=0)
+
+
 @pytest.mark.parametrize("bad, match", [
     (np.zeros((2, 5, 3, 3)), "C=5"),
     (np.zeros((3, 3)), "shape"),
@@ -75,11 +83,11 @@ def test_bad_layout_rejected(filters):
 def test_plots_return_figures(filters):
     fig = plot_filters(filters, title="conv1")
     assert fig.axes[0].get_title() == "conv1"
-    assert fig.axes[0].images[0].get_array().shape == (14, 20, 3)
+    assert fig.axes[0].images[0].get_array().shape == (9, 20, 3)
     many = plot_filters(np.ones((4, 8, 3, 3)))  # 32 grey tiles: 6x6 grid of 3x3
     assert many.axes[0].images[0].get_array().shape == (23, 23)
     maps = plot_feature_maps(np.random.default_rng(1).random((6, 5, 5)))
-    assert maps.axes[0].images[0].get_array().shape == (17, 17)
+    assert maps.axes[0].images[0].get_array().shape == (11, 17)  # 6 maps: 2 rows of 3
     fig2, ax = plt.subplots()
     assert plot_grid(filters, ax=ax) is fig2
     plt.close("all")

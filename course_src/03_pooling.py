@@ -1,0 +1,545 @@
+# Source of assignments/03_pooling/03_pooling.ipynb (build: python course_src/build.py).
+
+# %% [markdown]
+# # 3. Pooling
+#
+# Pooling (汇聚) summarises each window of a feature map, channel by channel, and so shrinks the
+# volume (数据体) in width and height while keeping its depth. This notebook implements max and
+# average pooling forward and backward, compares them on a photo and in a small trained network,
+# and then drops pooling altogether, as the all-convolutional net does. Terms are defined in the
+# [glossary of notebook 1](../01_convolution/01_convolution.ipynb).
+#
+# **How to work.** Write your code between the lines that say `# YOUR CODE HERE` (remove the
+# `raise NotImplementedError()`), run the test cell below each exercise, and fix what its message
+# reports (type, then shape, then values). Hidden tests on random inputs run at grading time.
+#
+# | Part | Topic | Points |
+# |---|---|---|
+# | 1 | Max pooling: forward | 5 |
+# | 2 | Max pooling: backward | 7 |
+# | 3 | Average pooling: forward and backward | 6 |
+# | 4 | Max vs average: a photo and a small trained network | 2 |
+# | 5 | Without pooling: the all-convolutional net | 10 |
+#
+# **Total: 30 points**
+#
+# Conventions: NCHW tensors; `pool_param` holds `pool_height`, `pool_width` and `stride`; windows
+# may overlap (stride smaller than the window); the output size follows the rule
+# `(H - pool_height) / stride + 1`, and a non-integer is an error (`shapes.pool_geometry` checks
+# it for you).
+
+# %%
+from dataclasses import replace
+
+import matplotlib.pyplot as plt
+import numpy as np
+
+from cs231n_lib import architectures as arch
+from cs231n_lib import shapes
+from cs231n_lib.budget import budget
+from cs231n_lib.call_trace import trace_call
+from cs231n_lib.checks import assert_array, assert_value, record
+from cs231n_lib.classifiers.convnet import ConvNet
+from cs231n_lib.data import load_dataset, load_image
+from cs231n_lib.fast_layers import conv_forward_fast
+from cs231n_lib.gradient_check import eval_numerical_gradient_array, rel_error
+from cs231n_lib.solver import Solver
+
+plt.rcParams["figure.figsize"] = (9, 3.5)
+
+# %% [markdown]
+# ## 1. Max pooling: forward (5 points)
+#
+# Output `(n, c, i, j)` is the largest value of channel c of image n in the window whose top-left
+# corner is at row `i * stride`, column `j * stride`. The common settings are 2 x 2 windows with
+# stride 2 (non-overlapping) and 3 x 3 windows with stride 2 (overlapping, as in AlexNet). How
+# much each keeps of a 224 x 224 x 64 volume (225 x 225 for the 3 x 3 windows, which must tile
+# the input exactly):
+
+# %%
+for size, (F, S) in ((224, (2, 2)), (225, (3, 2))):
+    _, _, _, H_out, W_out = shapes.pool_geometry(
+        (1, 64, size, size), {"pool_height": F, "pool_width": F, "stride": S})
+    kept = H_out * W_out / size**2
+    print(f"{F}x{F} windows, stride {S}: {size}x{size}x64 -> {H_out}x{W_out}x64, keeps "
+          f"{kept:.1%} of the activations, discards {1 - kept:.1%}; each input pixel is in up "
+          f"to {((F + S - 1) // S) ** 2} windows")
+
+# %% [markdown]
+# The max of a window is kept and the rest discarded, so what reaches the next layer is "how
+# strongly does this feature respond somewhere in the window", with a little tolerance to where.
+#
+# **Exercise.** Write `max_pool_forward_naive` with loops over the output positions (vectorise
+# over N and C). Validate with `shapes.pool_geometry(x.shape, pool_param)`, which returns
+# `(pool_height, pool_width, stride, H_out, W_out)`.
+
+# %% solution: max_pool_forward
+def max_pool_forward_naive(x, pool_param):
+    """
+    Naive forward pass of a max-pooling layer.
+
+    Inputs:
+    - x: input of shape (N, C, H, W)
+    - pool_param: dict with 'pool_height', 'pool_width' and 'stride'
+
+    Returns a tuple of:
+    - out: output of shape (N, C, H_out, W_out), dtype of x
+    - cache: what your max_pool_backward_naive needs, e.g. (x, pool_param)
+    """
+    ### BEGIN SOLUTION
+    ph, pw, stride, H_out, W_out = shapes.pool_geometry(x.shape, pool_param)
+    out = np.empty(x.shape[:2] + (H_out, W_out), dtype=x.dtype)
+    for i in range(H_out):
+        for j in range(W_out):
+            window = x[:, :, i * stride:i * stride + ph, j * stride:j * stride + pw]
+            out[:, :, i, j] = window.max(axis=(2, 3))
+    cache = (x, pool_param)
+    ### END SOLUTION
+    return out, cache
+
+
+# %% [markdown]
+# A hand-checkable case with overlapping 3 x 3 windows at stride 2 on a 5 x 5 image: the windows
+# cover rows (and columns) 0-2 and 2-4, so row and column 2 belong to two windows each. The 9 at
+# row 1, column 2 is the maximum of both top windows.
+
+# %% tests: test_max_pool_forward (2 points)
+"""max_pool_forward_naive: overlapping 3x3/2 windows by hand, and 2x2/2 against a reshape."""
+X5 = np.array([[1.0, 5, 2, 0, 3],
+               [4, 0, 9, 1, 1],
+               [2, 8, 3, 7, 6],
+               [0, 1, 2, 5, 4],
+               [3, 6, 1, 0, 2]])[None, None]  # (1, 1, 5, 5)
+pool3 = {"pool_height": 3, "pool_width": 3, "stride": 2}
+out, _ = max_pool_forward_naive(X5, pool3)
+record("max_forward_overlap", out, kind="equal")
+assert_array("out (3x3 windows, stride 2)", out, np.array([[[[9.0, 9], [8, 7]]]]))
+rng = np.random.default_rng(0)
+x = rng.standard_normal((2, 3, 6, 4)).astype(np.float32)
+out, _ = max_pool_forward_naive(x, {"pool_height": 2, "pool_width": 2, "stride": 2})
+record("max_forward_2x2", out, kind="equal")
+# non-overlapping 2x2 windows: split H and W into (blocks, 2) and take the max over the 2s
+assert_array("out (2x2 windows, stride 2)", out, x.reshape(2, 3, 3, 2, 2, 2).max(axis=(3, 5)))
+assert_value("dtype for float32 input", str(out.dtype), "float32")
+
+# %% tests: test_max_pool_forward_hidden (3 points)
+"""max_pool_forward_naive on random shapes and windows; loops, no library call (hidden tests)."""
+### BEGIN HIDDEN TESTS
+from numpy.lib.stride_tricks import sliding_window_view
+
+
+def _pool_oracle(x, ph, pw, stride, reduce):
+    """Independent reference: every window as a strided view, reduced over its two axes."""
+    windows = sliding_window_view(x, (ph, pw), axis=(2, 3))[:, :, ::stride, ::stride]
+    return reduce(windows, axis=(4, 5))
+
+
+def _random_pool_case(rng, integers=False):
+    """Random (x, pool_param) with a valid output size; integer-valued x has many ties."""
+    N, C = (int(v) for v in rng.integers(1, 4, size=2))
+    ph, pw, stride = (int(v) for v in rng.integers(1, 4, size=3))
+    H_out, W_out = (int(v) for v in rng.integers(1, 5, size=2))
+    shape = (N, C, (H_out - 1) * stride + ph, (W_out - 1) * stride + pw)
+    x = rng.integers(0, 3, size=shape).astype(float) if integers else rng.standard_normal(shape)
+    return x, {"pool_height": ph, "pool_width": pw, "stride": stride}
+
+
+rng = np.random.default_rng(41)
+for case in range(6):
+    x, pool_param = _random_pool_case(rng)
+    out, _ = max_pool_forward_naive(x, pool_param)
+    record(f"max_forward_hidden_{case}", out, kind="equal")
+    assert_array(f"case {case} (x {x.shape}, {pool_param})", out,
+                 _pool_oracle(x, *pool_param.values(), np.max))
+x = rng.standard_normal((2, 3, 13, 13))
+(out, _), trace = trace_call(max_pool_forward_naive, x, pool3)
+record("max_forward_loops", trace.lines, kind="at_least", bound=36)  # 6 x 6 outputs
+record("max_forward_shortcuts", trace.shortcuts(), kind="equal")
+assert trace.shortcuts() == [], f"library shortcuts used: {trace.shortcuts()}"
+### END HIDDEN TESTS
+
+# %% [markdown]
+# ## 2. Max pooling: backward (7 points)
+#
+# Only the maximum of a window affects the output, so the window's upstream gradient goes to the
+# pixel that held it, and to no other. Two details:
+#
+# * **Ties**: when several pixels share the maximum, send the whole gradient to the *first* of
+#   them in row-major order within the window (what `np.argmax` of the flattened window returns;
+#   PyTorch and the library's fast layers do the same). Giving the whole gradient to every tied
+#   pixel would count it several times; choosing one is a valid (sub)gradient, and a fixed rule
+#   makes the result reproducible.
+# * **Overlapping windows**: a pixel that is the maximum of several windows receives the **sum**
+#   of their gradients.
+#
+# **Exercise.** Write `max_pool_backward_naive`.
+
+# %% solution: max_pool_backward
+def max_pool_backward_naive(dout, cache):
+    """
+    Naive backward pass of a max-pooling layer.
+
+    Inputs:
+    - dout: upstream gradient of shape (N, C, H_out, W_out)
+    - cache: the cache your max_pool_forward_naive returned
+
+    Returns:
+    - dx: gradient with respect to x, shape (N, C, H, W)
+    """
+    ### BEGIN SOLUTION
+    x, pool_param = cache
+    ph, pw, stride, H_out, W_out = shapes.pool_geometry(x.shape, pool_param)
+    N, C = x.shape[:2]
+    dx = np.zeros(x.shape, dtype=np.result_type(x, dout))
+    for i in range(H_out):
+        for j in range(W_out):
+            rows = slice(i * stride, i * stride + ph)
+            cols = slice(j * stride, j * stride + pw)
+            first = x[:, :, rows, cols].reshape(N, C, ph * pw).argmax(axis=2)  # (N, C)
+            mask = np.arange(ph * pw) == first[:, :, None]  # (N, C, ph*pw): one True each
+            dx[:, :, rows, cols] += mask.reshape(N, C, ph, pw) * dout[:, :, i, j, None, None]
+    ### END SOLUTION
+    return dx
+
+
+# %% tests: test_max_pool_backward (3 points)
+"""max_pool_backward_naive: overlapping windows and ties by hand; numerical gradient."""
+_, cache = max_pool_forward_naive(X5, pool3)
+dx = max_pool_backward_naive(np.array([[[[1.0, 2], [3, 4]]]]), cache)
+record("max_backward_overlap", dx, kind="equal")
+expected = np.zeros((1, 1, 5, 5))
+expected[0, 0, 1, 2] = 1 + 2  # the 9: maximum of both top windows, gradients add up
+expected[0, 0, 2, 1] = 3  # the 8: maximum of the bottom-left window
+expected[0, 0, 2, 3] = 4  # the 7: maximum of the bottom-right window
+assert_array("dx (3x3 windows, stride 2)", dx, expected)
+ties = np.array([[3.0, 3, 0, 1], [1, 3, 1, 0]])[None, None]  # (1, 1, 2, 4)
+_, cache = max_pool_forward_naive(ties, {"pool_height": 2, "pool_width": 2, "stride": 2})
+dx = max_pool_backward_naive(np.array([[[[5.0, 7]]]]), cache)
+record("max_backward_ties", dx, kind="equal")
+# left window: three 3s tie, the first in row-major order (row 0, column 0) gets all of 5;
+# right window: 0 1 / 1 0, the first 1 (row 0, column 3) gets 7
+assert_array("dx with ties", dx, np.array([[[[5.0, 0, 0, 7], [0, 0, 0, 0]]]]))
+rng = np.random.default_rng(1)
+x = rng.standard_normal((2, 2, 5, 5))
+dout = rng.standard_normal((2, 2, 2, 2))
+_, cache = max_pool_forward_naive(x, pool3)
+dx = max_pool_backward_naive(dout, cache)
+record("max_backward_random", dx, rtol=1e-10, atol=1e-12)
+dx_num = eval_numerical_gradient_array(lambda v: max_pool_forward_naive(v, pool3)[0], x, dout)
+print(f"dx relative error vs numerical gradient: {rel_error(dx, dx_num):.2e}")
+assert_array("dx vs numerical gradient", dx, dx_num, rtol=1e-6, atol=1e-8)
+
+# %% tests: test_max_pool_backward_hidden (4 points)
+"""max_pool_backward_naive on random shapes, with and without ties (hidden tests)."""
+### BEGIN HIDDEN TESTS
+def _max_backward_oracle(x, dout, ph, pw, stride):
+    """Independent reference: loop over every (n, c, i, j) and route to np.argmax's pixel."""
+    dx = np.zeros_like(x)
+    for n, c, i, j in np.ndindex(*dout.shape):
+        window = x[n, c, i * stride:i * stride + ph, j * stride:j * stride + pw]
+        r, s = np.unravel_index(np.argmax(window), window.shape)
+        dx[n, c, i * stride + r, j * stride + s] += dout[n, c, i, j]
+    return dx
+
+
+rng = np.random.default_rng(42)
+for case in range(8):
+    x, pool_param = _random_pool_case(rng, integers=case % 2 == 1)
+    out, cache = max_pool_forward_naive(x, pool_param)
+    dout = rng.standard_normal(out.shape)
+    dx = max_pool_backward_naive(dout, cache)
+    record(f"max_backward_hidden_{case}", dx, rtol=1e-12, atol=1e-12)
+    assert_array(f"case {case} (x {x.shape}, {pool_param}, ties={case % 2 == 1})", dx,
+                 _max_backward_oracle(x, dout, *pool_param.values()), rtol=1e-12, atol=1e-12)
+### END HIDDEN TESTS
+
+# %% [markdown]
+# ## 3. Average pooling: forward and backward (6 points)
+#
+# Average pooling outputs the mean of each window; in the backward pass each window's gradient is
+# spread evenly, `dout / (pool_height * pool_width)`, over its pixels, and a pixel covered by
+# several overlapping windows receives the sum of their shares. Average pooling is linear, so
+# its backward pass is its transpose: `<avg_pool(x), y> = <x, avg_pool^T(y)>`.
+#
+# **Exercise.** Write `avg_pool_forward_naive` and `avg_pool_backward_naive`.
+
+# %% solution: avg_pool
+def avg_pool_forward_naive(x, pool_param):
+    """
+    Naive forward pass of an average-pooling layer.
+
+    Inputs and outputs as max_pool_forward_naive (the cache is yours to choose).
+    """
+    ### BEGIN SOLUTION
+    ph, pw, stride, H_out, W_out = shapes.pool_geometry(x.shape, pool_param)
+    out = np.empty(x.shape[:2] + (H_out, W_out), dtype=x.dtype)
+    for i in range(H_out):
+        for j in range(W_out):
+            window = x[:, :, i * stride:i * stride + ph, j * stride:j * stride + pw]
+            out[:, :, i, j] = window.mean(axis=(2, 3))
+    cache = (x.shape, pool_param)
+    ### END SOLUTION
+    return out, cache
+
+
+def avg_pool_backward_naive(dout, cache):
+    """
+    Naive backward pass of an average-pooling layer.
+
+    Inputs:
+    - dout: upstream gradient of shape (N, C, H_out, W_out)
+    - cache: the cache your avg_pool_forward_naive returned
+
+    Returns:
+    - dx: gradient with respect to x, shape (N, C, H, W)
+    """
+    ### BEGIN SOLUTION
+    x_shape, pool_param = cache
+    ph, pw, stride, H_out, W_out = shapes.pool_geometry(x_shape, pool_param)
+    dx = np.zeros(x_shape, dtype=dout.dtype)
+    for i in range(H_out):
+        for j in range(W_out):
+            share = dout[:, :, i, j, None, None] / (ph * pw)  # (N, C, 1, 1)
+            dx[:, :, i * stride:i * stride + ph, j * stride:j * stride + pw] += share
+    ### END SOLUTION
+    return dx
+
+
+# %% tests: test_avg_pool (2 points)
+"""avg_pool forward and backward on the 5x5 example with overlapping 3x3/2 windows."""
+out, cache = avg_pool_forward_naive(X5, pool3)
+record("avg_forward_overlap", out, rtol=1e-12, atol=1e-12)
+assert_array("out", out, np.array([[[[(1 + 5 + 2 + 4 + 0 + 9 + 2 + 8 + 3) / 9,
+                                      (2 + 0 + 3 + 9 + 1 + 1 + 3 + 7 + 6) / 9],
+                                     [(2 + 8 + 3 + 0 + 1 + 2 + 3 + 6 + 1) / 9,
+                                      (3 + 7 + 6 + 2 + 5 + 4 + 1 + 0 + 2) / 9]]]]), rtol=1e-12)
+dx = avg_pool_backward_naive(np.ones((1, 1, 2, 2)), cache)
+record("avg_backward_overlap", dx, rtol=1e-12, atol=1e-12)
+# with dout = 1 everywhere, dx counts the windows covering each pixel, divided by 9: along each
+# axis rows 0, 1 are in one window, row 2 in two, rows 3, 4 in one
+coverage = np.array([1.0, 1, 2, 1, 1])
+assert_array("dx for dout = 1", dx, (np.outer(coverage, coverage) / 9)[None, None], rtol=1e-12)
+
+# %% tests: test_avg_pool_hidden (4 points)
+"""avg_pool forward and backward on random shapes: oracle and adjoint identity (hidden tests)."""
+### BEGIN HIDDEN TESTS
+rng = np.random.default_rng(43)
+for case in range(6):
+    x, pool_param = _random_pool_case(rng)
+    out, cache = avg_pool_forward_naive(x, pool_param)
+    y = rng.standard_normal(out.shape)
+    dx = avg_pool_backward_naive(y, cache)
+    record(f"avg_forward_hidden_{case}", out, rtol=1e-10, atol=1e-12)
+    record(f"avg_backward_hidden_{case}", dx, rtol=1e-10, atol=1e-12)
+    assert_array(f"case {case} out", out, _pool_oracle(x, *pool_param.values(), np.mean),
+                 rtol=1e-10, atol=1e-12)
+    assert abs(np.vdot(out, y) - np.vdot(x, dx)) < 1e-9 * (1 + abs(np.vdot(out, y))), \
+        f"case {case}: <avg_pool(x), y> != <x, dx>"
+x = rng.standard_normal((2, 3, 13, 13))
+(out, cache), fwd = trace_call(avg_pool_forward_naive, x, pool3)
+_, bwd = trace_call(avg_pool_backward_naive, out, cache)
+record("avg_shortcuts", fwd.shortcuts() + bwd.shortcuts(), kind="equal")
+assert fwd.shortcuts() + bwd.shortcuts() == [], "library shortcuts used"
+### END HIDDEN TESTS
+
+# %% [markdown]
+# ## 4. Max vs average: a photo and a small trained network (2 points)
+#
+# The notes: average pooling was common historically, but max pooling works better in practice.
+# First, what each does to a photo. Both shrink the 512 x 512 image 8 times in each direction;
+# the edge strength (mean absolute response of a Sobel filter, a measure of how much fine detail
+# survives) is computed on the results.
+
+# %%
+camera = load_image("camera").astype(np.float64)[None, None] / 255.0  # (1, 1, 512, 512)
+pool8 = {"pool_height": 8, "pool_width": 8, "stride": 8}
+sobel = np.array([[1.0, 0, -1], [2, 0, -2], [1, 0, -1]])[None, None]
+pooled = {"input": camera}
+pooled["max 8x8/8"], _ = max_pool_forward_naive(camera, pool8)
+pooled["average 8x8/8"], _ = avg_pool_forward_naive(camera, pool8)
+fig, axes = plt.subplots(1, 3, figsize=(13, 4.3))
+for ax, (name, image) in zip(axes, pooled.items(), strict=True):
+    edges = np.abs(conv_forward_fast(image, sobel, np.zeros(1), {"pad": 1})[0]).mean()
+    ax.imshow(image[0, 0], cmap="gray", vmin=0, vmax=1, interpolation="nearest")
+    ax.set_title(f"{name}: {image.shape[2]}x{image.shape[3]}")
+    ax.axis("off")
+    print(f"{name:>14}: mean brightness {image.mean():.3f}, edge strength {edges:.3f}")
+plt.show()
+
+# %% [markdown]
+# Now inside a network. Two copies of the same small net, conv-relu-pool twice then a
+# fully connected layer, differ only in the kind of pooling. Both train on the embedded
+# Fashion-MNIST subset (28 x 28 grey images, 10 classes) with the same seed and budget.
+
+# %%
+data = load_dataset("fashion_small", num_training=budget(full=5000, graded=500),
+                    num_validation=budget(full=1000, graded=500))
+for split in ("X_train", "X_val", "X_test"):
+    data[split] = data[split] / 255.0  # mean-subtracted already; now on a unit scale
+TRAIN = {"update_rule": "adam", "optim_config": {"learning_rate": 2e-3}, "batch_size": 50,
+         "num_epochs": budget(full=5, graded=2), "seed": 0, "verbose": False}
+
+
+def train(spec):
+    """Train a ConvNet built from spec with the settings above; return (model, solver)."""
+    model = ConvNet(spec, seed=0)
+    solver = Solver(model, data, **TRAIN)
+    solver.train()
+    return model, solver
+
+
+specs = {"max pooling": arch.small_pool_net(input=(1, 28, 28), width=8)}
+specs["average pooling"] = replace(specs["max pooling"], layers=tuple(
+    replace(layer, kind="avg") if isinstance(layer, arch.Pool) else layer
+    for layer in specs["max pooling"].layers))
+results = {name: train(spec) for name, spec in specs.items()}
+for name, (_, solver) in results.items():
+    print(f"{name:>16}: best validation accuracy {solver.best_val_acc:.3f} "
+          f"({len(data['X_train'])} training images, {TRAIN['num_epochs']} epochs, "
+          f"{solver.train_seconds:.1f} s)")
+for name, (_, solver) in results.items():
+    plt.plot(solver.val_acc_history, "o-", label=name)
+plt.xlabel("accuracy check (after the first step, then every epoch)")
+plt.ylabel("validation accuracy")
+plt.legend()
+plt.show()
+
+# %% [markdown]
+# Use the printed numbers: what does max pooling keep that average pooling loses, on the photo and
+# for a classifier? Is one run on a small data set enough to conclude that max pooling "works
+# better"? What would you run to find out?
+
+# %% [markdown] answer: q_max_vs_avg (2 points)
+# **Reference answer.** Max pooling keeps the strongest response in each window: on the photo it
+# keeps thin bright structures and more edge strength (and raises the mean brightness), where
+# averaging blurs them; for a classifier it keeps "is this feature present anywhere in the
+# window" rather than diluting a strong, localised feature with the weak responses around it.
+# One run on a small subset is weak evidence: the difference can be within the run-to-run
+# variation. Repeat with several seeds (and the full budget), report the mean and spread, and
+# compare on held-out data.
+
+# %% [markdown]
+# ## 5. Without pooling: the all-convolutional net (10 points)
+#
+# "Striving for Simplicity: The All Convolutional Net" (Springenberg et al., 2015) replaces every
+# pooling layer with a convolution of the same window and stride: the network *learns* how to
+# down-sample instead of taking a fixed max or mean. The notes add that discarding pooling has
+# also been found important for training good generative models (VAEs, GANs), and that future
+# architectures may have few or no pooling layers.
+#
+# **Exercise.** Write `pool_to_conv(spec)`: the same network with every `arch.Pool` layer
+# replaced by an `arch.Conv` with as many filters as the volume entering the pool has channels,
+# the pool's window size, stride (`layer.step`) and padding, followed by an `arch.ReLU()`. Track
+# the shape through the layers with `arch.out_shape(layer, shape)`, starting from `spec.input`.
+# Return `replace(spec, name=spec.name + "_allconv", layers=new_layers)`.
+
+# %% solution: pool_to_conv
+def pool_to_conv(spec):
+    """
+    The all-convolutional version of a network spec.
+
+    Inputs:
+    - spec: an arch.Spec
+
+    Returns:
+    - a new arch.Spec in which each Pool layer is a Conv (same window, stride and padding, as
+      many filters as input channels) followed by a ReLU
+    """
+    ### BEGIN SOLUTION
+    layers, shape = [], tuple(spec.input)
+    for layer in spec.layers:
+        if isinstance(layer, arch.Pool):
+            layers += [arch.Conv(shape[0], layer.size, layer.step, layer.pad), arch.ReLU()]
+        else:
+            layers.append(layer)
+        shape = arch.out_shape(layer, shape)
+    return replace(spec, name=spec.name + "_allconv", layers=tuple(layers))
+    ### END SOLUTION
+
+
+# %% tests: test_pool_to_conv (2 points)
+"""pool_to_conv turns the small pooling net into the library's all-convolutional twin."""
+allconv = pool_to_conv(arch.small_pool_net(input=(1, 28, 28), width=8))
+record("pool_to_conv_small", [repr(layer) for layer in allconv.layers], kind="equal")
+expected = arch.all_conv_net(input=(1, 28, 28), width=8)
+assert_value("number of layers", len(allconv.layers), len(expected.layers))
+for k, (got, want) in enumerate(zip(allconv.layers, expected.layers, strict=True)):
+    assert_value(f"layer {k}", got, want)
+assert_value("name", allconv.name, "small_pool_net_allconv")
+
+# %% tests: test_pool_to_conv_hidden (2 points)
+"""pool_to_conv on random specs with max/avg, overlapping and padded pools (hidden tests)."""
+### BEGIN HIDDEN TESTS
+rng = np.random.default_rng(51)
+for case in range(4):
+    layers, size_out = [], 1 + int(rng.integers(0, 3))
+    for _ in range(int(rng.integers(1, 4))):
+        channels = int(rng.integers(2, 9))
+        size, stride, pad = [(2, 2, 0), (3, 2, 1), (3, 1, 0)][int(rng.integers(0, 3))]
+        layers += [arch.Conv(channels, 3, pad=1), arch.ReLU(),
+                   arch.Pool(["max", "avg"][int(rng.integers(0, 2))], size, stride, pad=pad)]
+    for pool in layers[2::3][::-1]:  # the input size that every pool tiles, found top-down
+        size_out = (size_out - 1) * pool.step + pool.size - 2 * pool.pad
+    spec = arch.Spec(f"random_{case}", (1, size_out, size_out), tuple(layers))
+    new = pool_to_conv(spec)
+    record(f"pool_to_conv_hidden_{case}", [repr(layer) for layer in new.layers], kind="equal")
+    want = []
+    for layer in layers:  # each pool follows a Conv(channels) + ReLU pair
+        if isinstance(layer, arch.Pool):
+            want += [arch.Conv(want[-2].filters, layer.size, layer.step, layer.pad), arch.ReLU()]
+        else:
+            want.append(layer)
+    assert_value(f"case {case} layers", list(new.layers), want)
+    assert_value(f"case {case} output shape", new.out_shape(), spec.out_shape())
+### END HIDDEN TESTS
+
+# %% tests: test_allconv_trains (3 points)
+"""Your all-convolutional net (from pool_to_conv) learns: validation accuracy well above chance."""
+allconv_spec = pool_to_conv(arch.small_pool_net(input=(1, 28, 28), width=8))
+allconv_model, allconv_solver = train(allconv_spec)
+record("allconv_val_acc", allconv_solver.best_val_acc, kind="at_least", bound=0.5)
+record("allconv_params", sum(p.size for p in allconv_model.params.values()), kind="equal")
+assert allconv_solver.best_val_acc >= 0.5, \
+    f"best validation accuracy {allconv_solver.best_val_acc:.3f} < 0.5 (chance is 0.1)"
+
+# %% [markdown]
+# The three networks side by side: output shape of every layer, parameters and validation
+# accuracy after the same training.
+
+# %%
+specs["all-convolutional"] = allconv_spec
+results["all-convolutional"] = (allconv_model, allconv_solver)
+for name, spec in specs.items():
+    shape, rows = tuple(spec.input), []
+    for layer in spec.layers:
+        shape = arch.out_shape(layer, shape)
+        rows.append(f"{layer.label()} -> {'x'.join(map(str, shape))}")
+    model, solver = results[name]
+    n_params = sum(p.size for p in model.params.values())
+    print(f"{name}: {n_params:,} parameters, best validation accuracy "
+          f"{solver.best_val_acc:.3f}\n    " + "\n    ".join(rows))
+names = list(results)
+fig, axes = plt.subplots(1, 2, figsize=(11, 3.5))
+axes[0].bar(names, [sum(p.size for p in results[n][0].params.values()) for n in names])
+axes[0].set_title("parameters")
+axes[1].bar(names, [results[n][1].best_val_acc for n in names])
+axes[1].set_ylim(0, 1)
+axes[1].set_title("best validation accuracy")
+plt.show()
+
+# %% [markdown]
+# When does dropping pooling matter? Explain, in a few sentences, why generative models such as
+# VAEs and GANs are trained without pooling (think of what the backward pass of max pooling sends
+# to a generator, and of what an up-sampling path would need), and name one cost of the
+# all-convolutional alternative visible in the table above.
+
+# %% [markdown] answer: q_generative (3 points)
+# **Reference answer.** A generator must produce every pixel, and its training signal comes
+# through the discriminator's (or decoder's) gradients. Max pooling passes gradient to one pixel
+# per window and zero to the rest, a sparse and position-jumping signal; a fixed down-sampling
+# also has no learned inverse for the decoder / generator to mirror. Strided (and transposed)
+# convolutions learn their own down- and up-sampling, keep gradients dense, and make the encoder
+# and decoder symmetric (DCGAN's guidelines replace pooling by strided convolutions for this
+# reason). The cost: the learned down-sampling layers add parameters and multiply-adds (the
+# all-convolutional net above has more parameters than the pooling nets) and lose the small
+# translation invariance that max pooling gives for free.

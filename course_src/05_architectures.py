@@ -1,0 +1,573 @@
+# Source of assignments/05_architectures/05_architectures.ipynb (build: python course_src/build.py).
+
+# %% [markdown]
+# # 5. Classic architectures
+#
+# The networks the CS231n notes name, LeNet, AlexNet, ZF Net, GoogLeNet, VGGNet and ResNet, as
+# *specs*: an input shape and a list of layer records from `cs231n_lib.architectures`. From a
+# spec the library counts parameters, multiply-accumulates (MACs) and activations
+# (`cs231n_lib.memory`, the calculator of notebook 4) and builds a runnable numpy network
+# (`cs231n_lib.classifiers.convnet.ConvNet`). You write LeNet as a spec, find where each network
+# keeps its parameters and its activations, compare a stack of 3x3 convolutions with one 7x7,
+# count the operations an inception module saves with 1x1 bottlenecks, implement a residual
+# block forward and backward, and compare the design choices of the six networks.
+#
+# **How to work.** Write your code between the lines that say `# YOUR CODE HERE` (remove the
+# `raise NotImplementedError()`), run the test cell below each exercise, and fix what its message
+# reports (type, then shape, then values). Test cells are read-only. The grader runs further,
+# hidden tests; passing the visible tests is necessary, not sufficient. Write your answers to the
+# written questions in the cells marked "YOUR ANSWER HERE".
+#
+# | Part | Topic | Points |
+# |---|---|---|
+# | 1 | Networks as specs: LeNet, and the published counts | 4 |
+# | 2 | Where the parameters and the activations live | 3 |
+# | 3 | Three 3x3 convolutions vs one 7x7 | 3 |
+# | 4 | The inception module and its 1x1 bottlenecks | 6 |
+# | 5 | Residual blocks | 7 |
+# | 6 | Design choices across the six networks | 5 |
+#
+# **Total: 28 points**
+#
+# **Conventions** (the whole course): NCHW tensors, shapes of one example (C, H, W); `pad` is
+# zero padding per side; output sizes must be integers. One multiply-accumulate (MAC) is one
+# `a += w * x`; model cards that quote "FLOPs" for these networks usually count MACs, true FLOPs
+# are about twice as many. Terms of the Chinese notes: see the
+# [glossary of notebook 1](../01_convolution/01_convolution.ipynb#Glossary).
+
+# %%
+import matplotlib.pyplot as plt
+import numpy as np
+
+from cs231n_lib import architectures as arch
+from cs231n_lib import memory
+from cs231n_lib.checks import assert_array, assert_value, record
+from cs231n_lib.classifiers.convnet import ConvNet
+from cs231n_lib.fast_layers import conv_backward_fast, conv_forward_fast
+from cs231n_lib.gradient_check import (
+    eval_numerical_gradient,
+    eval_numerical_gradient_array,
+    rel_error,
+)
+from cs231n_lib.layers import relu_backward, relu_forward
+
+plt.rcParams["figure.figsize"] = (9, 3.5)
+
+# Published parameter counts (data, not computed): the papers, torchvision's model cards and d2l.
+PUBLISHED_PARAMS = {
+    "lenet": 61_706,                # d2l's LeNet (28x28 input padded by 2)
+    "lenet5": 60_840,               # LeCun et al. 1998 (trainable subsampling, C3 table)
+    "alexnet_grouped": 60_965_224,  # Krizhevsky et al. 2012, two GPUs
+    "alexnet": 62_378_344,          # the same network in one stream
+    "zfnet": 62_357_608,            # Zeiler and Fergus 2013 (AlexNet with a 7x7/2 conv1)
+    "googlenet": 6_624_904,         # torchvision, without the auxiliary classifiers
+    "vgg16": 138_357_544,           # torchvision
+    "resnet18": 11_689_512,         # torchvision
+    "resnet50": 25_557_032,         # torchvision
+}
+PUBLISHED_VGG16_MACS = 15_470_264_320  # torchvision's "15.47 GFLOPS", which counts MACs
+
+# %% [markdown]
+# ## 1. Networks as specs: LeNet, and the published counts (4 points)
+#
+# A spec is `arch.Spec(name, input_shape, layers)`. The records used here:
+# `arch.Conv(filters, size, stride=1, pad=0)`, `arch.Pool("max" or "avg", size, stride=None)`
+# (stride defaults to the size), `arch.Activation("sigmoid", inplace=False)` (or `arch.ReLU()`),
+# `arch.Flatten()` and `arch.FC(units)`. `memory.layer_table(spec)` lists every layer's output
+# shape, activations, parameters and MACs; `memory.totals(spec)` adds them up.
+#
+# **Exercise.** Write `lenet_spec()`: LeNet as in d2l, on a 1 x 28 x 28 input. A 5x5
+# convolution with 6 filters and padding 2, a sigmoid, a 2x2 average pool (stride 2); a 5x5
+# convolution with 16 filters (no padding), a sigmoid, a 2x2 average pool; then flatten and
+# fully connected layers of 120, 84 and 10 units with a sigmoid after the first two.
+
+# %% solution: lenet_spec
+def lenet_spec():
+    """LeNet (d2l variant) as an arch.Spec on a (1, 28, 28) input."""
+    ### BEGIN SOLUTION
+    sig = arch.Activation("sigmoid", inplace=False)
+    return arch.Spec("my_lenet", (1, 28, 28), (
+        arch.Conv(6, 5, pad=2), sig, arch.Pool("avg", 2),
+        arch.Conv(16, 5), sig, arch.Pool("avg", 2),
+        arch.Flatten(), arch.FC(120), sig, arch.FC(84), sig, arch.FC(10)))
+    ### END SOLUTION
+
+
+# %% tests: test_lenet_spec (4 points)
+"""lenet_spec: shapes of every layer and the published 61,706 parameters."""
+spec = lenet_spec()
+rows = memory.layer_table(spec)
+shapes = [tuple(int(s) for s in r.shape) for r in rows]
+mine = memory.totals(spec)
+record("lenet_shapes", shapes, kind="equal")
+record("lenet_params", int(mine["params"]), kind="equal")
+record("lenet_macs", int(mine["macs"]), kind="equal")
+reference = memory.layer_table(arch.lenet())
+assert_value("number of layers", len(rows), len(reference))
+for i, (got, ref) in enumerate(zip(rows, reference, strict=True)):
+    assert_value(f"layer {i} ({ref.label}) output shape", tuple(got.shape), tuple(ref.shape))
+assert_value("parameters", mine["params"], PUBLISHED_PARAMS["lenet"])
+assert_value("MACs", mine["macs"], memory.totals(arch.lenet())["macs"])
+
+# %% [markdown]
+# Your LeNet layer by layer, then the library's specs of all the classic networks against
+# their published parameter counts. Where a published shape does not follow from the strict
+# rule `(W - F + 2P) / S + 1` (AlexNet's 224 input, framework rounding), the spec's note says
+# which assumption it makes.
+
+# %%
+print(memory.format_table(spec))
+print()
+print(f"{'network':<17}{'input':>12}{'parameters':>14}{'published':>14}{'':>3}"
+      f"{'MACs':>16}{'activations':>13}")
+for name, published in PUBLISHED_PARAMS.items():
+    s = arch.get(name)
+    t = memory.totals(s)
+    mark = "ok" if t["params"] == published else "!!"
+    print(f"{name:<17}{'x'.join(map(str, s.input)):>12}{t['params']:>14,}{published:>14,}"
+          f"{mark:>3}{t['macs']:>16,}{t['activations']:>13,}")
+vgg_macs = memory.totals(arch.vgg16())["macs"]
+print(f"\nVGG-16 MACs {vgg_macs:,} vs published {PUBLISHED_VGG16_MACS:,}: "
+      f"{'ok' if vgg_macs == PUBLISHED_VGG16_MACS else '!!'} (about {2 * vgg_macs / 1e9:.1f} "
+      "GFLOPs)")
+for name in ("alexnet", "zfnet", "googlenet", "resnet50"):
+    print(f"{name}: {arch.get(name).note}")
+
+# %% [markdown]
+# ## 2. Where the parameters and the activations live (3 points)
+#
+# **Exercise.** Write `cumulative_shares(rows)`: given the rows of `memory.layer_table(spec)`
+# without the input row (each has `.activations` and `.params`), return two float arrays, the
+# fraction of all activations and the fraction of all parameters held by the layers up to and
+# including each row. Both end at 1.0.
+
+# %% solution: cumulative_shares
+def cumulative_shares(rows):
+    """
+    Cumulative fractions of activations and parameters, layer by layer.
+
+    Inputs:
+    - rows: sequence of objects with integer attributes ``activations`` and ``params``
+
+    Returns a tuple (activation_share, param_share) of float64 arrays of shape (len(rows),).
+    """
+    ### BEGIN SOLUTION
+    acts = np.cumsum([r.activations for r in rows], dtype=np.float64)
+    params = np.cumsum([r.params for r in rows], dtype=np.float64)
+    return acts / acts[-1], params / params[-1]
+    ### END SOLUTION
+
+
+# %% tests: test_cumulative_shares (3 points)
+"""cumulative_shares on VGG-16 and ResNet-18 rows."""
+for name in ("vgg16", "resnet18"):
+    rows = memory.layer_table(arch.get(name))[1:]
+    act_share, param_share = cumulative_shares(rows)
+    record(f"shares_{name}", (act_share, param_share), rtol=1e-10, atol=1e-12)
+    acts = np.array([r.activations for r in rows], dtype=np.float64)
+    params = np.array([r.params for r in rows], dtype=np.float64)
+    assert_array(f"{name}: activation share", act_share, np.cumsum(acts) / acts.sum(),
+                 rtol=1e-10, atol=1e-12)
+    assert_array(f"{name}: parameter share", param_share, np.cumsum(params) / params.sum(),
+                 rtol=1e-10, atol=1e-12)
+### BEGIN HIDDEN TESTS
+rows = memory.layer_table(arch.googlenet())[1:]
+record("shares_googlenet", cumulative_shares(rows), rtol=1e-10, atol=1e-12)
+### END HIDDEN TESTS
+
+# %%
+fig, axes = plt.subplots(1, 3, figsize=(14, 3.6), sharey=True)
+for ax, name in zip(axes, ("vgg16", "alexnet", "resnet18"), strict=True):
+    rows = memory.layer_table(arch.get(name))[1:]
+    act_share, param_share = cumulative_shares(rows)
+    depth = np.linspace(0, 1, len(rows))
+    ax.plot(depth, act_share, label="activations")
+    ax.plot(depth, param_share, label="parameters")
+    ax.set_title(name)
+    ax.set_xlabel("position in the network (0 = first layer, 1 = last)")
+axes[0].set_ylabel("cumulative share")
+axes[0].legend()
+plt.show()
+vgg_rows = memory.layer_table(arch.vgg16())[1:]
+fc = [r for r in vgg_rows if r.label.startswith("fc")]
+total = memory.totals(arch.vgg16())["params"]
+print(f"VGG-16: the first FC layer holds {fc[0].params:,} of {total:,} parameters "
+      f"({fc[0].params / total:.1%}); the three FC layers {sum(r.params for r in fc) / total:.1%}")
+act_share, _ = cumulative_shares(vgg_rows)
+first_block = next(i for i, r in enumerate(vgg_rows) if r.label.startswith("maxpool"))
+print(f"VGG-16: the layers up to the first pool ({first_block + 1} rows) hold "
+      f"{act_share[first_block]:.1%} of the activations")
+
+# %% [markdown]
+# ## 3. Three 3x3 convolutions vs one 7x7 (3 points)
+#
+# Three stacked 3x3 convolutions (stride 1) see a 7x7 region of the input, like one 7x7
+# convolution. With C channels in and out (biases aside), the stack has 3 * 9 C^2 = 27 C^2
+# weights, the single layer 49 C^2; the stack also puts three non-linearities where the single
+# layer has one.
+#
+# **Exercise.** Write `conv_stack_cost(C, size, n, H, W)` for n stacked size x size convolutions
+# with C input and C output channels, stride 1 and same padding (`(size - 1) // 2`, odd sizes),
+# no biases, on an H x W input: return (weights, MACs, receptive field).
+
+# %% solution: conv_stack_cost
+def conv_stack_cost(C, size, n, H, W):
+    """
+    Weights, multiply-accumulates and receptive field of n stacked same-padded convolutions.
+
+    Returns a tuple of Python ints (weights, macs, receptive_field).
+    """
+    ### BEGIN SOLUTION
+    weights = n * C * C * size * size
+    macs = H * W * weights  # every layer keeps H x W; one dot product per output value
+    return weights, macs, n * (size - 1) + 1
+    ### END SOLUTION
+
+
+# %% tests: test_conv_stack_cost (3 points)
+"""conv_stack_cost: three 3x3 vs one 7x7 at C=64 on 56x56, against the library's counts."""
+
+
+def stack_spec(C, size, n, H, W):
+    return arch.Spec("stack", (C, H, W), (arch.Conv(C, size, pad=(size - 1) // 2,
+                                                    bias=False),) * n)
+
+
+def support_width(size, n):
+    """Receptive field by walking input positions down the stack (independent of the formula)."""
+    support = {0}
+    for _ in range(n):
+        support = {p + k for p in support for k in range(size)}
+    return max(support) - min(support) + 1
+
+
+for C, size, n, H, W in ((64, 3, 3, 56, 56), (64, 7, 1, 56, 56), (5, 5, 2, 9, 7)):
+    got = conv_stack_cost(C, size, n, H, W)
+    record(f"stack_cost_{C}_{size}_{n}", tuple(int(v) for v in got), kind="equal")
+    t = memory.totals(stack_spec(C, size, n, H, W))
+    assert_value(f"{n} x {size}x{size}, C={C}, {H}x{W}", tuple(got),
+                 (t["weights"], t["macs"], support_width(size, n)))
+### BEGIN HIDDEN TESTS
+rng = np.random.default_rng(33)
+for case in range(4):
+    C, n, H, W = (int(v) for v in rng.integers(1, 20, size=4))
+    size = int(rng.choice([1, 3, 5, 7]))
+    got = conv_stack_cost(C, size, n, H, W)
+    record(f"stack_cost_hidden_{case}", tuple(int(v) for v in got), kind="equal")
+### END HIDDEN TESTS
+
+# %%
+C, H = 64, 56
+w3, m3, r3 = conv_stack_cost(C, 3, 3, H, H)
+w7, m7, r7 = conv_stack_cost(C, 7, 1, H, H)
+print(f"three 3x3 layers: receptive field {r3}x{r3}, {w3:,} weights = {w3 // C**2} C^2, "
+      f"{m3:,} MACs on {H}x{H}")
+print(f"one 7x7 layer:    receptive field {r7}x{r7}, {w7:,} weights = {w7 // C**2} C^2, "
+      f"{m7:,} MACs ({w7 / w3:.2f} times more)")
+
+# %% [markdown]
+# ## 4. The inception module and its 1x1 bottlenecks (6 points)
+#
+# An inception module runs four branches on the same input and concatenates their outputs along
+# the depth: a 1x1 convolution, a 3x3, a 5x5 and a 3x3 max pool (stride 1, padded to keep the
+# size). Run naively, the 3x3 and 5x5 filters see the full input depth, and the pool passes the
+# full depth on. GoogLeNet puts 1x1 convolutions ("bottlenecks") in front of the 3x3 and 5x5
+# (r3 and r5 filters) and after the pool (pool_proj filters).
+#
+# **Exercise.** Write `inception_macs(input_shape, c1, r3, c3, r5, c5, pool_proj, bottleneck)`:
+# the MACs of one module for one example (convolutions only; pooling has no MACs) and its
+# output depth. With `bottleneck=False` ignore r3, r5 and pool_proj: the 3x3 and 5x5 see all C
+# input channels and the pool branch outputs C channels.
+
+# %% solution: inception_macs
+def inception_macs(input_shape, c1, r3, c3, r5, c5, pool_proj, bottleneck=True):
+    """
+    Multiply-accumulates and output depth of one inception module (stride 1, same padding).
+
+    Inputs:
+    - input_shape: (C, H, W)
+    - c1: 1x1 filters; r3, c3: 1x1 reduction and 3x3 filters; r5, c5: 1x1 reduction and 5x5
+      filters; pool_proj: 1x1 filters after the 3x3 max pool
+    - bottleneck: False for the naive module (no reductions, no pool projection)
+
+    Returns a tuple of Python ints (macs, output_depth).
+    """
+    ### BEGIN SOLUTION
+    C, H, W = input_shape
+    pixels = H * W
+    if bottleneck:
+        macs = pixels * (c1 * C + r3 * C + c3 * r3 * 9 + r5 * C + c5 * r5 * 25 + pool_proj * C)
+        return macs, c1 + c3 + c5 + pool_proj
+    return pixels * (c1 * C + c3 * C * 9 + c5 * C * 25), c1 + c3 + c5 + C
+    ### END SOLUTION
+
+
+# %% tests: test_inception_macs (3 points)
+"""inception_macs on the lecture's 28x28x256 module, naive and with bottlenecks."""
+
+
+def naive_inception(c1, c3, c5):
+    """The naive module as library records (no bottlenecks, the pool passes all channels)."""
+    return arch.Inception(((arch.Conv(c1, 1),), (arch.Conv(c3, 3, pad=1),),
+                           (arch.Conv(c5, 5, pad=2),), (arch.Pool("max", 3, 1, 1),)))
+
+
+def library_inception(input_shape, channels, bottleneck):
+    if bottleneck:
+        module = arch.inception_module(*channels, bn=False)
+    else:
+        module = naive_inception(channels[0], channels[2], channels[4])
+    spec = arch.Spec("module", tuple(input_shape), (module,))
+    return memory.totals(spec)["macs"], spec.out_shape()[0]
+
+
+lecture = ((256, 28, 28), (128, 64, 192, 64, 96, 64))
+for bottleneck in (False, True):
+    got = inception_macs(lecture[0], *lecture[1], bottleneck=bottleneck)
+    record(f"inception_lecture_{bottleneck}", tuple(int(v) for v in got), kind="equal")
+    assert_value(f"bottleneck={bottleneck}: (MACs, output depth)", tuple(got),
+                 library_inception(*lecture, bottleneck))
+### BEGIN HIDDEN TESTS
+googlenet_3a = ((192, 28, 28), (64, 96, 128, 16, 32, 32))
+for bottleneck in (False, True):
+    got = inception_macs(googlenet_3a[0], *googlenet_3a[1], bottleneck=bottleneck)
+    record(f"inception_3a_{bottleneck}", tuple(int(v) for v in got), kind="equal")
+rng = np.random.default_rng(44)
+for case in range(3):
+    shape = (int(rng.integers(1, 64)), int(rng.integers(1, 20)), int(rng.integers(1, 20)))
+    channels = tuple(int(v) for v in rng.integers(1, 64, size=6))
+    got = inception_macs(shape, *channels, bottleneck=bool(case % 2))
+    record(f"inception_hidden_{case}", tuple(int(v) for v in got), kind="equal")
+### END HIDDEN TESTS
+
+# %%
+naive_macs, naive_depth = inception_macs(lecture[0], *lecture[1], bottleneck=False)
+bottle_macs, bottle_depth = inception_macs(lecture[0], *lecture[1], bottleneck=True)
+C, H, W = lecture[0]
+c1, r3, c3, r5, c5, pp = lecture[1]
+branches = {
+    "naive": {"1x1": H * W * c1 * C, "3x3": H * W * c3 * C * 9, "5x5": H * W * c5 * C * 25,
+              "pool proj": 0},
+    "bottleneck": {"1x1": H * W * c1 * C, "3x3": H * W * (r3 * C + c3 * r3 * 9),
+                   "5x5": H * W * (r5 * C + c5 * r5 * 25), "pool proj": H * W * pp * C},
+}
+bottom = np.zeros(2)
+for branch in branches["naive"]:
+    values = np.array([branches[k][branch] for k in branches]) / 1e6
+    plt.bar(list(branches), values, bottom=bottom, label=branch)
+    bottom += values
+plt.ylabel("million MACs")
+plt.title(f"Inception module on {H}x{W}x{C}")
+plt.legend()
+plt.show()
+print(f"naive module:      {naive_macs:>12,} MACs, output depth {naive_depth}")
+print(f"with bottlenecks:  {bottle_macs:>12,} MACs, output depth {bottle_depth} "
+      f"({naive_macs / bottle_macs:.1f} times fewer MACs)")
+print("the 2017 lecture slide quotes 854M ops (naive) and 358M ops (bottlenecks) for this module; "
+      f"adding up the six convolutions the slide lists gives {bottle_macs / 1e6:.0f}M")
+
+# %% [markdown]
+# **Question (3 points).**
+# Why does the naive module get more expensive from one module to the next when modules are
+# stacked, and how do the 1x1 bottlenecks fix both the cost and the growth? What do the
+# bottlenecks give up?
+
+# %% [markdown] answer: q_inception (3 points)
+# **Reference answer.** The pool branch passes all C input channels through and the other
+# branches add theirs, so the output depth is always larger than the input depth (256 -> 672
+# here); the next module's 3x3 and 5x5 filters then see an even deeper input, and the MACs grow
+# with the depth at every module. A 1x1 convolution to r3 or r5 channels first cuts the depth the
+# expensive filters see (256 -> 64: about 3.1 times fewer MACs here), and the pool projection
+# fixes the pool branch's depth, so the output depth (480 here) is a design choice. The price is
+# a compression: the 3x3 and 5x5 filters only see a learned 64-dimensional summary of each
+# pixel, which may lose information (in practice it works well, and adds a non-linearity).
+
+# %% [markdown]
+# ## 5. Residual blocks (7 points)
+#
+# A residual block learns a correction to its input: `out = relu(F(x) + x)`. In the basic
+# block (ResNet-18/34), `F` is conv3x3 - ReLU - conv3x3 with C channels, stride 1 and pad 1 (the
+# library's specs add batch normalisation after each convolution; we leave it out here). In the
+# backward pass the addition copies the upstream gradient to both paths, so `dx` is the gradient
+# through `F` **plus** the gradient that arrives through the skip connection, which reaches early
+# layers unattenuated.
+#
+# **Exercise.** Write `residual_block_forward` and `residual_block_backward` with the given
+# `conv_forward_fast` / `conv_backward_fast` and `relu_forward` / `relu_backward`.
+
+# %% solution: residual_block_forward
+def residual_block_forward(x, w1, b1, w2, b2):
+    """
+    A basic residual block: ``out = relu(conv2(relu(conv1(x))) + x)``, 3x3 convs with pad 1.
+
+    Inputs:
+    - x: input of shape (N, C, H, W)
+    - w1, w2: filters of shape (C, C, 3, 3); b1, b2: biases of shape (C,)
+
+    Returns a tuple of:
+    - out: output of shape (N, C, H, W)
+    - cache: (conv1 cache, relu1 cache, conv2 cache, relu2 cache)
+    """
+    ### BEGIN SOLUTION
+    conv_param = {"stride": 1, "pad": 1}
+    a, c1 = conv_forward_fast(x, w1, b1, conv_param)
+    h, r1 = relu_forward(a)
+    z, c2 = conv_forward_fast(h, w2, b2, conv_param)
+    out, r2 = relu_forward(z + x)  # the skip connection adds the block's input
+    return out, (c1, r1, c2, r2)
+    ### END SOLUTION
+
+
+def residual_block_backward(dout, cache):
+    """
+    Backward pass of residual_block_forward.
+
+    Inputs:
+    - dout: upstream gradient of shape (N, C, H, W)
+    - cache: from residual_block_forward
+
+    Returns a tuple of (dx, dw1, db1, dw2, db2).
+    """
+    ### BEGIN SOLUTION
+    c1, r1, c2, r2 = cache
+    dz = relu_backward(dout, r2)          # gradient of z + x
+    dh, dw2, db2 = conv_backward_fast(dz, c2)
+    da = relu_backward(dh, r1)
+    dx, dw1, db1 = conv_backward_fast(da, c1)
+    return dx + dz, dw1, db1, dw2, db2     # the skip path hands dz straight to x
+    ### END SOLUTION
+
+
+# %%
+def residual_case(seed, N=2, C=3, H=5, W=4):
+    """Seeded float64 inputs (x, w1, b1, w2, b2) for a basic block."""
+    rng = np.random.default_rng(seed)
+    return (rng.standard_normal((N, C, H, W)), 0.3 * rng.standard_normal((C, C, 3, 3)),
+            0.1 * rng.standard_normal(C), 0.3 * rng.standard_normal((C, C, 3, 3)),
+            0.1 * rng.standard_normal(C))
+
+
+def library_block(x, w1, b1, w2, b2):
+    """The same block run by the library's ConvNet from a Residual spec (an independent path)."""
+    C = x.shape[1]
+    body = (arch.Conv(C, 3, pad=1), arch.ReLU(), arch.Conv(C, 3, pad=1))
+    model = ConvNet(arch.Spec("block", x.shape[1:], (arch.Residual(body),)), dtype=np.float64)
+    model.params.update(W1=w1, b1=b1, W2=w2, b2=b2)
+    return model.forward(x, "train")[0]
+
+# %% tests: test_residual_forward (2 points)
+"""residual_block_forward equals the library's ConvNet on a Residual spec."""
+x, w1, b1, w2, b2 = residual_case(0)
+out, cache = residual_block_forward(x, w1, b1, w2, b2)
+record("residual_out", out, rtol=1e-10, atol=1e-12)
+assert_array("out", out, library_block(x, w1, b1, w2, b2), rtol=1e-10, atol=1e-12)
+x0 = np.zeros_like(w1)
+out_zero_filters, _ = residual_block_forward(x, x0, 0 * b1, x0, 0 * b2)
+assert_array("out with all-zero filters: relu(x)", out_zero_filters, np.maximum(x, 0))
+
+# %% tests: test_residual_backward (3 points)
+"""residual_block_backward against numerical gradients (float64)."""
+x, w1, b1, w2, b2 = residual_case(1)
+dout = np.random.default_rng(2).standard_normal(x.shape)
+out, cache = residual_block_forward(x, w1, b1, w2, b2)
+grads = residual_block_backward(dout, cache)
+record("residual_grads", tuple(grads), rtol=1e-8, atol=1e-10)
+numeric = [eval_numerical_gradient_array(lambda v, i=i: residual_block_forward(
+    *[v if j == i else a for j, a in enumerate((x, w1, b1, w2, b2))])[0],
+    (x, w1, b1, w2, b2)[i], dout) for i in range(5)]
+for name, got, num in zip(("dx", "dw1", "db1", "dw2", "db2"), grads, numeric, strict=True):
+    assert_array(name, got, num, rtol=1e-6, atol=1e-8)
+    print(f"{name}: relative error {rel_error(got, num):.2e}")
+
+# %% tests: test_residual_hidden (2 points)
+"""The residual block on other seeds and shapes (hidden tests)."""
+### BEGIN HIDDEN TESTS
+for case, shape in enumerate(((1, 4, 6, 6), (3, 2, 3, 7))):
+    x, w1, b1, w2, b2 = residual_case(50 + case, *shape)
+    out, cache = residual_block_forward(x, w1, b1, w2, b2)
+    record(f"residual_hidden_out_{case}", out, rtol=1e-10, atol=1e-12)
+    dout = np.random.default_rng(60 + case).standard_normal(shape)
+    record(f"residual_hidden_grads_{case}", tuple(residual_block_backward(dout, cache)),
+           rtol=1e-8, atol=1e-10)
+### END HIDDEN TESTS
+
+# %% [markdown]
+# **Bottleneck blocks.** ResNet-50 and deeper use a 1x1 - 3x3 - 1x1 body: reduce the depth
+# (e.g. 256 -> 64), convolve at 64 channels, expand back (64 -> 256). At 256 channels a basic
+# block would cost two 3x3 convolutions at full depth. The parameter counts of both blocks from
+# the library's specs (batch normalisation included):
+
+# %%
+for name, block in (("basic, 256 channels", arch.basic_block(256, 256)),
+                    ("bottleneck, 256 -> 64 -> 256", arch.bottleneck_block(256, 64)),
+                    ("basic, 64 channels", arch.basic_block(64, 64))):
+    t = memory.totals(arch.Spec(name, (256 if "256" in name else 64, 56, 56), (block,)))
+    print(f"{name:<30}: {t['params']:>9,} parameters, {t['macs']:>13,} MACs on 56x56")
+
+# %% [markdown]
+# The library's `ConvNet` runs any spec forward and backward; a whole network made of a
+# bottleneck block (with batch normalisation and a projection shortcut), global average pooling
+# and a classifier passes a gradient check in float64:
+
+# %%
+spec = arch.Spec("bottleneck_net", (8, 4, 4), (arch.bottleneck_block(8, 4, stride=1),
+                                              arch.GlobalAvgPool(), arch.FC(3)))
+model = ConvNet(spec, dtype=np.float64, seed=0)
+rng = np.random.default_rng(3)
+X, y = rng.standard_normal((4, 8, 4, 4)), rng.integers(0, 3, size=4)
+loss, grads = model.loss(X, y)
+worst = 0.0
+for key in sorted(model.params):
+    num = eval_numerical_gradient(lambda _: model.loss(X, y)[0], model.params[key])
+    worst = max(worst, rel_error(grads[key], num))
+print(f"{len(model.params)} parameter arrays, loss {loss:.4f}; worst relative error "
+      f"{worst:.2e}")
+
+# %% [markdown]
+# ## 6. Design choices across the six networks (5 points)
+#
+# The facts for the written comparison, computed from the specs: weight layers (conv and FC),
+# the first layer, parameters, MACs, activations per image, the share of parameters in fully
+# connected layers, and the share of activations produced before the first pooling layer.
+
+# %%
+def weight_layers(rows):
+    return [r for r in rows if r.label.startswith(("conv", "fc"))]
+
+
+print(f"{'network':<10}{'input':>11}{'weight layers':>15}{'first layer':>14}{'params':>14}"
+      f"{'MACs':>16}{'activations':>13}{'FC params':>11}{'early acts':>12}")
+for name in ("lenet", "alexnet", "zfnet", "googlenet", "vgg16", "resnet50"):
+    s = arch.get(name)
+    rows = memory.layer_table(s)[1:]
+    t = memory.totals(s)
+    weighted = weight_layers(rows)
+    fc_share = sum(r.params for r in rows if r.label.startswith("fc")) / t["params"]
+    first_pool = next(i for i, r in enumerate(rows) if "pool" in r.label)
+    early = sum(r.activations for r in rows[:first_pool + 1]) / t["activations"]
+    print(f"{name:<10}{'x'.join(map(str, s.input)):>11}{len(weighted):>15}"
+          f"{weighted[0].label:>14}{t['params']:>14,}{t['macs']:>16,}{t['activations']:>13,}"
+          f"{fc_share:>11.1%}{early:>12.1%}")
+
+# %% [markdown]
+# **Question (5 points).**
+# Compare the six networks using the table: (a) how the first layer changed from AlexNet and ZF
+# Net to VGG and ResNet, and why the early compromise could later be dropped; (b) where each
+# network keeps its parameters, and what GoogLeNet and ResNet did about VGG's fully connected
+# layers; (c) how depth was made trainable (bottlenecks, residual connections) and what it cost in
+# MACs compared with parameters. Use numbers from the table.
+
+# %% [markdown] answer: q_design (5 points)
+# **Reference answer.** (a) AlexNet (11x11/4) and ZF Net (7x7/2, smaller stride and filter after
+# visualising AlexNet's aliased first-layer filters) shrink the image at once to save memory and
+# compute; VGG uses 3x3/1 everywhere (small filters stacked, more non-linearities, fewer
+# parameters per receptive field) and pays with the largest activations and MACs in the table;
+# ResNet returns to a 7x7/2 stem plus a pool to cut the early activations. (b) In AlexNet, ZF Net
+# and VGG most parameters sit in the FC layers (94.0%, 94.0% and 89.4%); GoogLeNet and ResNet
+# replace the big FC layers by global average pooling and one classifier layer, so their FC
+# share is small (15.5% and 8.0%) and their totals are 6.6M and 25.6M parameters against VGG's
+# 138M. (c) GoogLeNet's 1x1 bottlenecks keep inception modules cheap; ResNet's identity
+# shortcuts let gradients reach early layers so 50 (or 152) layers train, with bottleneck blocks
+# keeping the 3x3 convolutions at a quarter of the depth. Depth costs MACs rather than
+# parameters: ResNet-50 has 5 times fewer parameters than VGG-16 but a quarter of its MACs, and
+# more activations than VGG per image.

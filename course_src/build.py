@@ -1,0 +1,202 @@
+"""Build the nbgrader source notebooks in ``assignments/`` from their text form in ``course_src/``.
+
+Each notebook is written as a Python file in the percent format (``# %%`` starts a cell), which
+diffs and reviews like code and is kept outside nbgrader's assignment folders (nbgrader would copy
+a ``.py`` file there to students unchanged). A cell header carries the cell's nbgrader role::
+
+    # %% [markdown]                              read-only explanation
+    # %%                                         read-only code (setup, demonstrations)
+    # %% solution: conv_forward_naive            the student writes this cell
+    # %% tests: test_conv_forward (4 points)     autograded test cell (locked)
+    # %% [markdown] answer: q_pooling (2 points) manually graded written answer
+
+Markdown lines are written as comments (``# text``). The build writes each cell with exact nbgrader
+metadata (schema v3), deterministic cell ids (the grade ids), and no outputs or execution counts.
+
+nbgrader replaces a whole written-answer cell by "YOUR ANSWER HERE" in the student version, so
+the question must not live in it: when an answer cell's text has a question above a line
+starting with ``**Reference answer`` the build puts the question in a read-only markdown cell of
+its own, just before the answer cell.
+
+    python course_src/build.py           # rewrite assignments/NN_name/NN_name.ipynb
+    python course_src/build.py --check   # exit 1 if a committed notebook is out of sync
+"""
+
+from __future__ import annotations
+
+import argparse
+import re
+import sys
+from pathlib import Path
+
+import nbformat
+
+ROOT = Path(__file__).resolve().parents[1]
+SOURCE_DIR = Path(__file__).resolve().parent
+ASSIGNMENTS = ROOT / "assignments"
+SOURCE_GLOB = "[0-9][0-9]_*.py"
+
+HEADER = re.compile(
+    r"^# %%(?P<md> \[markdown\])?"
+    r"(?: (?P<role>solution|tests|answer): (?P<id>[A-Za-z0-9_-]+)"
+    r"(?: \((?P<points>\d+) points?\))?)?\s*$")
+ANSWER_MARKER = "**Reference answer"
+KERNELSPEC = {"display_name": "Python 3 (ipykernel)", "language": "python", "name": "python3"}
+ROLES = {  # role -> (grade, solution, locked)
+    None: (False, False, True),
+    "solution": (False, True, False),
+    "tests": (True, False, True),
+    "answer": (True, True, False),
+}
+
+
+def _strip_blank(lines: list[str]) -> list[str]:
+    while lines and not lines[0].strip():
+        lines = lines[1:]
+    while lines and not lines[-1].strip():
+        lines = lines[:-1]
+    return lines
+
+
+def _markdown_text(lines: list[str], where: str) -> str:
+    out = []
+    for line in lines:
+        if line == "#":
+            out.append("")
+        elif line.startswith("# "):
+            out.append(line[2:])
+        elif not line.strip():
+            out.append("")
+        else:
+            raise ValueError(f"{where}: markdown line must start with '# ': {line!r}")
+    return "\n".join(out)
+
+
+def _check_cell(role, cell_type, grade_id, points, text, where):
+    """Raise ValueError for a cell whose role and content disagree."""
+    if role in ("tests", "answer") and points is None:
+        raise ValueError(f"{where}: a {role} cell needs '(N points)' in its header")
+    if role not in ("tests", "answer") and points is not None:
+        raise ValueError(f"{where}: only tests and answer cells carry points")
+    if role == "answer" and cell_type != "markdown":
+        raise ValueError(f"{where}: answer cells are markdown")
+    if role in ("solution", "tests") and cell_type != "code":
+        raise ValueError(f"{where}: {role} cells are code")
+    has_solution = "### BEGIN SOLUTION" in text
+    if role == "solution" and (not has_solution or text.count("### BEGIN SOLUTION")
+                               != text.count("### END SOLUTION")):
+        raise ValueError(f"{where}: solution cell {grade_id} needs balanced BEGIN/END SOLUTION")
+    if role != "solution" and has_solution:
+        raise ValueError(f"{where}: solution markers outside a solution cell")
+    hidden = text.count("### BEGIN HIDDEN TESTS"), text.count("### END HIDDEN TESTS")
+    if hidden[0] != hidden[1] or (role != "tests" and hidden[0]):
+        raise ValueError(f"{where}: hidden-test markers only in tests cells, balanced")
+    if not text.strip():
+        raise ValueError(f"{where}: empty cell")
+
+
+def _chunks(text: str, name: str) -> list[tuple[re.Match, list[str], int]]:
+    """(header match, body lines, line number) of every cell; questions split off answers."""
+    chunks: list[tuple[re.Match, list[str], int]] = []
+    for lineno, line in enumerate(text.splitlines(), start=1):
+        if line.startswith("# %%"):
+            match = HEADER.match(line)
+            if match is None:
+                raise ValueError(f"{name}:{lineno}: malformed cell header {line!r}")
+            chunks.append((match, [], lineno))
+        elif chunks:
+            chunks[-1][1].append(line)
+    out = []
+    for match, lines, lineno in chunks:
+        lines = _strip_blank(lines)
+        marker = [k for k, ln in enumerate(lines) if ln.startswith(f"# {ANSWER_MARKER}")]
+        question = lines[:marker[0]] if marker else []
+        while question and question[-1].strip() in ("", "#"):
+            question = question[:-1]
+        if match["role"] == "answer" and question:
+            out.append((HEADER.match("# %% [markdown]"), question, lineno))
+            lines = lines[marker[0]:]
+        out.append((match, lines, lineno))
+    return out
+
+
+def parse_cells(text: str, name: str = "<source>") -> list[nbformat.NotebookNode]:
+    """Parse a percent-format source into notebook cells with nbgrader metadata."""
+    cells, seen, n_readonly = [], set(), 0
+    for match, lines, lineno in _chunks(text, name):
+        where = f"{name}:{lineno}"
+        cell_type = "markdown" if match["md"] else "code"
+        role = match["role"]
+        body = _markdown_text(lines, where) if cell_type == "markdown" else "\n".join(lines)
+        if role is None:
+            n_readonly += 1
+            grade_id = f"readonly_{n_readonly:02d}"
+        else:
+            grade_id = match["id"]
+        points = None if match["points"] is None else int(match["points"])
+        _check_cell(role, cell_type, grade_id, points, body, where)
+        if grade_id in seen:
+            raise ValueError(f"{where}: duplicate grade id {grade_id!r}")
+        seen.add(grade_id)
+        grade, solution, locked = ROLES[role]
+        meta = {"grade": grade, "grade_id": grade_id, "locked": locked,
+                "schema_version": 3, "solution": solution}
+        if grade:
+            meta["points"] = points
+        new = nbformat.v4.new_markdown_cell if cell_type == "markdown" else \
+            nbformat.v4.new_code_cell
+        cell = new(source=body, metadata={"nbgrader": meta}, id=grade_id)
+        cells.append(cell)
+    if not cells:
+        raise ValueError(f"{name}: no cells")
+    return cells
+
+
+def build_notebook(source: Path) -> nbformat.NotebookNode:
+    """The nbgrader source notebook for one ``course_src/NN_name.py`` file."""
+    source = Path(source)
+    nb = nbformat.v4.new_notebook()
+    nb.nbformat, nb.nbformat_minor = 4, 5
+    nb.metadata = {"kernelspec": dict(KERNELSPEC), "language_info": {"name": "python"}}
+    nb.cells = parse_cells(source.read_text(encoding="utf-8"), source.name)
+    nbformat.validate(nb)
+    return nb
+
+
+def notebook_text(nb: nbformat.NotebookNode) -> str:
+    """The exact text committed for a notebook (nbformat's layout plus a final newline)."""
+    return nbformat.writes(nb) + "\n"
+
+
+def sources() -> list[Path]:
+    """The notebook sources, in course order."""
+    return sorted(SOURCE_DIR.glob(SOURCE_GLOB))
+
+
+def target_for(source: Path) -> Path:
+    """``course_src/NN_name.py`` -> ``assignments/NN_name/NN_name.ipynb``."""
+    return ASSIGNMENTS / source.stem / f"{source.stem}.ipynb"
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--check", action="store_true",
+                        help="only report notebooks that differ from their source")
+    args = parser.parse_args(argv)
+    stale = []
+    for source in sources():
+        target, text = target_for(source), notebook_text(build_notebook(source))
+        if target.exists() and target.read_text(encoding="utf-8") == text:
+            continue
+        stale.append(target)
+        if not args.check:
+            target.parent.mkdir(parents=True, exist_ok=True)
+            target.write_text(text, encoding="utf-8")
+    verb = "out of sync" if args.check else "written"
+    for target in stale:
+        print(f"{verb}: {target.relative_to(ROOT)}")
+    return 1 if (args.check and stale) else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

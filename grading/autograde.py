@@ -1,0 +1,221 @@
+"""``cs231n-course autograde``: grade every submission in parallel worker processes.
+
+The parent discovers submissions in nbgrader's ``submitted/<student>/<assignment>/`` layout,
+makes sure the reference records are up to date, hands one task per notebook to a process pool,
+and alone writes the gradebook and the status store as results come back (tqdm bar). A task whose
+key (submission hash, reference key, timeouts) matches a stored ``graded`` outcome is skipped.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from concurrent.futures import ProcessPoolExecutor, as_completed
+from concurrent.futures.process import BrokenProcessPool
+from multiprocessing import get_all_start_methods, get_context
+from pathlib import Path
+
+from tqdm import tqdm
+
+from grading.config import CourseConfig
+from grading.gradebook import open_gradebook, write_result
+from grading.kernels import check_sandbox
+from grading.status import StatusStore
+from grading.worker import GRADED, grade_submission, not_graded, run_reference
+
+
+def _hash(*parts: bytes) -> str:
+    """Short hex digest of several byte strings."""
+    h = hashlib.sha256()
+    for p in parts:
+        h.update(hashlib.sha256(p).digest())
+    return h.hexdigest()[:24]
+
+
+def library_hash(cfg: CourseConfig) -> bytes:
+    """Hash of every file of the student library edition (part of the reference key)."""
+    h = hashlib.sha256()
+    for p in sorted(cfg.student_library_dir.rglob("*")):
+        if p.is_file() and "__pycache__" not in p.parts:
+            h.update(str(p.relative_to(cfg.student_library_dir)).encode() + p.read_bytes())
+    return h.digest()
+
+
+def base_task(cfg: CourseConfig, assignment: str) -> dict:
+    """Settings shared by every task of ``assignment``."""
+    return {"sandbox": cfg.sandbox, "library_dir": str(cfg.student_library_dir),
+            "env": dict(cfg.env), "cell_timeout": cfg.cell_timeout_for(assignment),
+            "notebook_timeout": cfg.notebook_timeout_for(assignment),
+            "max_output_bytes": cfg.max_output_bytes, "max_notebook_bytes": cfg.max_notebook_bytes,
+            "memory_mb": cfg.memory_mb, "data_dir": str(cfg.data_dir) if cfg.data_dir else None}
+
+
+def require_release(cfg: CourseConfig, assignments: list[str]) -> None:
+    """Raise ValueError unless ``assignments`` and the student library are released."""
+    for a in assignments:
+        if not (cfg.course_dir / "release" / a).is_dir():
+            raise ValueError(f"assignment {a!r} has no release in {cfg.course_dir}; run "
+                             "`cs231n-course release` first")
+    if not cfg.student_library_dir.is_dir():
+        raise ValueError(f"no student library in {cfg.student_library_dir}; run release first")
+
+
+def reference_tasks(cfg: CourseConfig, assignments: list[str]) -> dict[Path, dict]:
+    """{cache path: task} for every source notebook of ``assignments``."""
+    lib = library_hash(cfg)
+    tasks = {}
+    for a in assignments:
+        for src in cfg.graded_notebooks(a):
+            task = base_task(cfg, a) | {"source": str(src),
+                                        "source_dir": str(cfg.assignments_dir / a)}
+            task["key"] = _hash(src.read_bytes(), lib, json.dumps(task, sort_keys=True).encode())
+            task["executed_path"] = str(cfg.course_dir / "reference" / a / src.name)
+            tasks[cfg.course_dir / "reference" / a / f"{src.stem}.json"] = task
+    return tasks
+
+
+def load_references(cfg: CourseConfig, assignments: list[str], jobs: int, *, log=print,
+                    strict: bool = True) -> dict[tuple[str, str], dict]:
+    """Reference records per (assignment, notebook stem), re-run only when their key changed."""
+    tasks = reference_tasks(cfg, assignments)
+    refs, todo = {}, {}
+    for path, task in tasks.items():
+        cached = json.loads(path.read_text()) if path.is_file() else None
+        if cached and cached.get("key") == task["key"]:
+            refs[path] = cached
+        else:
+            todo[path] = task
+    if todo:
+        results = run_pool(run_reference, list(todo.values()), jobs, desc="reference runs")
+        for path, res in zip(todo, results, strict=True):
+            if "error" in res and "cells" not in res:
+                raise RuntimeError(f"reference run of {todo[path]['source']} failed: "
+                                   f"{res['error']}")
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_text(json.dumps(res))
+            refs[path] = res
+    out = {}
+    for path, ref in refs.items():
+        problems = ref["errors"] + ref["events"]
+        if problems and strict:
+            raise RuntimeError(f"the source notebook {ref['notebook']} does not run cleanly "
+                               f"with the student library: {problems[:3]}; run "
+                               "`cs231n-course verify` for details")
+        if problems:
+            log(f"warning: source notebook {ref['notebook']}: {problems[:3]}")
+        out[(path.parent.name, path.stem)] = ref
+    return out
+
+
+def _safe(fn, task):
+    """Run ``fn(task)`` in the worker; exceptions come back as {'error': ...}."""
+    try:
+        return fn(task)
+    except Exception as err:  # noqa: BLE001
+        return {"error": f"{type(err).__name__}: {err}"}
+
+
+def run_pool(fn, tasks: list[dict], jobs: int, *, desc: str, on_result=None) -> list[dict]:
+    """``fn`` over ``tasks`` in ``jobs`` processes with a progress bar; results in task order.
+
+    A task whose worker process dies is retried alone in a fresh process; if that dies too its
+    result is ``{'error': 'grading worker crashed'}``. ``on_result(i, result)`` runs in this
+    process as each result arrives.
+    """
+    results: list[dict | None] = [None] * len(tasks)
+    # fork: workers need no re-import of __main__ (works from scripts, -c and pytest)
+    ctx = get_context("fork" if "fork" in get_all_start_methods() else "spawn")
+
+    def collect(idx, res):
+        results[idx] = res
+        if on_result:
+            on_result(idx, res)
+        bar.update(1)
+
+    crashed = []
+    with tqdm(total=len(tasks), desc=desc, unit="nb", dynamic_ncols=True) as bar:
+        if tasks:
+            with ProcessPoolExecutor(max_workers=max(1, min(jobs, len(tasks))),
+                                     mp_context=ctx) as pool:
+                futures = {pool.submit(_safe, fn, t): i for i, t in enumerate(tasks)}
+                for fut in as_completed(futures):
+                    try:
+                        collect(futures[fut], fut.result())
+                    except BrokenProcessPool:
+                        crashed.append(futures[fut])
+        for idx in sorted(crashed):  # one at a time: find the task that kills its worker
+            try:
+                with ProcessPoolExecutor(max_workers=1, mp_context=ctx) as solo:
+                    collect(idx, solo.submit(_safe, fn, tasks[idx]).result())
+            except BrokenProcessPool:
+                collect(idx, {"error": "grading worker crashed"})
+    return results
+
+
+def discover(cfg: CourseConfig, assignments: list[str], students: list[str] | None):
+    """(student, assignment, folder) for every submission folder present."""
+    root = cfg.course_dir / "submitted"
+    found = []
+    if not root.is_dir():
+        return found
+    for sdir in sorted(p for p in root.iterdir() if p.is_dir()):
+        if students and sdir.name not in students:
+            continue
+        for a in assignments:
+            if (sdir / a).is_dir():
+                found.append((sdir.name, a, sdir / a))
+    return found
+
+
+def autograde(cfg: CourseConfig, assignment: str | None = None, *, students=None,
+              jobs: int | None = None, force: bool = False, log=print) -> list[dict]:
+    """Grade submissions; returns this run's results (skipped ones included, from the store)."""
+    assignments = [assignment] if assignment else cfg.released()
+    require_release(cfg, assignments)
+    check_sandbox(cfg.sandbox)
+    jobs = jobs or os.cpu_count() or 1
+    refs = load_references(cfg, assignments, jobs, log=log)
+    store = StatusStore(cfg.course_dir)
+    tasks, done = [], []
+    for student, a, folder in discover(cfg, assignments, students):
+        for src in cfg.graded_notebooks(a):
+            sub = folder / src.name
+            ref = refs[(a, src.stem)]
+            task = base_task(cfg, a) | {
+                "student": student, "assignment": a, "notebook": src.stem,
+                "submission": str(sub), "source": str(src),
+                "release": str(cfg.course_dir / "release" / a / src.name),
+                "release_dir": str(cfg.course_dir / "release" / a),
+                "autograded": str(cfg.course_dir / "autograded" / student / a / src.name),
+                "reference": ref}
+            task["key"] = _hash(sub.read_bytes() if sub.is_file() else b"<missing>",
+                                ref["key"].encode(), str(task["cell_timeout"]).encode(),
+                                str(task["notebook_timeout"]).encode())
+            old = store.get(student, a, src.stem)
+            if not force and old and old["key"] == task["key"] and old["status"] == GRADED:
+                done.append(old)
+            else:
+                tasks.append(task)
+    if done:
+        log(f"skipping {len(done)} notebook(s) already graded and unchanged")
+    gb = open_gradebook(cfg.gradebook_url)
+
+    def save(i, res):
+        t = tasks[i]
+        if "status" not in res:  # the worker itself failed
+            res = {"status": not_graded(res.get("error", "unknown grader failure")),
+                   "notes": [], "tests": [], "score": 0.0, "max_score": 0.0, "duration": 0.0}
+        res.update(student=t["student"], assignment=t["assignment"], notebook=t["notebook"],
+                   key=t["key"])
+        store.put(res)
+        write_result(gb, res, Path(t["submission"]).parent)
+
+    try:
+        results = run_pool(grade_submission, tasks, jobs, desc="autograde", on_result=save)
+    finally:
+        gb.close()
+    fresh = [store.get(t["student"], t["assignment"], t["notebook"]) for t in tasks]
+    store.close()
+    del results
+    return done + fresh

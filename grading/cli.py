@@ -1,0 +1,97 @@
+"""``cs231n-course``: the course's grading command line (release, autograde, feedback, ...)."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from grading.config import load_config
+
+
+def _parser() -> argparse.ArgumentParser:
+    """The argument parser with one sub-command per job."""
+    p = argparse.ArgumentParser(prog="cs231n-course", description=__doc__)
+    p.add_argument("--course", metavar="PATH",
+                   help="course config (an nbgrader_config.py, or a folder holding one); "
+                        "default: grading/nbgrader_config.py")
+    p.add_argument("--course-dir", metavar="DIR",
+                   help="where release/, submitted/, gradebook.db, ... live (default: course/)")
+    p.add_argument("--no-sandbox", dest="sandbox", action="store_false", default=None,
+                   help="run kernels without isolation (trusted notebooks only)")
+    sub = p.add_subparsers(dest="command", required=True)
+    r = sub.add_parser("release", help="student notebooks + student library, leak-checked")
+    r.add_argument("assignments", nargs="*")
+    a = sub.add_parser("autograde", help="grade submitted/ in parallel (resumes)")
+    a.add_argument("assignment", nargs="?")
+    a.add_argument("--students", nargs="+")
+    a.add_argument("--jobs", type=int, help="worker processes (default: number of cores)")
+    a.add_argument("--force", action="store_true", help="re-grade unchanged submissions too")
+    f = sub.add_parser("feedback", help="per-student HTML feedback (no hidden tests)")
+    f.add_argument("assignment", nargs="?")
+    f.add_argument("--students", nargs="+")
+    e = sub.add_parser("export", help="CSV and table of scores and statuses")
+    e.add_argument("--csv", type=Path,
+                   help="output file (default: <course-dir>/grades_with_status.csv)")
+    c = sub.add_parser("check", help="run your notebook's visible tests as the grader would")
+    c.add_argument("notebook", type=Path)
+    v = sub.add_parser("verify", help="solutions score full marks, student versions 0")
+    v.add_argument("assignments", nargs="*")
+    v.add_argument("--jobs", type=int)
+    d = sub.add_parser("demo", help="release, sample class, autograde, grades, feedback")
+    d.add_argument("--jobs", type=int)
+    return p
+
+
+def _config_path(course: str | None) -> Path | None:
+    """The config file named by ``--course`` (a file, or a folder holding one)."""
+    if course is None:
+        return None
+    path = Path(course)
+    return path / "nbgrader_config.py" if path.is_dir() else path
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the command line; returns the exit code."""
+    args = _parser().parse_args(argv)
+    sandbox = args.sandbox
+    if args.command == "check" and sandbox is None:
+        sandbox = False  # your own notebook on your own machine
+    try:
+        cfg = load_config(_config_path(args.course), course_dir=args.course_dir, sandbox=sandbox)
+        return _run(args, cfg)
+    except (ValueError, RuntimeError) as err:
+        print(f"cs231n-course {args.command}: error: {err}", file=sys.stderr)
+        return 2
+
+
+def _run(args, cfg) -> int:
+    """Dispatch one parsed command."""
+    if args.command == "release":
+        from grading.release import release
+        release(cfg, args.assignments or None)
+    elif args.command == "autograde":
+        from grading.autograde import autograde
+        from grading.export import export
+        autograde(cfg, args.assignment, students=args.students, jobs=args.jobs, force=args.force)
+        export(cfg)
+    elif args.command == "feedback":
+        from grading.feedback import feedback
+        feedback(cfg, args.assignment, students=args.students)
+    elif args.command == "export":
+        from grading.export import export
+        export(cfg, args.csv)
+    elif args.command == "check":
+        from grading.check import check
+        return check(cfg, args.notebook)
+    elif args.command == "verify":
+        from grading.verify import verify
+        return 1 if verify(cfg, args.assignments or None, jobs=args.jobs) else 0
+    elif args.command == "demo":
+        from grading.demo import demo
+        demo(cfg, jobs=args.jobs)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

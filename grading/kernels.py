@@ -1,0 +1,77 @@
+"""Local (unsandboxed) kernel managers with the same call shape as ``grading.sandbox``.
+
+Used when the course config says ``sandbox = False`` (self-checks, tests, machines without
+bubblewrap). The kernel runs as the grader's user: only for trusted notebooks or one's own work.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+from pathlib import Path
+
+from jupyter_client import AsyncKernelManager
+
+# Variables of the grader's environment that must not leak into the kernel's imports.
+_DROP = ("PYTHONPATH", "PYTHONSTARTUP", "PYTHONHOME", "JPY_PARENT_PID")
+
+
+class LocalKernelManager(AsyncKernelManager):
+    """An AsyncKernelManager starting its kernel in ``workdir`` with a fixed environment."""
+
+    def __init__(self, *, workdir: Path, kernel_env: dict, **kw):
+        super().__init__(**kw)
+        self._workdir = str(workdir)
+        self._kernel_env = kernel_env
+
+    async def _async_pre_start_kernel(self, **kw):
+        kw["env"] = dict(self._kernel_env)
+        kw["cwd"] = self._workdir
+        kw["stdout"] = kw["stderr"] = subprocess.DEVNULL  # kernel chatter is not the grader's
+        return await super()._async_pre_start_kernel(**kw)
+
+
+def kernel_env(library_dir: Path, env: dict) -> dict:
+    """The kernel's environment: ours minus Python path tweaks, plus the library and ``env``."""
+    out = {k: v for k, v in os.environ.items() if k not in _DROP}
+    out.update({"PYTHONPATH": str(library_dir), "MPLBACKEND": "Agg",
+                "PYDEVD_DISABLE_FILE_VALIDATION": "1"})
+    out.update(env)
+    return out
+
+
+def make_kernel_manager(workdir: Path, *, library_dir: Path, limits=None,
+                        env: dict | None = None, data_dir: Path | None = None
+                        ) -> AsyncKernelManager:
+    """A python3 kernel in ``workdir`` importing ``library_dir`` first; ``limits`` is ignored."""
+    env = dict(env or {})
+    if data_dir is not None:
+        env["CS231N_DATA_DIR"] = str(data_dir)
+    return LocalKernelManager(workdir=Path(workdir), kernel_env=kernel_env(library_dir, env),
+                              kernel_name="python3")
+
+
+def kernel_factory(*, sandbox: bool, workdir: Path, library_dir: Path, env: dict,
+                   notebook_timeout: float, memory_mb: int = 3072, data_dir: Path | None = None):
+    """A zero-argument callable returning a fresh kernel manager (sandboxed or local)."""
+    extra = {"data_dir": data_dir} if data_dir is not None and Path(data_dir).is_dir() else {}
+    if not sandbox:
+        return lambda: make_kernel_manager(workdir, library_dir=library_dir, env=env, **extra)
+    from grading.sandbox import SandboxLimits
+    from grading.sandbox import make_kernel_manager as make_sandboxed
+
+    limits = SandboxLimits(cpu_seconds=int(notebook_timeout) + 60, memory_mb=int(memory_mb))
+    return lambda: make_sandboxed(workdir, library_dir=library_dir, limits=limits, env=env,
+                                  **extra)
+
+
+def check_sandbox(sandbox: bool) -> None:
+    """Raise RuntimeError with the reason when a sandbox is requested but cannot run here."""
+    if not sandbox:
+        return
+    from grading.sandbox import sandbox_available
+
+    ok, why = sandbox_available()
+    if not ok:
+        raise RuntimeError(f"the grading sandbox is unavailable: {why}. Install it, or grade "
+                           "without isolation (trusted submissions only) with --no-sandbox")

@@ -1,0 +1,95 @@
+"""``cs231n-course release``: student notebooks (nbgrader) + student library edition + leak scan."""
+
+from __future__ import annotations
+
+import os
+import shutil
+from pathlib import Path
+
+from grading.config import CourseConfig
+from grading.leakscan import scan_release
+from grading.student_edition import build_student_edition
+
+
+class LeakError(RuntimeError):
+    """The release contains reference solutions or hidden tests."""
+
+
+def link_source(cfg: CourseConfig) -> Path:
+    """Make ``<course>/source`` a symlink to the assignments folder (nbgrader's source)."""
+    link = cfg.course_dir / "source"
+    target = cfg.assignments_dir
+    if link.is_symlink():
+        if Path(os.readlink(link)) == target:
+            return link
+        link.unlink()
+    elif link.exists():
+        raise ValueError(f"{link} exists and is not a symlink to {target}; move it away")
+    link.symlink_to(target, target_is_directory=True)
+    return link
+
+
+def write_course_config(cfg: CourseConfig) -> Path:
+    """``<course>/nbgrader_config.py`` so plain nbgrader (formgrader, export) finds the course."""
+    path = cfg.course_dir / "nbgrader_config.py"
+    path.write_text(
+        '"""Written by cs231n-course release: the course config plus this course root."""\n'
+        "c = get_config()  # noqa: F821\n"
+        f"load_subconfig({str(cfg.config_file)!r})  # noqa: F821\n"
+        f"c.CourseDirectory.root = {str(cfg.course_dir)!r}\n"
+        f"c.CourseDirectory.db_url = {cfg.gradebook_url!r}\n", encoding="utf-8")
+    return path
+
+
+def build_library(cfg: CourseConfig) -> dict[Path, Path]:
+    """Student editions of the configured packages in ``<course>/student_library``."""
+    out = cfg.student_library_dir
+    if out.exists():
+        shutil.rmtree(out)
+    out.mkdir(parents=True)
+    editions = {}
+    for package in cfg.library:
+        build_student_edition(package, out)
+        editions[package] = out / package.name
+    return editions
+
+
+def generate(cfg: CourseConfig, assignment: str) -> None:
+    """nbgrader generate_assignment (fills the gradebook with notebooks, cells, points)."""
+    from nbgrader.apps import NbGraderAPI
+
+    api = NbGraderAPI(config=cfg.nbgrader_config())
+    result = api.generate_assignment(assignment, force=True, create=True)
+    if not result.get("success"):
+        if "there are submissions associated" in (result.get("log") or ""):
+            raise ValueError(f"{assignment}: its source notebook gained or lost cells after "
+                             "students submitted, and nbgrader cannot re-release it. Grading "
+                             f"keeps using the released version ({cfg.course_dir}/released_source"
+                             "); re-release only as a new assignment")
+        raise RuntimeError(f"nbgrader generate_assignment {assignment} failed:\n"
+                           f"{result.get('error') or result.get('log')}")
+
+
+def release(cfg: CourseConfig, assignments: list[str] | None = None, log=print) -> list[str]:
+    """Build the release of ``assignments`` (default all) and check it for leaks."""
+    assignments = assignments or cfg.assignments()
+    cfg.course_dir.mkdir(parents=True, exist_ok=True)
+    link_source(cfg)
+    write_course_config(cfg)
+    editions = build_library(cfg)
+    for name in assignments:
+        generate(cfg, name)
+        snap = cfg.course_dir / "released_source" / name  # grading uses the released version
+        if snap.exists():
+            shutil.rmtree(snap)
+        snap.mkdir(parents=True)
+        for nb in cfg.source_notebooks(name):
+            shutil.copy2(nb, snap / nb.name)
+        log(f"released {name} -> {cfg.course_dir / 'release' / name}")
+    leaks = scan_release(
+        [cfg.course_dir / "release" / a for a in assignments] + [cfg.student_library_dir],
+        [nb for a in assignments for nb in cfg.source_notebooks(a)], editions)
+    if leaks:
+        raise LeakError("the release leaks reference material:\n  " + "\n  ".join(leaks))
+    log(f"student library edition -> {cfg.student_library_dir} (leak scan: clean)")
+    return assignments

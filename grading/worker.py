@@ -1,0 +1,145 @@
+"""Work done in a grading worker process: reference runs and grading one submitted notebook.
+
+Both take and return plain dicts (picklable across processes). Nothing here writes the
+gradebook; the parent process does that.
+"""
+
+from __future__ import annotations
+
+import shutil
+import tempfile
+import time
+import traceback
+from pathlib import Path
+
+import nbformat
+
+from grading.execute import EVENT_KEY, run_notebook
+from grading.judge import cell_error, cell_records, judge_cell
+from grading.kernels import kernel_factory
+from grading.restore import InvalidSubmission, is_test, load_notebook_text, restore
+
+GRADED = "graded"
+
+
+def not_graded(reason: str) -> str:
+    """The status string of a notebook that could not be graded."""
+    return f"not graded: {reason}"
+
+
+def _workdir(sources: list[Path | None], given: Path | None) -> Path:
+    """Private temp copy of the first existing folder in ``sources`` plus the given files."""
+    work = Path(tempfile.mkdtemp(prefix="cs231n-grade-"))
+    for src in sources:
+        if src is not None and src.is_dir():
+            shutil.copytree(src, work, symlinks=True, dirs_exist_ok=True,
+                            ignore=shutil.ignore_patterns(".ipynb_checkpoints", "*.ipynb"))
+            break
+    if given is not None and given.is_dir():  # files students were given win over theirs
+        shutil.copytree(given, work, symlinks=True, dirs_exist_ok=True,
+                        ignore=shutil.ignore_patterns(".ipynb_checkpoints", "*.ipynb"))
+    return work
+
+
+def _execute(nb, task: dict, folder: Path | None):
+    """Run ``nb`` in a fresh kernel working in a private copy of ``folder``; the RunResult."""
+    work = _workdir([folder], Path(task["release_dir"]) if task.get("release_dir") else None)
+    make_km = kernel_factory(sandbox=task["sandbox"], workdir=work,
+                             library_dir=Path(task["library_dir"]), env=task["env"],
+                             notebook_timeout=task["notebook_timeout"],
+                             memory_mb=task.get("memory_mb", 3072),
+                             data_dir=Path(task["data_dir"]) if task.get("data_dir") else None)
+    try:
+        run = run_notebook(nb, make_km, cwd=str(work), cell_timeout=task["cell_timeout"],
+                           notebook_timeout=task["notebook_timeout"],
+                           max_output_bytes=task.get("max_output_bytes", 2_000_000))
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    return run
+
+
+def _cell_summary(nb) -> dict:
+    """{grade_id: {"records", "error", "event", "points"}} for every test cell."""
+    out = {}
+    for cell in nb.cells:
+        if is_test(cell):
+            m = cell.metadata["nbgrader"]
+            out[m["grade_id"]] = {"records": cell_records(cell), "error": cell_error(cell),
+                                  "event": cell.metadata.get(EVENT_KEY, {}).get("event"),
+                                  "points": float(m.get("points", 0) or 0)}
+    return out
+
+
+def run_reference(task: dict) -> dict:
+    """Execute a source notebook (solutions + hidden tests) and collect its test records."""
+    t0 = time.monotonic()
+    source = Path(task["source"])
+    nb = nbformat.read(source, as_version=4)
+    for cell in nb.cells:
+        if cell.cell_type == "code":
+            cell.outputs, cell.execution_count = [], None
+    run = _execute(nb, task | {"release_dir": None}, Path(task.get("source_dir", source.parent)))
+    errors = [f"cell {i}: {cell_error(c)}" for i, c in enumerate(nb.cells)
+              if c.cell_type == "code" and cell_error(c)]
+    if task.get("executed_path"):
+        Path(task["executed_path"]).parent.mkdir(parents=True, exist_ok=True)
+        nbformat.write(nb, task["executed_path"])
+    return {"key": task["key"], "notebook": source.name, "cells": _cell_summary(nb),
+            "events": run.events, "finished": run.finished, "errors": errors,
+            "duration": time.monotonic() - t0}
+
+
+def judge_notebook(nb, reference: dict) -> list[dict]:
+    """TestResult dicts for the test cells of an executed grading notebook."""
+    mine = _cell_summary(nb)
+    results = []
+    for gid, ref in reference["cells"].items():
+        cell = mine.get(gid, {"records": [], "error": None, "event": "test cell missing"})
+        results.append(judge_cell(gid, ref["points"], ref["records"], cell["records"],
+                                  error=cell["error"], event=cell["event"]).to_dict())
+    return results
+
+
+def grade_submission(task: dict) -> dict:
+    """Grade one submitted notebook; never raises (failures become a 'not graded' status)."""
+    t0 = time.monotonic()
+    try:
+        result = _grade(task)
+    except Exception as err:  # noqa: BLE001 - one broken submission must not stop the run
+        result = {"status": not_graded(f"grader error ({type(err).__name__}: {err})"),
+                  "notes": [traceback.format_exc(limit=3)], "tests": []}
+    result.update(student=task["student"], assignment=task["assignment"],
+                  notebook=task["notebook"], key=task["key"],
+                  duration=time.monotonic() - t0)
+    result["score"] = sum(t["points"] for t in result["tests"])
+    result["max_score"] = sum(c["points"] for c in task["reference"]["cells"].values())
+    return result
+
+
+def _grade(task: dict) -> dict:
+    """Grade one submitted notebook (may raise; see grade_submission)."""
+    path = Path(task["submission"])
+    if not path.is_file():
+        return {"status": not_graded(f"missing notebook {path.name}"), "notes": [], "tests": []}
+    size = path.stat().st_size
+    if size > task["max_notebook_bytes"]:
+        return {"status": not_graded(f"notebook is {size / 1e6:.1f} MB (limit "
+                                     f"{task['max_notebook_bytes'] / 1e6:.1f} MB)"),
+                "notes": [], "tests": []}
+    try:
+        submission = load_notebook_text(path.read_bytes())
+    except InvalidSubmission as err:
+        return {"status": not_graded(f"{path.name}: {err}"), "notes": [], "tests": []}
+    source = nbformat.read(task["source"], as_version=4)
+    release = (nbformat.read(task["release"], as_version=4)
+               if task.get("release") and Path(task["release"]).is_file() else None)
+    restored = restore(submission, source, release)
+    run = _execute(restored.nb, task, path.parent)
+    tests = judge_notebook(restored.nb, task["reference"])
+    if task.get("autograded"):
+        out = Path(task["autograded"])
+        out.parent.mkdir(parents=True, exist_ok=True)
+        nbformat.write(restored.nb, out)
+    notes = [f"tampering: {n}" for n in restored.notes] + run.events
+    status = GRADED if run.finished else not_graded(run.stop_reason)
+    return {"status": status, "notes": notes, "tests": tests}
