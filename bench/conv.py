@@ -2,13 +2,13 @@
 
 Run ``python bench/conv.py`` (or ``make bench``, which installs the optional torch==2.13.0).
 Everything is measured in ONE run with 2 BLAS threads, interleaved: every round times each
-implementation of each case a few times and keeps the best call, and the tables report medians
-over rounds of those, so a slow moment of a shared machine hits all implementations alike. The
-load average is printed before and after: on a machine busy with other work, OpenBLAS's
-spinning worker threads slow numpy far more than torch, and the ratios say more about the load
-than about the code. Speed claims are the ratios printed
-here, never absolute times. numpy's own GEMM rate is measured in the same rounds and each
-convolution's GFLOP/s is shown as a share of it.
+implementation of each case (in a fresh random order) a few times and keeps the best call, and
+the tables report medians over rounds, so a slow moment of a shared machine hits all
+implementations alike. Speed claims are the ratios printed here, never absolute times. numpy's
+own GEMM rate is measured in the same rounds and each convolution's GFLOP/s is shown as a share
+of it. The load average is printed before and after: on a machine busy with other work,
+OpenBLAS's two threads wait for each other at every call and numpy slows down far more than
+torch, so the ratios then say more about the load than about the code.
 
 Targets (from the project's issue):
 - fast conv forward+backward within 1.5x of torch in float32 on shapes A and B, and no slower
@@ -142,7 +142,7 @@ def pool_case(dtype):
 def gemm_impl(dtype, n=1024):
     """numpy's own matrix multiply, timed in the same rounds: the ceiling for a GEMM-based conv."""
     a = np.random.default_rng(0).standard_normal((n, n)).astype(dtype)
-    return Impl(lambda: a @ a, lambda: None), 2.0 * n ** 3
+    return Impl(lambda: a @ a, lambda: None), 2.0 * n ** 3  # (its "bwd" times are ignored)
 
 
 def timed(fn, calls):
@@ -156,15 +156,19 @@ def timed(fn, calls):
 
 
 def run(cases, gemms):
+    """Time every implementation once per round, in a new random order each round: what ran
+    just before a call (a large GEMM, a torch call) changes its time, so no implementation may
+    always follow the same one."""
+    impls = [impl for impl, _ in gemms.values()]
+    impls += [impl for case in cases for impl in case.impls.values()]
+    order = np.random.default_rng(0)
     for r in tqdm(range(ROUNDS), desc="interleaved rounds"):
-        for impl, _ in gemms.values():
-            impl.times["fwd"].append(timed(impl.forward, CALLS))
-        for case in cases:
-            for impl in case.impls.values():
-                if r < impl.rounds:
-                    calls = 1 if impl.rounds < ROUNDS else CALLS
-                    impl.times["fwd"].append(timed(impl.forward, calls))
-                    impl.times["bwd"].append(timed(impl.backward, calls))
+        for k in order.permutation(len(impls)):
+            impl = impls[k]
+            if r < impl.rounds:
+                calls = 1 if impl.rounds < ROUNDS else CALLS
+                impl.times["fwd"].append(timed(impl.forward, calls))
+                impl.times["bwd"].append(timed(impl.backward, calls))
 
 
 def report(cases, gemms):

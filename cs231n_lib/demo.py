@@ -16,9 +16,10 @@ from .classifiers.cnn import ThreeLayerConvNet
 from .data import load_dataset
 from .solver import Solver
 
-# Architecture and hyperparameters, chosen by measurement on 2 cores (5,000 training images,
-# 10 epochs, about 20-30 s unloaded, test accuracy 0.85-0.87 for seeds 0-2):
-# conv 5x5 x 16 (same padding) - relu - 2x2 max pool - affine 200 - relu - affine 10, with Adam.
+# Architecture and hyperparameters, chosen by measurement on 2 cores: conv 5x5 x 16 (same
+# padding) - relu - 2x2 max pool - affine 200 - relu - affine 10, Adam. On the 5,000 training
+# images, 10 epochs take 10-12 s on an idle machine; test accuracy 0.865 / 0.860 / 0.852 for
+# seeds 0 / 1 / 2. 32 filters gained ~1 point (0.876, 0.877) for twice the time.
 MODEL = {"num_filters": 16, "filter_size": 5, "hidden_dim": 200, "weight_scale": 3e-2}
 TRAINING = {"update_rule": "adam", "optim_config": {"learning_rate": 2e-3}, "lr_decay": 0.8,
             "batch_size": 100}

@@ -9,7 +9,8 @@ window. Speed is measured, as ratios, by ``bench/conv.py``.
 Convolution paths (``conv_forward_fast`` picks one; the cache remembers which):
 - "winograd": 3 x 3 filters at stride 1 without dilation and with C >= 8 input channels,
   Winograd F(4x4, 3x3) (``winograd.py``).
-- "gemm": everything else, one matrix multiply over all receptive fields (im2col).
+- "gemm": everything else: the receptive fields copied into a matrix X_col (im2col), then one
+  matrix multiply per image that writes the output in NCHW order.
 ``conv_forward_im2col`` is the textbook path built on ``im2col`` / ``col2im`` (notebook
 01_convolution); the default path never calls them, so the fast layers still work in the
 student edition of the library, where those two are exercises.
@@ -40,15 +41,16 @@ def conv_forward_fast(x, w, b, conv_param):
 
     Returns a tuple of:
     - out: Output data of shape (N, F, H_out, W_out), dtype numpy's promotion of x, w, b.
-    - cache: (x, w, b, conv_param, path, saved) where path names the algorithm used ("winograd"
-      or "gemm") and saved holds what its backward pass reuses.
+    - cache: (x, w, b, conv_param, path, saved) where path names the algorithm used and saved
+      holds what its backward pass reuses: X_col (with a last row of ones) for "gemm", the
+      transformed filters and tiles (U, V) for "winograd".
     """
     stride, _, dilation, _, _ = conv_geometry(x.shape, w.shape, conv_param)
     if winograd.applies(w.shape, stride, dilation):
         x_, w_, b_, pad = _conv_inputs(x, w, b, conv_param)
         out, saved = winograd.conv_forward(x_, w_, b_, pad)
         return out, (x, w, b, conv_param, "winograd", saved)
-    out, X_col = _gemm_forward(x, w, b, conv_param, _columns)
+    out, X_col = _gemm_forward(x, w, b, conv_param, _columns, bias_row=True)
     return out, (x, w, b, conv_param, "gemm", X_col)
 
 
@@ -69,7 +71,7 @@ def conv_backward_fast(dout, cache):
         dout, pad = _conv_dout(dout, x, w, conv_param)
         dx, dw = winograd.conv_backward(dout, saved, x.shape, pad)
         return _like(dx, x), _like(dw, w), _like(dout.sum(axis=(0, 2, 3)), b)
-    return _gemm_backward(dout, (x, w, b, conv_param, saved), _add_columns)
+    return _gemm_backward(dout, (x, w, b, conv_param, saved), _add_columns, bias_row=True)
 
 
 def conv_forward_im2col(x, w, b, conv_param):
@@ -78,7 +80,7 @@ def conv_forward_im2col(x, w, b, conv_param):
     Same inputs and outputs as ``conv_forward_fast``; cache is (x, w, b, conv_param, X_col)
     with X_col of shape (C * HH * WW, N * H_out * W_out).
     """
-    out, X_col = _gemm_forward(x, w, b, conv_param, im2col)
+    out, X_col = _gemm_forward(x, w, b, conv_param, im2col, bias_row=False)
     return out, (x, w, b, conv_param, X_col)
 
 
@@ -88,7 +90,7 @@ def conv_backward_im2col(dout, cache):
     def to_image(dX, x_shape, *geometry):  # (N, C*HH*WW, P) -> the layout col2im takes
         return col2im(dX.transpose(1, 0, 2).reshape(dX.shape[1], -1), x_shape, *geometry)
 
-    return _gemm_backward(dout, cache, to_image)
+    return _gemm_backward(dout, cache, to_image, bias_row=False)
 
 
 def _conv_inputs(x, w, b, conv_param):
@@ -119,45 +121,59 @@ def _per_image(X_col, N):
     return X_col.reshape(K, N, -1).transpose(1, 0, 2)  # (N, K, P), no copy
 
 
-def _gemm_forward(x, w, b, conv_param, to_columns):
+def _gemm_forward(x, w, b, conv_param, to_columns, bias_row):
     """Convolution as matrix multiplies (F, C*HH*WW) @ X_col, X_col (C*HH*WW, N*H_out*W_out)
-    from ``to_columns`` (``im2col`` or its private copy ``_columns``). One multiply per image
-    writes the output in NCHW order directly. Returns out and X_col."""
+    from ``to_columns`` (``im2col``, or its private copy ``_columns`` which appends a row of
+    ones: then ``bias_row`` is True and the bias rides along as an extra column of the weights,
+    saving a pass over the output). One multiply per image writes the output in NCHW order
+    directly. Returns out and X_col."""
     stride, _, dilation, H_out, W_out = conv_geometry(x.shape, w.shape, conv_param)
     x, w, b, pad = _conv_inputs(x, w, b, conv_param)
     N = x.shape[0]
     F, _, HH, WW = w.shape
     X_col = to_columns(x, HH, WW, stride, pad, dilation)
-    out = np.matmul(w.reshape(F, -1), _per_image(X_col, N))  # (N, F, H_out * W_out)
-    out += b[:, None]
+    W_row = w.reshape(F, -1)
+    if bias_row:
+        W_row = np.concatenate([W_row, b[:, None]], axis=1)  # (F, C*HH*WW + 1)
+    out = np.matmul(W_row, _per_image(X_col, N))  # (N, F, H_out * W_out)
+    if not bias_row:
+        out += b[:, None]
     return out.reshape(N, F, H_out, W_out), X_col
 
 
-def _gemm_backward(dout, cache, to_image):
-    """Backward of ``_gemm_forward``: dw = sum over images of dout @ X_col.T, db = sum of dout,
-    dx = to_image(w.T @ dout) with dX of shape (N, C*HH*WW, H_out*W_out)."""
+def _gemm_backward(dout, cache, to_image, bias_row):
+    """Backward of ``_gemm_forward``: dw = sum over images of dout @ X_col.T (its last column
+    is db when X_col has the row of ones), dx = to_image(w.T @ dout) with dX of shape
+    (N, C*HH*WW, H_out*W_out)."""
     x, w, b, conv_param, X_col = cache
     stride, _, dilation, _, _ = conv_geometry(x.shape, w.shape, conv_param)
     dout, pad = _conv_dout(dout, x, w, conv_param)
     N = x.shape[0]
     F, _, HH, WW = w.shape
+    K = w[0].size
     d3 = dout.reshape(N, F, -1)  # (N, F, P)
-    X3 = _per_image(X_col, N)  # (N, K, P)
-    dw = np.matmul(d3, X3.transpose(0, 2, 1)).sum(axis=0).reshape(w.shape)  # (N, F, K) summed
-    dX = np.matmul(w.reshape(F, -1).astype(dout.dtype, copy=False).T, d3)  # (N, K, P)
+    X3 = _per_image(X_col, N)  # (N, K or K + 1, P)
+    dW_row = np.matmul(d3, X3.transpose(0, 2, 1)).sum(axis=0)  # (N, F, K [+ 1]) summed
+    db = dW_row[:, K] if bias_row else dout.sum(axis=(0, 2, 3))
+    dX = np.matmul(w.reshape(F, K).astype(dout.dtype, copy=False).T, d3)  # (N, K, P)
     dx = to_image(dX, x.shape, HH, WW, stride, pad, dilation)
-    return _like(dx, x), _like(dw, w), _like(dout.sum(axis=(0, 2, 3)), b)
+    return _like(dx, x), _like(dW_row[:, :K].reshape(w.shape), w), _like(db, b)
 
 
 # ``im2col`` and ``col2im`` are notebook exercises, stubbed in the student edition, so the fast
 # path keeps its own versions of them.
 def _columns(x, HH, WW, stride, pad, dilation):
-    """``im2col`` for the fast path: X_col (C*HH*WW, N*H_out*W_out), rows (c, i, j)."""
+    """``im2col`` for the fast path, plus a last row of ones (for the bias): X_col of shape
+    (C*HH*WW + 1, N*H_out*W_out), rows (c, i, j)."""
     N, C = x.shape[:2]
     win = window_view(pad_hw(x, pad), HH, WW, stride, dilation)  # (N, C, HH, WW, H_out, W_out)
     H_out, W_out = win.shape[4:]
+    K = C * HH * WW
+    X_col = np.empty((K + 1, N * H_out * W_out), dtype=x.dtype)
     # (C, HH, WW, N, H_out, W_out) -> (C*HH*WW, N*H_out*W_out): the one copy of the forward
-    return win.transpose(1, 2, 3, 0, 4, 5).reshape(C * HH * WW, N * H_out * W_out)
+    np.copyto(X_col[:K].reshape(C, HH, WW, N, H_out, W_out), win.transpose(1, 2, 3, 0, 4, 5))
+    X_col[K] = 1
+    return X_col
 
 
 def _add_columns(dX, x_shape, HH, WW, stride, pad, dilation):

@@ -39,12 +39,14 @@ import functools
 import json
 import os
 import secrets
+import select
 import shutil
 import signal
 import subprocess
 import sys
 import tempfile
 import threading
+import time
 import weakref
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -306,6 +308,8 @@ class SandboxKernelManager(AsyncKernelManager):
                 os.close(fd)
         self._stderr = bytearray()
         threading.Thread(target=_drain, args=(err_r, self._stderr), daemon=True).start()
+        # No asyncio.to_thread here: in a worker forked from a process whose event loop already
+        # had a default executor, that executor's threads are gone and the call never runs.
         self.sandbox_pid = await asyncio.to_thread(_read_child_pid, info_r)
         self.ip = f"/proc/{self.sandbox_pid}/root{KERNEL_DIR}/kernel"
         # Safety net for a manager dropped without shutdown_kernel(): kill the sandbox when it is
@@ -343,7 +347,10 @@ class SandboxKernelManager(AsyncKernelManager):
             shutil.rmtree(self.runtime_dir, ignore_errors=True)
         if not restart and self.sandbox_cgroup is not None:
             self.sandbox_cgroup.kill()
-            await asyncio.to_thread(self.sandbox_cgroup.remove)
+            for _ in range(100):  # its processes are SIGKILLed: gone within milliseconds
+                if self.sandbox_cgroup.remove(wait=0):
+                    break
+                await asyncio.sleep(0.02)
 
     cleanup_resources = _async_cleanup_resources
 
@@ -413,14 +420,25 @@ def _drain(fd: int, tail: bytearray) -> None:
             del tail[:-STDERR_TAIL]
 
 
-def _read_child_pid(fd: int) -> int:
-    """The host pid of the sandbox's pid 1, from bwrap's --info-fd JSON; closes ``fd``."""
-    with os.fdopen(fd, "rb") as f:
-        text = f.read().decode()  # bwrap closes the fd once the sandbox is set up (or failed)
+def _read_child_pid(fd: int, timeout: float = 60) -> int:
+    """The host pid of the sandbox's pid 1, from bwrap's --info-fd JSON; closes ``fd``.
+
+    Reads until the JSON is complete (or EOF: bwrap failed), not until EOF: a process forked
+    meanwhile by the grader may hold the pipe's write end open."""
+    text, deadline = b"", time.monotonic() + timeout
     try:
-        return int(json.loads(text)["child-pid"])
-    except (ValueError, KeyError) as e:
-        raise RuntimeError(f"bubblewrap did not start the sandbox (info: {text!r})") from e
+        while time.monotonic() < deadline:
+            if not select.select([fd], [], [], deadline - time.monotonic())[0]:
+                break
+            chunk = os.read(fd, 4096)
+            text += chunk
+            with contextlib.suppress(ValueError, KeyError):
+                return int(json.loads(text)["child-pid"])
+            if not chunk:
+                break
+    finally:
+        os.close(fd)
+    raise RuntimeError(f"bubblewrap did not start the sandbox (info: {text.decode()!r})")
 
 
 def make_kernel_manager(

@@ -76,14 +76,14 @@ class Cgroup:
                     with contextlib.suppress(ProcessLookupError):
                         os.kill(int(pid), signal.SIGKILL)
 
-    def remove(self, wait: float = 2.0) -> None:
-        """Remove the groups once their processes are gone (kill() first); waits ``wait`` s."""
+    def remove(self, wait: float = 2.0) -> bool:
+        """Remove the groups once their processes are gone (kill() first), trying for ``wait``
+        seconds; whether they are gone."""
         deadline = time.monotonic() + wait
-        for d in self.dirs:
-            while d.exists():
-                try:
+        while True:
+            for d in self.dirs:
+                with contextlib.suppress(OSError):
                     d.rmdir()
-                except OSError:
-                    if time.monotonic() > deadline:
-                        break
-                    time.sleep(0.02)
+            if not any(d.exists() for d in self.dirs) or time.monotonic() >= deadline:
+                return not any(d.exists() for d in self.dirs)
+            time.sleep(0.02)

@@ -293,16 +293,24 @@ def test_conv_accepts_non_contiguous_arrays(w_shape, rng):
         assert_allclose(grad, grad_expected, rtol=1e-12, atol=1e-12)
 
 
+POOL_2x2 = {"pool_height": 2, "pool_width": 2, "stride": 2}
+
+
+def pool_2x2_run(kind, rng):
+    """Forward a random (2, 3, 4, 6) input through a 2x2/2 pool; returns
+    (forward, backward, x, out, cache, dout)."""
+    forward, backward, _, _ = POOLS[kind]
+    x = rng.standard_normal((2, 3, 4, 6))
+    out, cache = forward(x, POOL_2x2)
+    return forward, backward, x, out, cache, rng.standard_normal(out.shape)
+
+
 @pytest.mark.parametrize("kind", POOLS)
 def test_pool_accepts_non_contiguous_arrays(kind, rng):
-    forward, backward, _, _ = POOLS[kind]
-    pool_param = {"pool_height": 2, "pool_width": 2, "stride": 2}
-    x = rng.standard_normal((2, 3, 4, 6))
-    out, cache = forward(x, pool_param)
-    dout = rng.standard_normal(out.shape[::-1]).T
-    out_f, cache_f = forward(np.asfortranarray(x), pool_param)
+    forward, backward, x, out, cache, dout = pool_2x2_run(kind, rng)
+    out_f, cache_f = forward(np.asfortranarray(x), POOL_2x2)
     assert_array_equal(out_f, out)
-    assert_array_equal(backward(dout, cache_f), backward(np.ascontiguousarray(dout), cache))
+    assert_array_equal(backward(dout.T.copy().T, cache_f), backward(dout, cache))
 
 
 @pytest.mark.parametrize("w_shape", [(3, 16, 3, 3), (3, 2, 3, 2)], ids=["winograd", "gemm"])
@@ -328,11 +336,7 @@ def test_fast_conv_works_when_the_im2col_exercises_are_stubbed(w_shape, rng, mon
 @pytest.mark.parametrize("kind", POOLS)
 def test_pool_backward_ignores_changes_to_the_returned_output(kind, rng):
     """The caller owns the forward's output; editing it in place must not change dx."""
-    forward, backward, _, _ = POOLS[kind]
-    pool_param = {"pool_height": 2, "pool_width": 2, "stride": 2}
-    x = rng.standard_normal((2, 2, 4, 4))
-    out, cache = forward(x, pool_param)
-    dout = rng.standard_normal(out.shape)
+    _, backward, _, out, cache, dout = pool_2x2_run(kind, rng)
     expected = backward(dout, cache)
     out *= -1.0
     assert_array_equal(backward(dout, cache), expected)

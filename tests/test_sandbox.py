@@ -9,6 +9,7 @@ import asyncio
 import atexit
 import errno
 import json
+import multiprocessing
 import os
 import shutil
 import socket
@@ -18,6 +19,7 @@ from pathlib import Path
 
 import nbformat
 import pytest
+from jupyter_core.utils import run_sync
 from nbclient import NotebookClient
 from nbclient.exceptions import CellTimeoutError, DeadKernelError
 from sandbox_procs import running, running_with_uid
@@ -182,6 +184,18 @@ def test_nbclient_cleanup_kc_shuts_the_sandbox_down(course):
         assert _uid_processes(km.sandbox_uid) != []
     _assert_gone(km)
     assert _outputs(nb.cells[0]) == "hi\n"
+
+
+def _run_in_child(course):
+    return run_cells(course, ["print(2)"])[0]
+
+
+def test_works_in_a_worker_forked_after_kernels_ran_here(course):
+    """autograde forks its workers from a process that may have run sandboxes already; the
+    event loop they inherit has a default executor without threads: nothing may wait on it."""
+    run_sync(asyncio.to_thread)(lambda: None)  # nbclient's loop here now has a default executor
+    with multiprocessing.get_context("fork").Pool(1) as pool:
+        assert pool.apply_async(_run_in_child, (course,)).get(timeout=20) == ["2\n"]
 
 
 def test_kernel_cannot_read_course_gradebook_or_other_students(course):
