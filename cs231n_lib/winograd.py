@@ -16,8 +16,10 @@ transposed matrix multiplies), so no separate algorithm is needed for dx and dw.
 
 Layout, chosen so that numpy copies long contiguous runs (short ones make it slow): tiles are
 gathered channels-last, (6, 6, N, tiles_h, tiles_w, C); the output transform leaves each tile's
-column index last, so the output is written one tile row at a time as whole image rows. Tiles
-start every 4 pixels and overlap by 2; a ragged last tile is zero-padded.
+column index last, so the one copy into NCHW moves whole image rows (tiles_w * 4 numbers) at a
+time. The bias rides along inside the transform domain (see ``BIAS_AT``) rather than as a
+broadcast add over the output, which would cost more than that copy. Tiles start every 4 pixels
+and overlap by 2; a ragged last tile is zero-padded.
 """
 
 from __future__ import annotations
@@ -47,6 +49,9 @@ BT = np.array([[4, 0, -5, 0, 1, 0],
                [0, 2, -1, -2, 1, 0],
                [0, 4, 0, -5, 0, 1]], dtype=np.float64)  # (ALPHA, ALPHA): input transform
 
+# Tile position (1, 1) (interpolation point 1): AT's column 1 is all ones, so a value added to
+# every tile at (1, 1) reaches all 16 outputs of the tile unchanged.
+BIAS_AT = 1 * ALPHA + 1
 MIN_CHANNELS = 8  # below this the tile copies cost more than the saved multiplies (measured)
 
 
@@ -67,20 +72,21 @@ def _transform(T: np.ndarray, X: np.ndarray, out: np.ndarray | None = None) -> n
 
 
 def _filters(w: np.ndarray) -> np.ndarray:
-    """Transformed filters U = G g G^T for every (f, c), laid out (36, F, C)."""
+    """Transformed filters U = G g G^T for every (f, c), laid out (36, F, C).
+
+    ``G g G^T`` flattened is ``kron(G, G) @ g.ravel()``, so all F * C filters take ONE
+    (36, 9) @ (9, F * C) product that writes the (36, F, C) layout directly (a broadcast
+    matmul over (f, c) would make F * C tiny products: ten times slower)."""
     F, C = w.shape[:2]
-    Gw = np.tensordot(G.astype(w.dtype), w, axes=([1], [2]))  # (6, F, C, 3)
-    U = np.tensordot(Gw, G.astype(w.dtype), axes=([3], [1]))  # (6, F, C, 6)
-    return U.transpose(0, 3, 1, 2).reshape(ALPHA * ALPHA, F, C)
+    GG = np.kron(G, G).astype(w.dtype)  # (36, 9): GG[6a + b, 3i + j] = G[a, i] G[b, j]
+    return (GG @ w.reshape(F * C, R * R).T).reshape(ALPHA * ALPHA, F, C)
 
 
-def _filters_adjoint(dU: np.ndarray, C: int) -> np.ndarray:
+def _filters_adjoint(dU: np.ndarray) -> np.ndarray:
     """dw = G^T dU G for every (f, c): the adjoint of ``_filters``; returns (F, C, 3, 3)."""
-    F = dU.shape[1]
-    dU = dU.reshape(ALPHA, ALPHA, F, C)
-    Gd = np.tensordot(G.astype(dU.dtype), dU, axes=([0], [0]))  # (3, 6, F, C)
-    dw = np.tensordot(Gd, G.astype(dU.dtype), axes=([1], [0]))  # (3, F, C, 3)
-    return dw.transpose(1, 2, 0, 3)
+    _, F, C = dU.shape
+    GG = np.kron(G, G).astype(dU.dtype)
+    return (dU.reshape(ALPHA * ALPHA, F * C).T @ GG).reshape(F, C, R, R)  # (F*C, 9) rows
 
 
 def _tiles(nhwc: np.ndarray, tiles_h: int, tiles_w: int) -> np.ndarray:
@@ -125,15 +131,17 @@ def conv_forward(x, w, b, pad):
     U = _filters(w)
     # 36 matrix multiplies (F, C) @ (C, P): the bulk of the work. (36, F, P)
     Mt = np.matmul(U, V.transpose(0, 2, 1))
-    # Output transform AT Mt AT^T; the second product puts j (tile column) last, so that below
-    # every copy moves whole image rows (tiles_w * 4 numbers) at a time.
+    # The bias, added to one (F, P) slice (1/36 of Mt): AT e_1 = ones(4), so AT Mt AT^T adds b
+    # to all 16 outputs of every tile. A broadcast add over the output costs more than its copy.
+    Mt[BIAS_AT] += b[:, None]
+    # Output transform AT Mt AT^T; the second product puts j (tile column) last, so that the
+    # copy below moves whole image rows (tiles_w * 4 numbers) at a time.
     Y1 = (AT.astype(x.dtype) @ Mt.reshape(ALPHA, -1)).reshape(M, ALPHA, F * P)  # (4, 6, L)
     Y = np.matmul(Y1.transpose(0, 2, 1), AT.T.astype(x.dtype),
                   out=Mt.reshape(-1)[:M * F * P * M].reshape(M, F * P, M))  # (4, L, 4)
     Y = Y.reshape(M, F, N, tiles_h, tiles_w, M)
     full = np.empty((N, F, tiles_h, M, tiles_w, M), dtype=x.dtype)
-    for i in range(M):  # row i of every output tile, plus the bias
-        np.add(Y[i].transpose(1, 0, 2, 3, 4), b[:, None, None, None], out=full[:, :, :, i])
+    np.copyto(full, Y.transpose(2, 1, 3, 0, 4, 5))  # (N, F, tiles_h, 4, tiles_w, 4)
     out = full.reshape(N, F, M * tiles_h, M * tiles_w)
     if out.shape[2:] != (H_out, W_out):  # ragged last tile: drop the extra rows/columns
         out = out[:, :, :H_out, :W_out].copy()
@@ -148,7 +156,7 @@ def conv_backward(dout, saved, x_shape, pad):
     - saved: (U, V) from ``conv_forward``.
     - x_shape: (N, C, H, W); pad: zero padding per side.
 
-    Returns a tuple (dx, dw) of shapes (N, C, H, W) and (F, C, 3, 3).
+    Returns a tuple (dx, dw, db) of shapes (N, C, H, W), (F, C, 3, 3) and (F,).
     """
     U, V = saved
     N, C, H, W = x_shape
@@ -161,15 +169,15 @@ def conv_backward(dout, saved, x_shape, pad):
         dout = np.pad(dout, [(0, 0), (0, 0), (0, M * tiles_h - H_out), (0, M * tiles_w - W_out)])
     dout = dout.reshape(N, F, tiles_h, M, tiles_w, M)
     dY = np.empty((M, F, N, tiles_h, tiles_w, M), dtype=dtype)  # layout of Y in the forward
-    for i in range(M):
-        dY[i] = dout[:, :, :, i].transpose(1, 0, 2, 3, 4)
+    np.copyto(dY, dout.transpose(3, 1, 0, 2, 4, 5))  # one copy, runs of whole image rows
     dY = dY.reshape(M, F * P, M)
     # adjoint of the output transform: (4, L, 4) -> (4, 6, L) -> (6, 6, L)
     dY1 = np.matmul(AT.T.astype(dtype), dY.transpose(0, 2, 1))
     dM = (AT.T.astype(dtype) @ dY1.reshape(M, -1)).reshape(ALPHA * ALPHA, F, P)
+    db = dM[BIAS_AT].sum(axis=1)  # adjoint of the bias added at tile position (1, 1)
     dU = np.matmul(dM, V)  # (36, F, C)
     dV = np.matmul(dM.transpose(0, 2, 1), U)  # (36, P, C)
-    dw = _filters_adjoint(dU, C)
+    dw = _filters_adjoint(dU)
     dV = dV.reshape(ALPHA, ALPHA, P * C)
     dd = _transform(BT.T, dV, out=dV).reshape(ALPHA, ALPHA, N, tiles_h, tiles_w, C)
     # Overlap-add the tiles: positions a, b < 4 of all tiles cover the image once; positions
@@ -181,4 +189,4 @@ def conv_backward(dout, saved, x_shape, pad):
     dtiles[:M, M:] += dd[:M, M:]
     dtiles[M:, M:] += dd[M:, M:]
     dx = dxp[:, pad:pad + H, pad:pad + W].transpose(0, 3, 1, 2)
-    return np.ascontiguousarray(dx), dw.astype(dtype, copy=False)
+    return np.ascontiguousarray(dx), dw.astype(dtype, copy=False), db

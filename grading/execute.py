@@ -106,7 +106,7 @@ def run_notebook(nb, make_km, *, cwd: str, cell_timeout: float, notebook_timeout
                               resources={"metadata": {"path": cwd}})
         client.max_output_bytes = max_output_bytes
         try:
-            with client.setup_kernel():
+            with client.setup_kernel(cleanup_kc=True):
                 while queue:
                     i = queue[0]
                     remaining = deadline - time.monotonic()

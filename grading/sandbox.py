@@ -158,12 +158,15 @@ def bwrap_argv(
     """bwrap and its options, up to and including ``--``: the sandbox's whole filesystem."""
     argv = ["bwrap", *_namespace_args(), "--die-with-parent", "--new-session", "--clearenv"]
     argv += ["--hostname", "sandbox"]
-    argv += _ro_system(SYSTEM_DIRS) + _ro_system(_python_dirs())
+    argv += _ro_system(SYSTEM_DIRS)
     argv += ["--proc", "/proc", "--dev", "/dev", *_tmpfs("/dev/shm", DEV_SHM_MB, "1777")]
     argv += ["--remount-ro", "/dev"]  # bwrap's /dev is an uncapped tmpfs; device nodes still work
     argv += _tmpfs("/tmp", limits.disk_mb, "1777")
     argv += [*_parents(KERNEL_DIR), *_tmpfs(KERNEL_DIR, KERNEL_DIR_MB, "0700")]
     argv += [*_parents(SANDBOX_HOME), *_tmpfs(SANDBOX_HOME, limits.disk_mb, "0755")]
+    # The interpreter and the venv go on top of the tmpfs mounts: a checkout under /tmp (as CI
+    # may use) would otherwise be hidden by the sandbox's own /tmp.
+    argv += _ro_system(_python_dirs())
     argv += [*_parents(LAUNCHER), "--perms", "0700", "--dir", str(Path(SUBMISSION_DIR).parent)]
     argv += ["--ro-bind", str(workdir), SUBMISSION_DIR]
     argv += ["--ro-bind", str(runtime_dir / "kernel.json"), CONNECTION_IN]
@@ -310,7 +313,7 @@ class SandboxKernelManager(AsyncKernelManager):
         threading.Thread(target=_drain, args=(err_r, self._stderr), daemon=True).start()
         # No asyncio.to_thread here: in a worker forked from a process whose event loop already
         # had a default executor, that executor's threads are gone and the call never runs.
-        self.sandbox_pid = await asyncio.to_thread(_read_child_pid, info_r)
+        self.sandbox_pid = _read_child_pid(info_r)
         self.ip = f"/proc/{self.sandbox_pid}/root{KERNEL_DIR}/kernel"
         # Safety net for a manager dropped without shutdown_kernel(): kill the sandbox when it is
         # garbage-collected or at interpreter exit.

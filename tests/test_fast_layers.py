@@ -113,6 +113,26 @@ def test_conv_matches_naive_and_scipy(case, impl, dtype, rng):
         assert_close(grad, naive_grad, dtype)
 
 
+@pytest.mark.parametrize("min_outputs", [0, 10**9], ids=["per-image", "one-multiply"])
+@pytest.mark.parametrize("impl", CONV_IMPLS)
+def test_conv_gemm_layouts_match_naive(min_outputs, impl, dtype, rng, monkeypatch):
+    """The GEMM path multiplies per image or once over all images depending on the size of one
+    image's output; force each layout and check both against the naive layer."""
+    monkeypatch.setattr(fast_layers, "PER_IMAGE_MIN_OUTPUTS", min_outputs)
+    forward, backward = CONV_IMPLS[impl]
+    for x_shape, w_shape, conv_param, path in CONV_CASES.values():
+        if path != "gemm":
+            continue
+        x, w, b = conv_inputs(rng, x_shape, w_shape, dtype)
+        out, cache = forward(x, w, b, conv_param)
+        naive_out, naive_cache = layers.conv_forward_naive(x, w, b, conv_param)
+        assert_close(out, naive_out, dtype)
+        dout = rng.standard_normal(out.shape).astype(dtype)
+        for grad, naive_grad in zip(backward(dout, cache),
+                                    layers.conv_backward_naive(dout, naive_cache), strict=True):
+            assert_close(grad, naive_grad, dtype)
+
+
 @pytest.mark.parametrize("case", CONV_CASES.values(), ids=CONV_CASES.keys())
 def test_conv_fast_takes_the_expected_path(case, rng):
     x_shape, w_shape, conv_param, path = case

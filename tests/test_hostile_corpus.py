@@ -78,7 +78,7 @@ def _probes(course_dir: Path, port: int) -> dict:
         "p_host_processes": probe(
             "[p for p in __import__('os').listdir('/proc') if p.isdigit()][20]"),
         "p_host_paths": probe(
-            "[p for p in __import__('os').listdir('/proc') if p.isdigit() and b'/tmp/' in "
+            "[p for p in __import__('os').listdir('/proc') if p.isdigit() and b'pytest-of' in "
             "open(f'/proc/{p}/cmdline', 'rb').read()][0]"),
         "p_symlink": probe("open('gradebook_link').read()"),
         "p_setuid": probe("__import__('os').setuid(0)"),

@@ -195,7 +195,7 @@ def test_works_in_a_worker_forked_after_kernels_ran_here(course):
     event loop they inherit has a default executor without threads: nothing may wait on it."""
     run_sync(asyncio.to_thread)(lambda: None)  # nbclient's loop here now has a default executor
     with multiprocessing.get_context("fork").Pool(1) as pool:
-        assert pool.apply_async(_run_in_child, (course,)).get(timeout=20) == ["2\n"]
+        assert pool.apply_async(_run_in_child, (course,)).get(timeout=60) == ["2\n"]
 
 
 def test_kernel_cannot_read_course_gradebook_or_other_students(course):
@@ -228,14 +228,14 @@ def test_kernel_imports_the_student_edition_only(course):
         except ImportError as e:
             print(type(e).__name__)
         try:
-            from grading import sandbox, sandbox_cgroup
-        except ImportError as e:
-            print(type(e).__name__)
+            import grading.sandbox
+        except ImportError:
+            print('no grading')
     """])
     assert out[0].splitlines() == [
         "student /opt/cs231n/lib/cs231n_lib/__init__.py",
         "ModuleNotFoundError",  # the editable install's finder points at a path absent inside
-        "ImportError",
+        "no grading",  # nor can it import the grader's code
     ]
 
 
