@@ -17,6 +17,7 @@ import nbformat
 from nbformat import NotebookNode
 
 FLAG_KEYS = ("grade", "solution", "locked", "points", "grade_id")
+MAX_METADATA_DEPTH = 64  # deeper cell metadata is refused (copying it would hit recursion limits)
 
 
 class InvalidSubmission(ValueError):
@@ -27,7 +28,7 @@ def load_notebook_text(text: str | bytes) -> NotebookNode:
     """Parse notebook JSON (v4) without trusting its structure; raise InvalidSubmission."""
     try:
         raw = json.loads(text)
-    except (ValueError, UnicodeDecodeError) as err:
+    except (ValueError, UnicodeDecodeError, RecursionError) as err:  # nesting too deep
         raise InvalidSubmission(f"invalid JSON ({err})") from None
     if not isinstance(raw, dict) or not isinstance(raw.get("cells"), list):
         raise InvalidSubmission("not a notebook (no list of cells)")
@@ -43,10 +44,28 @@ def load_notebook_text(text: str | bytes) -> NotebookNode:
         if not isinstance(src, str):
             raise InvalidSubmission(f"cell {i} has a source that is not text")
         meta = c.get("metadata") if isinstance(c.get("metadata"), dict) else {}
+        _check_cell(i, src, meta)
         cells.append(_new_cell(c["cell_type"], src, meta))
     nb = nbformat.v4.new_notebook(cells=cells)
     nb.metadata = raw.get("metadata") if isinstance(raw.get("metadata"), dict) else {}
     return nb
+
+
+def _check_cell(i: int, source: str, metadata: dict) -> None:
+    """Raise InvalidSubmission for what no grading step could copy, save or send to a kernel."""
+    level, depth = [metadata], 0
+    while level:  # iterative: nesting must not reach the interpreter's recursion limit
+        depth += 1
+        if depth > MAX_METADATA_DEPTH:
+            raise InvalidSubmission(f"cell {i} has metadata nested deeper than "
+                                    f"{MAX_METADATA_DEPTH} levels")
+        level = [v for o in level if isinstance(o, (dict, list))
+                 for v in (o.values() if isinstance(o, dict) else o)]
+    try:  # JSON escapes can encode lone surrogates, which no kernel message can carry
+        (source + json.dumps(metadata, ensure_ascii=False)).encode("utf-8")
+    except UnicodeEncodeError as err:
+        raise InvalidSubmission(f"cell {i} holds text that is not valid Unicode "
+                                f"({err.reason}: {err.object[err.start:err.end]!a})") from None
 
 
 def _new_cell(cell_type: str, source: str, metadata: dict) -> NotebookNode:
@@ -95,6 +114,7 @@ def restore(submission: NotebookNode, source: NotebookNode,
     anchor = None
     for cell in submission.cells:
         gid = nbg(cell).get("grade_id")
+        gid = gid if isinstance(gid, str) else None  # a list or dict id matches nothing
         if gid in inst and gid not in matched:
             matched[gid] = cell
             seen_order.append(gid)

@@ -6,34 +6,49 @@ Fixture course tests/fixtures/course_small, assignment 01_basics (3 points: test
 - Probes attempt one escape inside ``relu``; their ``relu`` is correct only if the attempt fails
   (raises), and deliberately wrong if it succeeds. So each probe scores 3 exactly when the
   sandbox holds, and a leak shows up as a lost test with the student's name on it.
-- Disruptors attack the grading run itself (kill things, exhaust resources, rewrite later cells,
+- Disruptors attack the grading run itself (kill things, exhaust resources, rewrite or blank
+  later cells with input transformers and pre/post_run_cell hooks, patch numpy or builtins,
   forge records). Their expected score is what their honest part earns, never more.
-- Honest students are graded before, among and after them and must keep full marks.
+- Tamperers edit the notebook's structure (test cells edited, deleted, reordered, duplicated,
+  turned into markdown, re-flagged, their points raised; outputs forged in the file). The grader
+  restores the instructor's cells, notes the tampering, and grades what the student solved.
+- Malformed submissions (corrupt or absurdly nested JSON, not a notebook, no notebook, one over
+  the size cap, bytes that are not UTF-8, lone surrogate escapes) get a ``not graded: <reason>``
+  status and are flagged in the gradebook; a large notebook under the cap is graded.
+- Honest students (correct, correct with warnings, partially correct, untouched) are graded
+  before, among and after them and must get exactly their due, with no tampering noted.
 
-After the run: every notebook has an explicit status, the grader and the other students are
-unharmed, the host is untouched (no file written, no connection received, gradebook and source
-intact) and no sandbox process is left.
+After the run: every notebook has an explicit status (in the results and the status store), the
+grader and the other students are unharmed, the host is untouched (no file written, no connection
+received, source intact), the gradebook opens, passes SQLite's integrity check and holds exactly
+the corpus with the scores of the results, and no sandbox process is left.
 """
 
+import copy
 import hashlib
+import json
 import os
 import secrets
 import socket
+import sqlite3
 import threading
 import time
 from pathlib import Path
 
 import nbformat
+import numpy as np
 import pytest
-from nbformat.v4 import new_code_cell
+from nbformat.v4 import new_code_cell, new_markdown_cell, new_output
 from sandbox_procs import running_with_uid
 
+from cs231n_lib.checks import RECORD_MIME, encode_value
 from grading.autograde import autograde
 from grading.config import load_config
 from grading.release import release
 from grading.restore import nbg
-from grading.samples import fill
+from grading.samples import KINDS, fill
 from grading.sandbox import UID_BASE, sandbox_available
+from grading.status import StatusStore
 
 pytestmark = pytest.mark.slow
 FIXTURE = Path(__file__).parent / "fixtures" / "course_small"
@@ -59,6 +74,8 @@ def _probes(course_dir: Path, port: int) -> dict:
     return {
         "p_source": probe(f"open({str(SOURCE)!r}).read()"),
         "p_gradebook": probe(f"open({str(course_dir / 'gradebook.db')!r}, 'rb').read()"),
+        "p_write_gradebook": probe(
+            f"open({str(course_dir / 'gradebook.db')!r}, 'r+b').write(b'\\0' * 4096)"),
         "p_other_student": probe(
             f"open({str(course_dir / 'submitted' / 'honest_a' / A / f'{A}.ipynb')!r}).read()"),
         "p_autograded": probe(f"__import__('os').listdir({str(course_dir / 'autograded')!r})"),
@@ -84,6 +101,59 @@ def _probes(course_dir: Path, port: int) -> dict:
         "p_setuid": probe("__import__('os').setuid(0)"),
     }
 
+
+WRONG_RELU = "def relu(x):\n    return x  # wrong on purpose\n"
+# a pre_run_cell hook that, before test_relu, disables record() and displays a forged record
+PRE_RUN_FORGE = WRONG_RELU + """
+from IPython.display import display
+from cs231n_lib.checks import encode_value, record as _record
+
+
+def _forge(info):
+    ns = get_ipython().user_ns
+    if "relu_small" in (info.raw_cell or ""):
+        ns["record"] = lambda *args, **kwargs: None
+        display({"application/vnd.cs231n.record+json": {
+            "id": "relu_small", "kind": "close",
+            "value": encode_value(np.array([0.0, 0.0, 2.5]))}}, raw=True)
+    else:
+        ns["record"] = _record
+
+
+get_ipython().events.register("pre_run_cell", _forge)
+"""
+# a pre_run_cell hook that blanks test cells through an input transformer (ipykernel transforms
+# a cell before its pre_run_cell, so blanking starts with the cell after the first hook call)
+PRE_RUN_BLANK = WRONG_RELU + """
+
+def _wipe(lines):
+    return ["pass\\n"] if any("record(" in line for line in lines) else lines
+
+
+def _blank(info):
+    shell = get_ipython()
+    if _wipe not in shell.input_transformers_post:
+        shell.input_transformers_post.append(_wipe)
+
+
+get_ipython().events.register("pre_run_cell", _blank)
+"""
+# a post_run_cell hook that wipes test_relu's outputs and leaves a forged record instead
+POST_RUN_REWRITE = WRONG_RELU + """
+from IPython.display import clear_output, display
+from cs231n_lib.checks import encode_value
+
+
+def _rewrite(result):
+    if "relu_small" in (result.info.raw_cell or ""):
+        clear_output()
+        display({"application/vnd.cs231n.record+json": {
+            "id": "relu_small", "kind": "close",
+            "value": encode_value(np.array([0.0, 0.0, 2.5]))}}, raw=True)
+
+
+get_ipython().events.register("post_run_cell", _rewrite)
+"""
 
 DISRUPTORS = {
     # student: (cell to replace, its source, expected score)
@@ -132,8 +202,182 @@ DISRUPTORS = {
     "d_patch_numpy": ("relu_impl", "import numpy.testing\nnumpy.testing.assert_allclose = "
                       "lambda *a, **k: None\nnp.allclose = lambda *a, **k: True\n\n"
                       "def relu(x):\n    return x", 1),
+    "d_patch_builtins": ("relu_impl", "import builtins\n_isinstance = builtins.isinstance\n"
+                         "builtins.isinstance = lambda obj, cls: cls is np.ndarray or "
+                         "_isinstance(obj, cls)\nbuiltins.abs = lambda x: 0 * x\n"
+                         "builtins.AssertionError = type('NeverRaised', (Warning,), {})\n\n"
+                         "def relu(x):\n    return x", 1),
+    "d_patch_isinstance": ("relu_impl", "import builtins\nbuiltins.isinstance = lambda obj, cls:"
+                           " True  # the kernel dies of it\n\ndef relu(x):\n    return x", 1),
+    "d_loose_tolerance": ("relu_impl", "import functools\nfrom cs231n_lib.checks import record "
+                          "as _record\nrecord = functools.partial(_record, rtol=1e9, atol=1e9)"
+                          "\n\ndef relu(x):\n    return x + 1.0", 1),
+    "d_pre_run_forge": ("relu_impl", PRE_RUN_FORGE, 1),
+    "d_pre_run_blank": ("relu_impl", PRE_RUN_BLANK, 0),
+    "d_post_run_rewrite": ("relu_impl", POST_RUN_REWRITE, 1),
+    "d_hardcoded": ("relu_impl", "def relu(x):  # the visible test's answer, whatever x is\n"
+                    "    return np.array([0.0, 0.0, 2.5])", 1),
+    "d_kill_self": ("relu_impl", "import os, signal\nos.kill(os.getpid(), signal.SIGKILL)", 1),
 }
-HONEST = ("honest_a", "honest_m", "honest_z")  # sorted before, among and after the others
+FORGED_TEST = 'record("relu_small", np.array([0.0, 0.0, 2.5]))  # asserts removed\n'
+
+
+def _cell(nb, grade_id):
+    return next(c for c in nb.cells if nbg(c).get("grade_id") == grade_id)
+
+
+def _flags(grade_id, **changes):
+    """Edit that sets nbgrader flags of one cell."""
+    return lambda nb: nbg(_cell(nb, grade_id)).update(changes)
+
+
+def _wrong_relu(nb):
+    _cell(nb, "relu_impl").source = WRONG_RELU
+
+
+def _move(grade_id, before):
+    def edit(nb):
+        cell = _cell(nb, grade_id)
+        nb.cells.remove(cell)
+        nb.cells.insert(nb.cells.index(_cell(nb, before)), cell)
+    return edit
+
+
+def _then(*edits):
+    def edit(nb):
+        for e in edits:
+            e(nb)
+    return edit
+
+
+def _forge_test(nb):
+    _cell(nb, "test_relu").source = FORGED_TEST
+
+
+def _delete(grade_id):
+    return lambda nb: nb.cells.remove(_cell(nb, grade_id))
+
+
+def _swap_tests(nb):
+    i, j = nb.cells.index(_cell(nb, "test_relu")), nb.cells.index(_cell(nb, "test_add"))
+    nb.cells[i], nb.cells[j] = nb.cells[j], nb.cells[i]
+
+
+def _to_markdown(nb):
+    cell = _cell(nb, "test_relu")
+    nb.cells[nb.cells.index(cell)] = new_markdown_cell(cell.source, metadata=cell.metadata)
+
+
+def _insert(cell, before):
+    return lambda nb: nb.cells.insert(nb.cells.index(_cell(nb, before)), cell)
+
+
+def _forge_outputs(nb):
+    """Saved outputs of test_relu holding the exact records a correct relu would make."""
+    hidden = np.maximum(0, np.random.default_rng(7).standard_normal((4, 5)))
+    cell = _cell(nb, "test_relu")
+    cell.execution_count = 5
+    cell.outputs = [new_output("display_data", data={RECORD_MIME: {
+        "id": rid, "kind": "close", "rtol": 1e-7, "atol": 1e-9, "bound": None,
+        "value": encode_value(value)}, "text/plain": f"[recorded {rid}]"})
+        for rid, value in (("relu_small", np.array([0.0, 0.0, 2.5])), ("relu_hidden_7", hidden))]
+
+
+def _graded_meta(grade_id, points):
+    return {"nbgrader": {"schema_version": 3, "grade": True, "solution": False, "locked": True,
+                         "grade_id": grade_id, "points": points}}
+
+
+TAMPERED = {
+    # student: (edit of the correct notebook, expected score, tampering note expected)
+    "t_edit_test": (_forge_test, 3, "test cell test_relu was edited (restored)"),
+    "t_edit_test_wrong": (_then(_forge_test, _wrong_relu), 1,
+                          "test cell test_relu was edited (restored)"),
+    "t_delete_test": (_delete("test_add"), 3, "test cell test_add was deleted (restored)"),
+    "t_delete_test_wrong": (_then(_delete("test_relu"), _wrong_relu), 1,
+                            "test cell test_relu was deleted (restored)"),
+    "t_test_first": (_move("test_relu", before="relu_impl"), 3,
+                     "instructor cells were reordered (instructor order restored)"),
+    "t_swap_tests": (_swap_tests, 3, "instructor cells were reordered"),
+    "t_raise_points": (_then(_flags("test_relu", points=100), _flags("test_add", points=50)), 3,
+                       "cell test_relu nbgrader metadata changed (restored)"),
+    "t_test_to_markdown": (_to_markdown, 3,
+                           "cell test_relu type changed from code to markdown (restored)"),
+    "t_test_flags_off": (_flags("test_relu", grade=False, locked=False), 3,
+                         "cell test_relu nbgrader metadata changed (restored)"),
+    # if the grader took these flags at face value it would run the instructor's solution
+    "t_solution_as_test": (_then(_wrong_relu, _flags("relu_impl", grade=True, solution=False,
+                                                     locked=True, points=5)), 1,
+                           "cell relu_impl nbgrader metadata changed (restored)"),
+    # ... or keep the student's forged test as if it were an answer
+    "t_test_as_solution": (_then(_forge_test, _wrong_relu, _flags(
+        "test_relu", solution=True, locked=False)), 1,
+        "cell test_relu nbgrader metadata changed (restored)"),
+    "t_duplicate_test": (_then(_wrong_relu, _insert(new_code_cell(
+        FORGED_TEST, metadata=_graded_meta("test_relu", 2)), before="relu_impl")), 1,
+        "duplicate of cell test_relu kept as an ordinary cell"),
+    "t_fake_cell": (_insert(new_code_cell("print('free points')", metadata=_graded_meta(
+        "bonus", 100)), before="relu_impl"), 3, "extra cell bonus marked for grading"),
+    "t_bad_grade_id": (_insert(new_code_cell(FORGED_TEST, metadata=_graded_meta(
+        ["test_relu"], 50)), before="test_add"), 3, "marked for grading is not part"),
+    "t_forged_outputs": (_then(_wrong_relu, _forge_outputs), 1, None),
+}
+
+
+def _write(name="01_basics.ipynb", text=None, data=None):
+    """Writer of one file (text as UTF-8, or raw bytes) into the submission folder."""
+    def write(folder, nb):
+        body = data(nb) if data else (text(nb) if text else nbformat.writes(nb)).encode()
+        (folder / name).write_bytes(body)
+    return write
+
+
+def _with_output(size):
+    """Notebook JSON whose test_relu cell carries a saved output of ``size`` characters."""
+    def text(nb):
+        _cell(nb, "test_relu").outputs = [new_output("stream", name="stdout", text="x" * size)]
+        return nbformat.writes(nb)
+    return text
+
+
+def _with_comment(comment):
+    """Notebook JSON with ``comment`` (inserted verbatim into the JSON) in relu_impl."""
+    def text(nb):
+        _cell(nb, "relu_impl").source += "\n# COMMENT"
+        return nbformat.writes(nb).replace("COMMENT", comment)
+    return text
+
+
+CAP = load_config(FIXTURE / "nbgrader_config.py").max_notebook_bytes
+MALFORMED = {
+    # student: (writer(folder, correct notebook), expected score, expected status start)
+    "m_corrupt_json": (_write(text=lambda nb: nbformat.writes(nb)[:2000]), 0,
+                       f"not graded: {A}.ipynb: invalid JSON"),
+    "m_not_a_notebook": (_write(text=lambda nb: json.dumps({"nbformat": 4, "cells": "none"})),
+                         0, f"not graded: {A}.ipynb: not a notebook"),
+    "m_missing": (lambda folder, nb: None, 0, f"not graded: missing notebook {A}.ipynb"),
+    "m_misnamed": (_write(name=f"{A}-Copy1.ipynb"), 0, f"not graded: missing notebook {A}.ipynb"),
+    "m_huge": (_write(text=_with_output(CAP + 1_000_000)), 0,
+               f"not graded: notebook is {(CAP + 1e6) / 1e6:.1f} MB (limit {CAP / 1e6:.1f} MB)"),
+    "m_large_ok": (_write(text=_with_output(CAP - 1_000_000)), 3, "graded"),  # outputs dropped
+    "m_latin1": (_write(data=lambda nb: _with_comment("café")(nb).encode("latin-1")), 0,
+                 f"not graded: {A}.ipynb: invalid JSON ('utf-8' codec can't decode byte 0xe9"),
+    "m_invalid_bytes": (_write(data=lambda nb: _with_comment("COMMENT")(nb).encode().replace(
+        b"COMMENT", b"\xff\xfe\x00")), 0, f"not graded: {A}.ipynb: invalid JSON"),
+    "m_lone_surrogate": (_write(text=_with_comment("\\ud800")), 0,
+                         f"not graded: {A}.ipynb: cell 3 holds text that is not valid Unicode"),
+    "m_deep_json": (_write(text=lambda nb: '{"nbformat": 4, "cells": ' + "[" * 100_000
+                           + "]" * 100_000 + "}"), 0,
+                    f"not graded: {A}.ipynb: invalid JSON (maximum recursion depth"),
+    "m_deep_metadata": (_write(text=lambda nb: nbformat.writes(nb).replace(
+        '"metadata": {}', '"metadata": {"x": ' + '{"a": ' * 600 + "0" + "}" * 601, 1)), 0,
+        f"not graded: {A}.ipynb: cell 0 has metadata nested deeper than 64 levels"),
+}
+HONEST = {  # student: (samples.KINDS entry, score); names sort before, among and after the rest
+    "honest_a": ("correct", 3), "honest_m": ("correct", 3), "honest_partial": ("partial", 2),
+    "honest_untouched": ("untouched", 0), "honest_warnings": ("warnings", 3),
+    "honest_z": ("correct", 3),
+}
 
 
 RUN_TOKEN = f"HOSTILE_CORPUS_RUN={secrets.token_hex(8)}"  # in this run's kernel environments
@@ -161,37 +405,35 @@ def graded(tmp_path_factory):
     cfg = load_config(FIXTURE / "nbgrader_config.py", course_dir=course_dir, sandbox=True)
     cfg.env = {**cfg.env, **dict([RUN_TOKEN.split("=")])}
     release(cfg, [A], log=lambda *_: None)
-    correct = fill(nbformat.read(course_dir / "release" / A / f"{A}.ipynb", 4),
-                   nbformat.read(SOURCE, 4))
+    released = nbformat.read(course_dir / "release" / A / f"{A}.ipynb", 4)
+    correct = fill(released, nbformat.read(SOURCE, 4))
     server = socket.create_server(("127.0.0.1", 0))
     accepted = []
     threading.Thread(target=lambda: accepted.append(server.accept()), daemon=True).start()
 
-    def submit(student, edit=None):
-        nb = nbformat.from_dict(correct)
+    def submit(student, edit=None, write=None, nb=correct):
+        nb = nbformat.from_dict(copy.deepcopy(nb))
         if edit:
             edit(nb)
         folder = course_dir / "submitted" / student / A
         folder.mkdir(parents=True, exist_ok=True)
-        nbformat.write(nb, folder / f"{A}.ipynb")
+        (write or _write())(folder, nb)
         return folder
 
     def replace(grade_id, source):
-        def edit(nb):
-            next(c for c in nb.cells if nbg(c).get("grade_id") == grade_id).source = source
-        return edit
+        return lambda nb: setattr(_cell(nb, grade_id), "source", source)
 
-    for student in HONEST:
-        submit(student)
+    for student, (kind, _) in HONEST.items():
+        submit(student, nb=KINDS[kind](released, nbformat.read(SOURCE, 4)))
     for student, source in _probes(course_dir, server.getsockname()[1]).items():
         folder = submit(student, replace("relu_impl", source))
         (folder / "gradebook_link").symlink_to(course_dir / "gradebook.db")
     for student, (grade_id, source, _) in DISRUPTORS.items():
         submit(student, replace(grade_id, source))
-    fake = new_code_cell("print('free points')", metadata={"nbgrader": {
-        "schema_version": 3, "grade": True, "solution": False, "locked": True,
-        "grade_id": "bonus", "points": 100}})
-    submit("d_fake_cell", lambda nb: nb.cells.insert(2, fake))
+    for student, (edit, _, _) in TAMPERED.items():
+        submit(student, edit)
+    for student, (write, _, _) in MALFORMED.items():
+        submit(student, write=write)
 
     source_hash = hashlib.sha256(SOURCE.read_bytes()).hexdigest()
     started = time.monotonic()
@@ -206,22 +448,34 @@ def graded(tmp_path_factory):
             "source_hash": source_hash, "elapsed": elapsed}
 
 
+CORPUS = (set(HONEST) | set(_probes(Path("/x"), 1)) | set(DISRUPTORS) | set(TAMPERED)
+          | set(MALFORMED))
+
+
 def test_corpus_is_large_enough():
-    assert len(_probes(Path("/x"), 1)) + len(DISRUPTORS) + 1 >= 25
+    assert len(CORPUS) >= 60
 
 
 def test_every_notebook_has_an_explicit_status(graded):
     results = graded["results"]
-    expected = set(HONEST) | set(_probes(Path("/x"), 1)) | set(DISRUPTORS) | {"d_fake_cell"}
-    assert set(results) == expected
+    assert set(results) == CORPUS  # the run finished and nobody was lost
     for student, r in results.items():
         assert r["status"] == "graded" or r["status"].startswith("not graded: "), (student, r)
-        assert r["max_score"] == 3, student
+        assert r["max_score"] == 3, student  # points come from the instructor's copy
+    store = StatusStore(graded["cfg"].course_dir)
+    try:
+        stored = {r["student"]: r for r in store.query(assignment=A)}
+    finally:
+        store.close()
+    assert set(stored) == CORPUS
+    assert all(stored[s]["status"] == results[s]["status"] for s in CORPUS)
 
 
-def test_honest_students_keep_full_marks(graded):
-    for student in HONEST:
-        assert graded["results"][student]["score"] == 3, graded["results"][student]
+@pytest.mark.parametrize("student", sorted(HONEST))
+def test_honest_student_gets_exactly_their_due(graded, student):
+    r = graded["results"][student]
+    assert r["status"] == "graded" and r["score"] == HONEST[student][1], (r["status"], r["tests"])
+    assert r["notes"] == []  # warnings, stderr and unanswered cells are not tampering
 
 
 @pytest.mark.parametrize("student", sorted(_probes(Path("/x"), 1)))
@@ -237,10 +491,65 @@ def test_disruptor_earns_only_its_honest_part(graded, student):
     assert r["score"] == DISRUPTORS[student][2], (r["tests"], r["notes"])
 
 
-def test_fake_graded_cell_earns_nothing(graded):
-    r = graded["results"]["d_fake_cell"]
-    assert r["score"] == 3 and r["max_score"] == 3
-    assert any("bonus" in note for note in r["notes"])
+def _message(result, grade_id):
+    return next(t["message"] for t in result["tests"] if t["grade_id"] == grade_id)
+
+
+def test_hooks_patches_and_kernel_deaths_are_judged_on_records(graded):
+    results = graded["results"]
+    assert "relu_hidden_7: not recorded" in _message(results["d_pre_run_forge"], "test_relu")
+    assert "add_ints: not recorded" in _message(results["d_pre_run_blank"], "test_add")
+    assert "relu_hidden_7" in _message(results["d_post_run_rewrite"], "test_relu")
+    assert "relu_hidden_7" in _message(results["d_hardcoded"], "test_relu")
+    assert "wrong values" in _message(results["d_loose_tolerance"], "test_relu")
+    assert "relu_small: wrong values" in _message(results["d_patch_builtins"], "test_relu")
+    # the kernel dies (or hangs, for the isinstance patch) in relu_impl, which is then skipped
+    for student, events in (("d_kill_self", ("kernel died",)),
+                            ("d_patch_isinstance", ("kernel died", "timed out"))):
+        notes = " | ".join(results[student]["notes"])
+        assert "(relu_impl)" in notes and any(e in notes for e in events), (student, notes)
+        assert "NameError" in _message(results[student], "test_relu"), student
+
+
+@pytest.mark.parametrize("student", sorted(TAMPERED))
+def test_tampering_is_undone_graded_and_reported(graded, student):
+    r = graded["results"][student]
+    _, score, note = TAMPERED[student]
+    assert r["status"] == "graded" and r["score"] == score, (r["status"], r["tests"], r["notes"])
+    if note:
+        assert any(n.startswith("tampering: ") and note in n for n in r["notes"]), r["notes"]
+    if score < 3:  # the wrong relu was judged by the instructor's test, on fresh records
+        assert "relu_small" in _message(r, "test_relu")
+
+
+@pytest.mark.parametrize("student", sorted(MALFORMED))
+def test_malformed_submission_gets_a_reason(graded, student):
+    r = graded["results"][student]
+    _, score, status = MALFORMED[student]
+    assert r["status"].startswith(status) and r["score"] == score, (r["status"], r["tests"])
+
+
+def test_gradebook_is_intact_and_holds_the_results(graded):
+    cfg, results = graded["cfg"], graded["results"]
+    db = sqlite3.connect(cfg.course_dir / "gradebook.db")
+    try:
+        assert db.execute("PRAGMA integrity_check").fetchone() == ("ok",)
+    finally:
+        db.close()
+    from nbgrader.api import Gradebook
+    with Gradebook(cfg.gradebook_url) as gb:
+        assert {s.id for s in gb.students} == CORPUS
+        assert gb.find_notebook(A, A).max_score == 4  # + the written answer; never raised
+        for student, r in results.items():
+            nb = gb.find_submission_notebook(A, A, student)
+            assert nb.score == r["score"] and nb.max_score == 4, student
+            assert nb.flagged == (r["status"] != "graded"), student
+            auto = {g.name: g.auto_score for g in nb.grades}
+            if r["status"] == "graded":
+                assert {t["grade_id"]: t["points"] for t in r["tests"]} == {
+                    k: v for k, v in auto.items() if k.startswith("test_")}, student
+            else:
+                assert set(auto.values()) == {None} and nb.needs_manual_grade, student
 
 
 def test_host_is_untouched(graded):
@@ -251,9 +560,6 @@ def test_host_is_untouched(graded):
     assert hashlib.sha256(SOURCE.read_bytes()).hexdigest() == graded["source_hash"]
     lib = (cfg.student_library_dir / "fixturelib" / "__init__.py").read_text()
     assert "relu = lambda" not in lib
-    from nbgrader.api import Gradebook
-    with Gradebook(cfg.gradebook_url) as gb:
-        assert gb.find_submission_notebook(A, A, "honest_a").score == 3
 
 
 def test_no_sandbox_process_survives_the_run(graded):
