@@ -10,8 +10,7 @@ Convolution paths (``conv_forward_fast`` picks one; the cache remembers which):
 - "winograd": 3 x 3 filters at stride 1 without dilation and with C >= 8 input channels,
   Winograd F(4x4, 3x3) (``winograd.py``).
 - "gemm": everything else: the receptive fields copied into a matrix X_col (im2col), then one
-  matrix multiply per image that writes the output in NCHW order, or, when one image's output
-  is small, one multiply over all images and a copy into NCHW order (``_per_image_gemm``).
+  matrix multiply per image that writes the output in NCHW order.
 ``conv_forward_im2col`` is the textbook path built on ``im2col`` / ``col2im`` (notebook
 01_convolution); the default path never calls them, so the fast layers still work in the
 student edition of the library, where those two are exercises.
@@ -88,9 +87,8 @@ def conv_forward_im2col(x, w, b, conv_param):
 def conv_backward_im2col(dout, cache):
     """Backward pass of ``conv_forward_im2col``: dw = dout @ X_col.T, dx = col2im(w.T @ dout)."""
 
-    def to_image(cols, x_shape, *geometry):  # (N, C, HH, WW, H_out, W_out) -> col2im's layout
-        K = np.prod(cols.shape[1:4])
-        return col2im(cols.transpose(1, 2, 3, 0, 4, 5).reshape(K, -1), x_shape, *geometry)
+    def to_image(dX, x_shape, *geometry):  # (N, C*HH*WW, P) -> the layout col2im takes
+        return col2im(dX.transpose(1, 0, 2).reshape(dX.shape[1], -1), x_shape, *geometry)
 
     return _gemm_backward(dout, cache, to_image, bias_row=False)
 
@@ -117,20 +115,6 @@ def _like(grad, a):
     return grad.astype(a.dtype, copy=False)
 
 
-# One matrix multiply per image writes its (F, H_out * W_out) block of the output straight into
-# NCHW order, but every BLAS call has a fixed cost (thread start-up and hand-over). When one image
-# gives few output numbers, ONE multiply over all images, (F, K) @ (K, N * P) -> (F, N, P), and a
-# copy that swaps F and N back is faster. Measured crossover (bench/conv.py): the per-image calls
-# win on (64, 3, 32, 32) * 32 filters (32768 outputs per image), the single multiply on the
-# notebook's (100, 3, 31, 31) * 25 filters at stride 2 (6400 outputs per image).
-PER_IMAGE_MIN_OUTPUTS = 16384
-
-
-def _per_image_gemm(F, P):
-    """True when the per-image multiplies are the faster layout for F filters, P positions."""
-    return F * P >= PER_IMAGE_MIN_OUTPUTS
-
-
 def _per_image(X_col, N):
     """View X_col (K, N*P) as N matrices (K, P): columns are ordered (n, h_out, w_out)."""
     K = X_col.shape[0]
@@ -141,49 +125,38 @@ def _gemm_forward(x, w, b, conv_param, to_columns, bias_row):
     """Convolution as matrix multiplies (F, C*HH*WW) @ X_col, X_col (C*HH*WW, N*H_out*W_out)
     from ``to_columns`` (``im2col``, or its private copy ``_columns`` which appends a row of
     ones: then ``bias_row`` is True and the bias rides along as an extra column of the weights,
-    saving a pass over the output). Returns out and X_col."""
+    saving a pass over the output). One multiply per image writes the output in NCHW order
+    directly. Returns out and X_col."""
     stride, _, dilation, H_out, W_out = conv_geometry(x.shape, w.shape, conv_param)
     x, w, b, pad = _conv_inputs(x, w, b, conv_param)
     N = x.shape[0]
     F, _, HH, WW = w.shape
-    P = H_out * W_out
     X_col = to_columns(x, HH, WW, stride, pad, dilation)
     W_row = w.reshape(F, -1)
     if bias_row:
         W_row = np.concatenate([W_row, b[:, None]], axis=1)  # (F, C*HH*WW + 1)
-    if _per_image_gemm(F, P):
-        out = np.matmul(W_row, _per_image(X_col, N))  # (N, F, P): NCHW order directly
-    else:
-        out = np.empty((N, F, P), dtype=x.dtype)
-        np.copyto(out, (W_row @ X_col).reshape(F, N, P).transpose(1, 0, 2))  # (F, N, P) -> NCHW
+    out = np.matmul(W_row, _per_image(X_col, N))  # (N, F, H_out * W_out)
     if not bias_row:
         out += b[:, None]
     return out.reshape(N, F, H_out, W_out), X_col
 
 
 def _gemm_backward(dout, cache, to_image, bias_row):
-    """Backward of ``_gemm_forward``: dw = dout @ X_col.T (its last column is db when X_col has
-    the row of ones), dx = to_image(w.T @ dout), with w.T @ dout handed over as a view
-    (N, C, HH, WW, H_out, W_out) of the column gradients, in the layout the forward chose."""
+    """Backward of ``_gemm_forward``: dw = sum over images of dout @ X_col.T (its last column
+    is db when X_col has the row of ones), dx = to_image(w.T @ dout) with dX of shape
+    (N, C*HH*WW, H_out*W_out)."""
     x, w, b, conv_param, X_col = cache
-    stride, _, dilation, H_out, W_out = conv_geometry(x.shape, w.shape, conv_param)
+    stride, _, dilation, _, _ = conv_geometry(x.shape, w.shape, conv_param)
     dout, pad = _conv_dout(dout, x, w, conv_param)
-    N, C = x.shape[:2]
+    N = x.shape[0]
     F, _, HH, WW = w.shape
-    K, P = w[0].size, H_out * W_out
-    w_col = w.reshape(F, K).astype(dout.dtype, copy=False).T  # (K, F)
-    if _per_image_gemm(F, P):
-        d3 = dout.reshape(N, F, P)
-        dW_row = np.matmul(d3, _per_image(X_col, N).transpose(0, 2, 1)).sum(axis=0)
-        cols = np.matmul(w_col, d3).reshape(N, C, HH, WW, H_out, W_out)  # (N, K, P) per image
-    else:  # one transposing copy of dout, then two single multiplies
-        dT = np.empty((F, N, P), dtype=dout.dtype)
-        np.copyto(dT, dout.reshape(N, F, P).transpose(1, 0, 2))
-        dT = dT.reshape(F, N * P)
-        dW_row = dT @ X_col.T  # (F, K [+ 1])
-        cols = (w_col @ dT).reshape(C, HH, WW, N, H_out, W_out).transpose(3, 0, 1, 2, 4, 5)
+    K = w[0].size
+    d3 = dout.reshape(N, F, -1)  # (N, F, P)
+    X3 = _per_image(X_col, N)  # (N, K or K + 1, P)
+    dW_row = np.matmul(d3, X3.transpose(0, 2, 1)).sum(axis=0)  # (N, F, K [+ 1]) summed
     db = dW_row[:, K] if bias_row else dout.sum(axis=(0, 2, 3))
-    dx = to_image(cols, x.shape, HH, WW, stride, pad, dilation)
+    dX = np.matmul(w.reshape(F, K).astype(dout.dtype, copy=False).T, d3)  # (N, K, P)
+    dx = to_image(dX, x.shape, HH, WW, stride, pad, dilation)
     return _like(dx, x), _like(dW_row[:, :K].reshape(w.shape), w), _like(db, b)
 
 
@@ -203,12 +176,13 @@ def _columns(x, HH, WW, stride, pad, dilation):
     return X_col
 
 
-def _add_columns(cols, x_shape, HH, WW, stride, pad, dilation):
-    """``col2im`` for the fast path, on a view cols (N, C, HH, WW, H_out, W_out) of the column
-    gradients: add every column back onto its receptive field."""
+def _add_columns(dX, x_shape, HH, WW, stride, pad, dilation):
+    """``col2im`` for the fast path, on the per-image layout dX (N, C*HH*WW, H_out*W_out): add
+    every column back onto its receptive field."""
     N, C, H, W = x_shape
-    xp = np.zeros((N, C, H + 2 * pad, W + 2 * pad), dtype=cols.dtype)
+    xp = np.zeros((N, C, H + 2 * pad, W + 2 * pad), dtype=dX.dtype)
     win = window_view(xp, HH, WW, stride, dilation, writeable=True)
+    cols = dX.reshape(N, C, HH, WW, *win.shape[4:])
     for i in range(HH):
         for j in range(WW):
             win[:, :, i, j] += cols[:, :, i, j]  # one tap plane never aliases itself

@@ -61,13 +61,17 @@ def applies(w_shape, stride: int, dilation: int) -> bool:
     return (HH, WW) == (R, R) and stride == 1 and dilation == 1 and C >= MIN_CHANNELS
 
 
-def _transform(T: np.ndarray, X: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
+def _transform(T: np.ndarray, X: np.ndarray, out: np.ndarray | None = None,
+               tmp: np.ndarray | None = None) -> np.ndarray:
     """``T @ X[:, :, l] @ T.T`` for every trailing index l of X (k_in, k_in, L), as two large
     matrix multiplies; returns (k_out, k_out, L). ``out`` may be X's own memory (X is not read
-    by the second multiply): reusing a buffer saves the page faults of a fresh one."""
+    by the second multiply) and ``tmp`` (k_out, k_in, L) a dead buffer for the intermediate:
+    reusing memory saves the page faults of fresh arrays."""
     k_in, k_out = X.shape[0], T.shape[0]
     T = T.astype(X.dtype)
-    X1 = (T @ X.reshape(k_in, -1)).reshape(k_out, k_in, -1)  # first axis
+    if tmp is not None:
+        tmp = tmp.reshape(k_out, -1)
+    X1 = np.matmul(T, X.reshape(k_in, -1), out=tmp).reshape(k_out, k_in, -1)  # first axis
     return np.matmul(T, X1, out=out)  # second axis
 
 
@@ -87,6 +91,16 @@ def _filters_adjoint(dU: np.ndarray) -> np.ndarray:
     _, F, C = dU.shape
     GG = np.kron(G, G).astype(dU.dtype)
     return (dU.reshape(ALPHA * ALPHA, F * C).T @ GG).reshape(F, C, R, R)  # (F*C, 9) rows
+
+
+def _reuse(a: np.ndarray, shape) -> np.ndarray:
+    """An array of ``shape`` in the memory of ``a`` (contiguous, no longer needed) when it is
+    large enough, else a new one. Fresh memory is what a numpy pipeline pays most for here:
+    every new page is faulted in and zeroed by the kernel."""
+    n = int(np.prod(shape))
+    if a.size < n:
+        return np.empty(shape, dtype=a.dtype)
+    return a.reshape(-1)[:n].reshape(shape)
 
 
 def _tiles(nhwc: np.ndarray, tiles_h: int, tiles_w: int) -> np.ndarray:
@@ -176,10 +190,12 @@ def conv_backward(dout, saved, x_shape, pad):
     dM = (AT.T.astype(dtype) @ dY1.reshape(M, -1)).reshape(ALPHA * ALPHA, F, P)
     db = dM[BIAS_AT].sum(axis=1)  # adjoint of the bias added at tile position (1, 1)
     dU = np.matmul(dM, V)  # (36, F, C)
-    dV = np.matmul(dM.transpose(0, 2, 1), U)  # (36, P, C)
+    # dY1 and dM are dead from here on: their memory holds dV and the transform's temporary.
+    dV = np.matmul(dM.transpose(0, 2, 1), U, out=_reuse(dY1, (ALPHA * ALPHA, P, C)))
     dw = _filters_adjoint(dU)
     dV = dV.reshape(ALPHA, ALPHA, P * C)
-    dd = _transform(BT.T, dV, out=dV).reshape(ALPHA, ALPHA, N, tiles_h, tiles_w, C)
+    dd = _transform(BT.T, dV, out=dV, tmp=_reuse(dM, (ALPHA, ALPHA, P * C)))
+    dd = dd.reshape(ALPHA, ALPHA, N, tiles_h, tiles_w, C)
     # Overlap-add the tiles: positions a, b < 4 of all tiles cover the image once; positions
     # 4 and 5 overlap the next tile's 0 and 1. Each of the four blocks below is alias-free.
     dxp = np.zeros((N, Hp, Wp, C), dtype=dtype)

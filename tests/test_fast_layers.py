@@ -24,6 +24,7 @@ CONV_CASES = {
     "3x3 s1 p1 ragged tiles (winograd)": ((2, 16, 7, 9), (3, 16, 3, 3), {"pad": 1}, "winograd"),
     "3x3 s1 p0 (winograd)": ((1, 17, 6, 11), (2, 17, 3, 3), {}, "winograd"),
     "3x3 s1 p2 (winograd)": ((2, 16, 5, 5), (3, 16, 3, 3), {"pad": 2}, "winograd"),
+    "3x3 s1 p1 F > C (winograd)": ((2, 8, 8, 8), (16, 8, 3, 3), {"pad": 1}, "winograd"),
     "3x3 s1 p1 C=3 (gemm)": ((2, 3, 8, 8), (4, 3, 3, 3), {"stride": 1, "pad": 1}, "gemm"),
     "notebook 3x3 s2 p1": ((3, 3, 9, 9), (5, 3, 3, 3), {"stride": 2, "pad": 1}, "gemm"),
     "non-square 3x5 s1 p1": ((2, 2, 6, 7), (3, 2, 3, 5), {"stride": 1, "pad": 1}, "gemm"),
@@ -111,26 +112,6 @@ def test_conv_matches_naive_and_scipy(case, impl, dtype, rng):
     assert len(grads) == 3
     for grad, naive_grad in zip(grads, naive_grads, strict=True):
         assert_close(grad, naive_grad, dtype)
-
-
-@pytest.mark.parametrize("min_outputs", [0, 10**9], ids=["per-image", "one-multiply"])
-@pytest.mark.parametrize("impl", CONV_IMPLS)
-def test_conv_gemm_layouts_match_naive(min_outputs, impl, dtype, rng, monkeypatch):
-    """The GEMM path multiplies per image or once over all images depending on the size of one
-    image's output; force each layout and check both against the naive layer."""
-    monkeypatch.setattr(fast_layers, "PER_IMAGE_MIN_OUTPUTS", min_outputs)
-    forward, backward = CONV_IMPLS[impl]
-    for x_shape, w_shape, conv_param, path in CONV_CASES.values():
-        if path != "gemm":
-            continue
-        x, w, b = conv_inputs(rng, x_shape, w_shape, dtype)
-        out, cache = forward(x, w, b, conv_param)
-        naive_out, naive_cache = layers.conv_forward_naive(x, w, b, conv_param)
-        assert_close(out, naive_out, dtype)
-        dout = rng.standard_normal(out.shape).astype(dtype)
-        for grad, naive_grad in zip(backward(dout, cache),
-                                    layers.conv_backward_naive(dout, naive_cache), strict=True):
-            assert_close(grad, naive_grad, dtype)
 
 
 @pytest.mark.parametrize("case", CONV_CASES.values(), ids=CONV_CASES.keys())
@@ -288,6 +269,14 @@ def test_winograd_tile_identity_is_a_correlation(rng):
     d, g = rng.standard_normal(6), rng.standard_normal(3)
     expected = np.correlate(d, g, mode="valid")  # y[t] = sum_k g[k] d[t + k], 4 outputs
     assert_allclose(winograd.AT @ ((winograd.G @ g) * (winograd.BT @ d)), expected, rtol=1e-12)
+
+
+def test_winograd_bias_position_reaches_every_output_once():
+    """The forward adds b at tile position BIAS_AT of the transform domain: AT e AT^T must be
+    all ones there, so each of the 16 outputs of a tile gets b exactly once."""
+    e = np.zeros((winograd.ALPHA, winograd.ALPHA))
+    e.flat[winograd.BIAS_AT] = 1.0
+    assert_array_equal(winograd.AT @ e @ winograd.AT.T, np.ones((winograd.M, winograd.M)))
 
 
 def test_winograd_applies_only_to_3x3_stride_1_undilated():
