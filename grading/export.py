@@ -58,14 +58,18 @@ def rows(cfg: CourseConfig) -> list[dict]:
                                 "score": score, "max_score": max_score, "status": status})
                 worst = next((s for s in statuses if s != GRADED), GRADED)
                 status = GRADED if worst == GRADED else f"incomplete: {worst}"
+                # a total over nothing graded is no score at all, never a 0
+                any_graded = GRADED in statuses
                 if len(statuses) > 1:
                     out.append({"student": student, "assignment": a, "notebook": "(total)",
-                                "score": total, "max_score": total_max, "status": status})
-                grand.append((total, total_max, status))
-            worst = next((s for *_, s in grand if s != GRADED), GRADED)
+                                "score": total if any_graded else "", "max_score": total_max,
+                                "status": status})
+                grand.append((total, total_max, status, any_graded))
+            worst = next((s for _, _, s, _ in grand if s != GRADED), GRADED)
+            any_graded = any(g[3] for g in grand)
             out.append({"student": student, "assignment": "(all)", "notebook": "(total)",
-                        "score": sum(g[0] for g in grand), "max_score": sum(g[1] for g in grand),
-                        "status": worst})
+                        "score": sum(g[0] for g in grand) if any_graded else "",
+                        "max_score": sum(g[1] for g in grand), "status": worst})
     return out
 
 

@@ -212,6 +212,9 @@ def test_export_csv_has_scores_statuses_and_totals(course, capsys):
     assert table[("erin", A, A)]["status"].startswith("not graded: 01_basics.ipynb")
     assert table[("carol", "02_loops", "02_loops")]["status"] == "not submitted"
     assert float(table[("alice", "(all)", "(total)")]["score"]) == 6
+    # nothing of erin's could be graded: her total is no score, not a 0
+    assert table[("erin", "(all)", "(total)")]["score"] == ""
+    assert table[("erin", "(all)", "(total)")]["status"].startswith("incomplete: not graded")
     assert "written answers need a manual grade" in table[("alice", A, A)]["status"]
     assert "not graded" in capsys.readouterr().out
     assert len(rows(cfg)) == len(table)
