@@ -7,7 +7,9 @@ bubblewrap). The kernel runs as the grader's user: only for trusted notebooks or
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
+import tempfile
 from pathlib import Path
 
 from jupyter_client import AsyncKernelManager
@@ -20,7 +22,10 @@ class LocalKernelManager(AsyncKernelManager):
     """An AsyncKernelManager starting its kernel in ``workdir`` with a fixed environment."""
 
     def __init__(self, *, workdir: Path, kernel_env: dict, **kw):
-        super().__init__(**kw)
+        # ZeroMQ over unix sockets in a private folder, not TCP: kernels started at the same
+        # moment by parallel workers cannot race for the same free port.
+        self._ipc_dir = tempfile.mkdtemp(prefix="cs231n-k")
+        super().__init__(transport="ipc", ip=os.path.join(self._ipc_dir, "k"), **kw)
         self._workdir = str(workdir)
         self._kernel_env = kernel_env
 
@@ -29,6 +34,11 @@ class LocalKernelManager(AsyncKernelManager):
         kw["cwd"] = self._workdir
         kw["stdout"] = kw["stderr"] = subprocess.DEVNULL  # kernel chatter is not the grader's
         return await super()._async_pre_start_kernel(**kw)
+
+    async def _async_cleanup_resources(self, restart: bool = False) -> None:
+        await super()._async_cleanup_resources(restart=restart)
+        if not restart:
+            shutil.rmtree(self._ipc_dir, ignore_errors=True)
 
 
 def kernel_env(library_dir: Path, env: dict) -> dict:
