@@ -17,7 +17,7 @@ Conventions shared by all layers:
 The convolution and pooling functions marked ``@exercise`` are stubbed one by one in the
 student edition, so each keeps its own loop instead of sharing a pooling helper that would hand
 students the answer; the only shared pieces are ``_window`` (which input slice an output position
-reads) and ``_pad_hw``.
+reads) and ``im2col.pad_hw``.
 """
 
 from __future__ import annotations
@@ -27,6 +27,7 @@ from numbers import Real
 import numpy as np
 
 from cs231n_lib.exercise import exercise
+from cs231n_lib.im2col import pad_hw
 from cs231n_lib.shapes import (
     BN_PARAM_KEYS,
     DROPOUT_PARAM_KEYS,
@@ -64,11 +65,6 @@ def _window(i, j, stride, field_h, field_w, dilation=1):
 def _like(grad, array):
     """``grad`` in the dtype of the input it belongs to (no copy when it already is)."""
     return grad.astype(array.dtype, copy=False)
-
-
-def _pad_hw(x, pad):
-    """Zero-pad the two spatial axes of an (N, C, H, W) array by ``pad`` on every side."""
-    return np.pad(x, ((0, 0), (0, 0), (pad, pad), (pad, pad)))  # (N, C, H + 2P, W + 2P)
 
 
 # --------------------------------------------------------------------------- affine, ReLU
@@ -178,7 +174,7 @@ def conv_forward_naive(x, w, b, conv_param):
     stride, pad, dilation, H_out, W_out = conv_geometry(x.shape, w.shape, conv_param)
     F, _, HH, WW = w.shape
     _check_shape("b", b, (F,))
-    x_pad = _pad_hw(x, pad)  # (N, C, H + 2P, W + 2P)
+    x_pad = pad_hw(x, pad)  # (N, C, H + 2P, W + 2P)
     out = np.empty((x.shape[0], F, H_out, W_out), dtype=np.result_type(x, w, b))
     for i in range(H_out):
         for j in range(W_out):
@@ -209,7 +205,7 @@ def conv_backward_naive(dout, cache):
     N, _, H, W = x.shape
     F, _, HH, WW = w.shape
     _check_shape("dout", dout, (N, F, H_out, W_out))
-    x_pad = _pad_hw(x, pad)  # (N, C, H + 2P, W + 2P)
+    x_pad = pad_hw(x, pad)  # (N, C, H + 2P, W + 2P)
     dtype = np.result_type(x, w, dout)
     dx_pad = np.zeros(x_pad.shape, dtype=dtype)
     dw = np.zeros(w.shape, dtype=dtype)
