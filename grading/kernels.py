@@ -23,13 +23,17 @@ class LocalKernelManager(AsyncKernelManager):
 
     def __init__(self, *, workdir: Path, kernel_env: dict, **kw):
         # ZeroMQ over unix sockets in a private folder, not TCP: kernels started at the same
-        # moment by parallel workers cannot race for the same free port.
-        self._ipc_dir = tempfile.mkdtemp(prefix="cs231n-k")
-        super().__init__(transport="ipc", ip=os.path.join(self._ipc_dir, "k"), **kw)
+        # moment by parallel workers cannot race for the same free port. The folder is made
+        # when the kernel starts (a manager that never starts leaves nothing behind).
+        super().__init__(transport="ipc", **kw)
+        self._ipc_dir: str | None = None
         self._workdir = str(workdir)
         self._kernel_env = kernel_env
 
     async def _async_pre_start_kernel(self, **kw):
+        if self._ipc_dir is None:  # kept across restarts, removed at the final cleanup
+            self._ipc_dir = tempfile.mkdtemp(prefix="cs231n-k")
+            self.ip = os.path.join(self._ipc_dir, "k")
         kw["env"] = dict(self._kernel_env)
         kw["cwd"] = self._workdir
         kw["stdout"] = kw["stderr"] = subprocess.DEVNULL  # kernel chatter is not the grader's
@@ -37,8 +41,9 @@ class LocalKernelManager(AsyncKernelManager):
 
     async def _async_cleanup_resources(self, restart: bool = False) -> None:
         await super()._async_cleanup_resources(restart=restart)
-        if not restart:
+        if not restart and self._ipc_dir is not None:
             shutil.rmtree(self._ipc_dir, ignore_errors=True)
+            self._ipc_dir = None
 
 
 def kernel_env(library_dir: Path, env: dict) -> dict:
