@@ -2,9 +2,9 @@
 
 Run ``python bench/conv.py`` (or ``make bench``, which installs the optional torch==2.13.0).
 Everything is measured in ONE run with 2 BLAS threads, interleaved: every round times each
-implementation of each case (in a fresh random order) a few times and keeps the best call, and
-the tables report medians over rounds, so a slow moment of a shared machine hits all
-implementations alike. Speed claims are the ratios printed here, never absolute times. numpy's
+implementation of each case (in a fresh random order, after a pause and one untimed call) a few
+times and keeps the best call, and the tables report medians over rounds, so a slow moment of a
+shared machine hits all implementations alike. Speed claims are the ratios printed here, never absolute times. numpy's
 own GEMM rate is measured in the same rounds and each convolution's GFLOP/s is shown as a share
 of it. The load average is printed before and after: on a machine busy with other work,
 OpenBLAS's two threads wait for each other at every call and numpy slows down far more than
@@ -26,6 +26,7 @@ THREADS = 2
 for var in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
     os.environ[var] = str(THREADS)
 
+import resource  # noqa: E402
 import sys  # noqa: E402
 import time  # noqa: E402
 from dataclasses import dataclass, field  # noqa: E402
@@ -48,6 +49,13 @@ except ImportError:  # torch is an optional baseline (the `bench` extra)
 ROUNDS = 15  # interleaved rounds; medians are taken over them
 CALLS = 3  # calls per implementation per round (the median call is kept)
 NAIVE_ROUNDS = 3  # the naive loops are slow: time them in the first rounds only
+# Pause before timing each implementation: after a multi-threaded call, OpenBLAS's idle threads
+# spin on the cores for about 2**28 cycles (~0.1 s) and torch's OpenMP threads for a while too;
+# without the pause each implementation would be timed next to the previous one's spinning
+# threads (measured: up to 2x slower, whichever came second). The pause is a busy wait of this
+# thread, not a sleep: on a virtual machine, cores left idle for 0.15 s came back slow for the
+# next ~50 ms of work (measured: 1.5x on the fast conv), which a sleep would add to every timing.
+SETTLE = 0.15
 
 SHAPE_A = ((64, 3, 32, 32), (32, 3, 3, 3), {"stride": 1, "pad": 1})
 SHAPE_B = ((64, 32, 16, 16), (64, 32, 3, 3), {"stride": 1, "pad": 1})
@@ -64,6 +72,7 @@ class Impl:
     backward: object
     rounds: int = ROUNDS
     times: dict = field(default_factory=lambda: {"fwd": [], "bwd": []})
+    faults: list = field(default_factory=list)  # page faults per forward + backward call
 
     def median(self, part):
         return float(np.median(self.times[part])) if self.times[part] else float("nan")
@@ -146,13 +155,29 @@ def gemm_impl(dtype, n=1024):
 
 
 def timed(fn, calls):
-    """Best wall time of ``calls`` calls of fn, in seconds (the least disturbed call)."""
+    """Best wall time of ``calls`` calls of fn after one untimed call, in seconds: each
+    implementation is timed in its own steady state (its memory reused, its thread pool awake),
+    as in a training loop that calls it again and again."""
+    fn()
     ts = []
+    faults = _minor_faults()
     for _ in range(calls):
         t0 = time.perf_counter()
         fn()
         ts.append(time.perf_counter() - t0)
-    return min(ts)
+    return min(ts), (_minor_faults() - faults) / calls
+
+
+def _busy_wait(seconds):
+    end = time.perf_counter() + seconds
+    while time.perf_counter() < end:
+        pass
+
+
+def _minor_faults():
+    """Page faults of this process so far: a fresh array's pages fault in at first touch,
+    which on a virtual machine costs more than the arithmetic on them."""
+    return resource.getrusage(resource.RUSAGE_SELF).ru_minflt
 
 
 def run(cases, gemms):
@@ -166,9 +191,14 @@ def run(cases, gemms):
         for k in order.permutation(len(impls)):
             impl = impls[k]
             if r < impl.rounds:
+                _busy_wait(SETTLE)
                 calls = 1 if impl.rounds < ROUNDS else CALLS
-                impl.times["fwd"].append(timed(impl.forward, calls))
-                impl.times["bwd"].append(timed(impl.backward, calls))
+                faults = 0.0
+                for part, fn in (("fwd", impl.forward), ("bwd", impl.backward)):
+                    t, f = timed(fn, calls)
+                    impl.times[part].append(t)
+                    faults += f
+                impl.faults.append(faults)
 
 
 def report(cases, gemms):
@@ -178,7 +208,7 @@ def report(cases, gemms):
     print("numpy GEMM (1024^3): " + ", ".join(
         f"{np.dtype(dt).name} {rate:.0f} GFLOP/s" for dt, rate in gemm_rate.items()))
     print(f"\n{'case':<62} {'dtype':<8} {'impl':<7} {'fwd ms':>8} {'bwd ms':>8} "
-          f"{'total':>8} {'GFLOP/s':>8} {'% GEMM':>7}")
+          f"{'total':>8} {'GFLOP/s':>8} {'% GEMM':>7} {'faults':>7}")
     for case in cases:
         is_conv = case.name.startswith("conv")
         for name, impl in case.impls.items():
@@ -186,7 +216,8 @@ def report(cases, gemms):
             share = 100 * rate / gemm_rate[case.dtype] if is_conv else float("nan")
             print(f"{case.name:<62} {np.dtype(case.dtype).name:<8} {name:<7} "
                   f"{1e3 * impl.median('fwd'):8.2f} {1e3 * impl.median('bwd'):8.2f} "
-                  f"{1e3 * impl.total:8.2f} {rate:8.1f} {share:6.0f}%")
+                  f"{1e3 * impl.total:8.2f} {rate:8.1f} {share:6.0f}% "
+                  f"{np.median(impl.faults):7.0f}")
 
     print("\nRatios (forward + backward time; lower is better for fast/torch)")
     verdicts = []

@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from cs231n_lib import winograd
+from cs231n_lib import parallel, scratch, winograd
 from cs231n_lib.im2col import col2im, im2col, pad_hw, window_view
 from cs231n_lib.layers import _check_shape
 from cs231n_lib.shapes import conv_geometry, pool_geometry
@@ -42,16 +42,29 @@ def conv_forward_fast(x, w, b, conv_param):
     Returns a tuple of:
     - out: Output data of shape (N, F, H_out, W_out), dtype numpy's promotion of x, w, b.
     - cache: (x, w, b, conv_param, path, saved) where path names the algorithm used and saved
-      holds what its backward pass reuses: X_col (with a last row of ones) for "gemm", the
-      transformed filters and tiles (U, V) for "winograd".
+      holds what its backward pass reuses: for each slice of the batch (``parallel``), X_col
+      (with a last row of ones) for "gemm", the transformed tiles V for "winograd" (which also
+      keeps the transformed filters U once).
     """
-    stride, _, dilation, _, _ = conv_geometry(x.shape, w.shape, conv_param)
-    if winograd.applies(w.shape, stride, dilation):
-        x_, w_, b_, pad = _conv_inputs(x, w, b, conv_param)
-        out, saved = winograd.conv_forward(x_, w_, b_, pad)
-        return out, (x, w, b, conv_param, "winograd", saved)
-    out, X_col = _gemm_forward(x, w, b, conv_param, _columns, bias_row=True)
-    return out, (x, w, b, conv_param, "gemm", X_col)
+    stride, pad, dilation, H_out, W_out = conv_geometry(x.shape, w.shape, conv_param)
+    x_, w_, b_, _ = _conv_inputs(x, w, b, conv_param)
+    N, F = x.shape[0], w.shape[0]
+    out = np.empty((N, F, H_out, W_out), dtype=x_.dtype)
+    with parallel.Batch(parallel.batch_slices(N, out.size * w[0].size)) as batch:
+        if winograd.applies(w.shape, stride, dilation):
+            path, shared = "winograd", winograd.filters(w_)
+
+            def part(s):
+                return winograd.conv_forward(x_[s], shared, b_, pad, out[s])
+        else:
+            path, shared = "gemm", None
+            W_row = np.concatenate([w_.reshape(F, -1), b_[:, None]], axis=1)  # bias column
+
+            def part(s):
+                return _gemm_forward(x_[s], W_row, w.shape, (stride, pad, dilation), _columns,
+                                     out[s])
+        saved = (shared, batch.slices, batch.map(part))
+    return out, (x, w, b, conv_param, path, saved)
 
 
 def conv_backward_fast(dout, cache):
@@ -66,12 +79,28 @@ def conv_backward_fast(dout, cache):
     - dw: Gradient with respect to w, shape and dtype of w.
     - db: Gradient with respect to b, shape and dtype of b.
     """
-    x, w, b, conv_param, path, saved = cache
-    if path == "winograd":
-        dout, pad = _conv_dout(dout, x, w, conv_param)
-        dx, dw, db = winograd.conv_backward(dout, saved, x.shape, pad)
-        return _like(dx, x), _like(dw, w), _like(db, b)
-    return _gemm_backward(dout, (x, w, b, conv_param, saved), _add_columns, bias_row=True)
+    x, w, b, conv_param, path, (shared, slices, parts) = cache
+    stride, pad, dilation, _, _ = conv_geometry(x.shape, w.shape, conv_param)
+    dout = _conv_dout(dout, x, w, conv_param)
+    dx = np.empty(x.shape, dtype=dout.dtype)
+    with parallel.Batch(slices) as batch:
+        if path == "winograd":
+            def part(s, V):
+                return winograd.conv_backward(dout[s], shared, V, pad, dx[s])
+        else:
+            w_row = w.reshape(w.shape[0], -1).astype(dout.dtype, copy=False)
+
+            def part(s, X_col):
+                return _gemm_backward(dout[s], w_row, w.shape, X_col, (stride, pad, dilation),
+                                      _add_columns, dx[s])
+        grads = batch.map(part, parts)  # summed over slices below
+        if path == "winograd":
+            dU, db = (sum(g) for g in zip(*grads, strict=True))
+            dw = winograd.filters_adjoint(dU)
+        else:
+            dW_row = sum(grads)  # (F, C*HH*WW + 1): dw, then db in the bias column
+            dw, db = dW_row[:, :-1].reshape(w.shape), dW_row[:, -1]
+    return _like(dx, x), _like(dw, w), _like(db, b)
 
 
 def conv_forward_im2col(x, w, b, conv_param):
@@ -80,17 +109,28 @@ def conv_forward_im2col(x, w, b, conv_param):
     Same inputs and outputs as ``conv_forward_fast``; cache is (x, w, b, conv_param, X_col)
     with X_col of shape (C * HH * WW, N * H_out * W_out).
     """
-    out, X_col = _gemm_forward(x, w, b, conv_param, im2col, bias_row=False)
+    stride, pad, dilation, H_out, W_out = conv_geometry(x.shape, w.shape, conv_param)
+    x_, w_, b_, _ = _conv_inputs(x, w, b, conv_param)
+    F = w.shape[0]
+    out = np.empty((x.shape[0], F, H_out, W_out), dtype=x_.dtype)
+    X_col = _gemm_forward(x_, w_.reshape(F, -1), w.shape, (stride, pad, dilation), im2col, out)
+    out += b_[:, None, None]
     return out, (x, w, b, conv_param, X_col)
 
 
 def conv_backward_im2col(dout, cache):
     """Backward pass of ``conv_forward_im2col``: dw = dout @ X_col.T, dx = col2im(w.T @ dout)."""
+    x, w, b, conv_param, X_col = cache
+    stride, pad, dilation, _, _ = conv_geometry(x.shape, w.shape, conv_param)
+    dout = _conv_dout(dout, x, w, conv_param)
 
-    def to_image(dX, x_shape, *geometry):  # (N, C*HH*WW, P) -> the layout col2im takes
-        return col2im(dX.transpose(1, 0, 2).reshape(dX.shape[1], -1), x_shape, *geometry)
+    def to_image(dX, x_shape, *geometry, out):  # (N, C*HH*WW, P) -> the layout col2im takes
+        out[...] = col2im(dX.transpose(1, 0, 2).reshape(dX.shape[1], -1), x_shape, *geometry)
 
-    return _gemm_backward(dout, cache, to_image, bias_row=False)
+    dx = np.empty(x.shape, dtype=dout.dtype)
+    w_row = w.reshape(w.shape[0], -1).astype(dout.dtype, copy=False)
+    dw = _gemm_backward(dout, w_row, w.shape, X_col, (stride, pad, dilation), to_image, dx)
+    return _like(dx, x), _like(dw.reshape(w.shape), w), _like(dout.sum(axis=(0, 2, 3)), b)
 
 
 def _conv_inputs(x, w, b, conv_param):
@@ -104,10 +144,10 @@ def _conv_inputs(x, w, b, conv_param):
 
 
 def _conv_dout(dout, x, w, conv_param):
-    """Validate dout's shape; return it in the computing dtype, and the pad."""
-    _, pad, _, H_out, W_out = conv_geometry(x.shape, w.shape, conv_param)
+    """Validate dout's shape; return it in the computing dtype."""
+    _, _, _, H_out, W_out = conv_geometry(x.shape, w.shape, conv_param)
     _check_shape("dout", dout, (x.shape[0], w.shape[0], H_out, W_out))
-    return dout.astype(np.result_type(x, w, dout), copy=False), pad
+    return dout.astype(np.result_type(x, w, dout), copy=False)
 
 
 def _like(grad, a):
@@ -121,43 +161,31 @@ def _per_image(X_col, N):
     return X_col.reshape(K, N, -1).transpose(1, 0, 2)  # (N, K, P), no copy
 
 
-def _gemm_forward(x, w, b, conv_param, to_columns, bias_row):
-    """Convolution as matrix multiplies (F, C*HH*WW) @ X_col, X_col (C*HH*WW, N*H_out*W_out)
+def _gemm_forward(x, W_row, w_shape, geometry, to_columns, out):
+    """Convolution of a batch x as matrix multiplies W_row @ X_col, X_col (K, N*H_out*W_out)
     from ``to_columns`` (``im2col``, or its private copy ``_columns`` which appends a row of
-    ones: then ``bias_row`` is True and the bias rides along as an extra column of the weights,
-    saving a pass over the output). One multiply per image writes the output in NCHW order
-    directly. Returns out and X_col."""
-    stride, _, dilation, H_out, W_out = conv_geometry(x.shape, w.shape, conv_param)
-    x, w, b, pad = _conv_inputs(x, w, b, conv_param)
+    ones: then W_row (F, K) ends with the bias as an extra column, saving a pass over the
+    output). One multiply per image writes ``out`` (N, F, H_out, W_out) in NCHW order
+    directly. Returns X_col."""
     N = x.shape[0]
-    F, _, HH, WW = w.shape
-    X_col = to_columns(x, HH, WW, stride, pad, dilation)
-    W_row = w.reshape(F, -1)
-    if bias_row:
-        W_row = np.concatenate([W_row, b[:, None]], axis=1)  # (F, C*HH*WW + 1)
-    out = np.matmul(W_row, _per_image(X_col, N))  # (N, F, H_out * W_out)
-    if not bias_row:
-        out += b[:, None]
-    return out.reshape(N, F, H_out, W_out), X_col
+    F, _, HH, WW = w_shape
+    X_col = to_columns(x, HH, WW, *geometry)
+    np.matmul(W_row, _per_image(X_col, N), out=out.reshape(N, F, -1))  # (N, F, H_out*W_out)
+    return X_col
 
 
-def _gemm_backward(dout, cache, to_image, bias_row):
-    """Backward of ``_gemm_forward``: dw = sum over images of dout @ X_col.T (its last column
-    is db when X_col has the row of ones), dx = to_image(w.T @ dout) with dX of shape
-    (N, C*HH*WW, H_out*W_out)."""
-    x, w, b, conv_param, X_col = cache
-    stride, _, dilation, _, _ = conv_geometry(x.shape, w.shape, conv_param)
-    dout, pad = _conv_dout(dout, x, w, conv_param)
-    N = x.shape[0]
-    F, _, HH, WW = w.shape
-    K = w[0].size
+def _gemm_backward(dout, w_row, w_shape, X_col, geometry, to_image, dx):
+    """Backward of ``_gemm_forward`` on a batch: writes dx = to_image(w.T @ dout), with dX of
+    shape (N, C*HH*WW, H_out*W_out); returns dW_row, the sum over images of dout @ X_col.T
+    (its last column is db when X_col has the row of ones)."""
+    N, F = dout.shape[:2]
+    HH, WW = w_shape[2:]
     d3 = dout.reshape(N, F, -1)  # (N, F, P)
-    X3 = _per_image(X_col, N)  # (N, K or K + 1, P)
-    dW_row = np.matmul(d3, X3.transpose(0, 2, 1)).sum(axis=0)  # (N, F, K [+ 1]) summed
-    db = dW_row[:, K] if bias_row else dout.sum(axis=(0, 2, 3))
-    dX = np.matmul(w.reshape(F, K).astype(dout.dtype, copy=False).T, d3)  # (N, K, P)
-    dx = to_image(dX, x.shape, HH, WW, stride, pad, dilation)
-    return _like(dx, x), _like(dW_row[:, :K].reshape(w.shape), w), _like(db, b)
+    dW_row = np.matmul(d3, _per_image(X_col, N).transpose(0, 2, 1)).sum(axis=0)
+    K, P = w_row.shape[1], d3.shape[2]
+    dX = np.matmul(w_row.T, d3, out=scratch.array("gemm.dX", (N, K, P), d3.dtype))
+    to_image(dX, dx.shape, HH, WW, *geometry, out=dx)
+    return dW_row
 
 
 # ``im2col`` and ``col2im`` are notebook exercises, stubbed in the student edition, so the fast
@@ -176,17 +204,18 @@ def _columns(x, HH, WW, stride, pad, dilation):
     return X_col
 
 
-def _add_columns(dX, x_shape, HH, WW, stride, pad, dilation):
+def _add_columns(dX, x_shape, HH, WW, stride, pad, dilation, out):
     """``col2im`` for the fast path, on the per-image layout dX (N, C*HH*WW, H_out*W_out): add
-    every column back onto its receptive field."""
+    every column back onto its receptive field; the result goes to ``out`` (x_shape)."""
     N, C, H, W = x_shape
-    xp = np.zeros((N, C, H + 2 * pad, W + 2 * pad), dtype=dX.dtype)
+    xp = scratch.array("gemm.xp", (N, C, H + 2 * pad, W + 2 * pad), dX.dtype)
+    xp.fill(0)
     win = window_view(xp, HH, WW, stride, dilation, writeable=True)
     cols = dX.reshape(N, C, HH, WW, *win.shape[4:])
     for i in range(HH):
         for j in range(WW):
             win[:, :, i, j] += cols[:, :, i, j]  # one tap plane never aliases itself
-    return xp[:, :, pad:pad + H, pad:pad + W].copy()
+    out[...] = xp[:, :, pad:pad + H, pad:pad + W]
 
 
 def _pool_taps(x, pool_param, writeable=False):

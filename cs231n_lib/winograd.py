@@ -27,6 +27,8 @@ from __future__ import annotations
 import numpy as np
 from numpy.lib.stride_tricks import as_strided
 
+from cs231n_lib import scratch
+
 M = 4  # output tile size
 R = 3  # filter size
 ALPHA = M + R - 1  # input tile size, 6
@@ -75,7 +77,7 @@ def _transform(T: np.ndarray, X: np.ndarray, out: np.ndarray | None = None,
     return np.matmul(T, X1, out=out)  # second axis
 
 
-def _filters(w: np.ndarray) -> np.ndarray:
+def filters(w: np.ndarray) -> np.ndarray:
     """Transformed filters U = G g G^T for every (f, c), laid out (36, F, C).
 
     ``G g G^T`` flattened is ``kron(G, G) @ g.ravel()``, so all F * C filters take ONE
@@ -86,21 +88,29 @@ def _filters(w: np.ndarray) -> np.ndarray:
     return (GG @ w.reshape(F * C, R * R).T).reshape(ALPHA * ALPHA, F, C)
 
 
-def _filters_adjoint(dU: np.ndarray) -> np.ndarray:
-    """dw = G^T dU G for every (f, c): the adjoint of ``_filters``; returns (F, C, 3, 3)."""
+def filters_adjoint(dU: np.ndarray) -> np.ndarray:
+    """dw = G^T dU G for every (f, c): the adjoint of ``filters``; returns (F, C, 3, 3)."""
     _, F, C = dU.shape
     GG = np.kron(G, G).astype(dU.dtype)
     return (dU.reshape(ALPHA * ALPHA, F * C).T @ GG).reshape(F, C, R, R)  # (F*C, 9) rows
 
 
-def _reuse(a: np.ndarray, shape) -> np.ndarray:
-    """An array of ``shape`` in the memory of ``a`` (contiguous, no longer needed) when it is
-    large enough, else a new one. Fresh memory is what a numpy pipeline pays most for here:
-    every new page is faulted in and zeroed by the kernel."""
-    n = int(np.prod(shape))
-    if a.size < n:
-        return np.empty(shape, dtype=a.dtype)
-    return a.reshape(-1)[:n].reshape(shape)
+def _scratch(role: str, shape, dtype) -> np.ndarray:
+    """A temporary from ``scratch`` (reused between calls, see there)."""
+    return scratch.array(f"winograd.{role}", shape, dtype)
+
+
+def _padded(x: np.ndarray, pad: int, Hp: int, Wp: int) -> np.ndarray:
+    """x (N, C, H, W) zero-padded to (N, Hp, Wp, C), channels last: ``pad`` rows and columns
+    before, the rest after (the tiles may reach past H + 2 * pad)."""
+    N, C, H, W = x.shape
+    xp = _scratch("xp", (N, Hp, Wp, C), x.dtype)
+    xp[:, :pad] = 0
+    xp[:, pad + H:] = 0
+    xp[:, pad:pad + H, :pad] = 0
+    xp[:, pad:pad + H, pad + W:] = 0
+    xp[:, pad:pad + H, pad:pad + W] = x.transpose(0, 2, 3, 1)
+    return xp
 
 
 def _tiles(nhwc: np.ndarray, tiles_h: int, tiles_w: int) -> np.ndarray:
@@ -120,89 +130,93 @@ def _geometry(x_shape, pad: int):
     return tiles_h, tiles_w, M * tiles_h + R - 1, M * tiles_w + R - 1
 
 
-def conv_forward(x, w, b, pad):
+def conv_forward(x, U, b, pad, out):
     """Winograd forward pass for 3 x 3 filters, stride 1.
 
     Inputs:
-    - x: (N, C, H, W); w: (F, C, 3, 3); b: (F,); all in one floating dtype.
+    - x: (N, C, H, W); U: transformed filters (36, F, C) from ``filters``; b: (F,); all in one
+      floating dtype.
     - pad: Zero padding per side.
+    - out: (N, F, H_out, W_out) array the output is written to (may be a slice of a larger
+      batch's output).
 
-    Returns a tuple of:
-    - out: (N, F, H_out, W_out), contiguous.
-    - saved: (U, V) transformed filters (36, F, C) and tiles (36, P, C) for the backward pass,
-      P = N * tiles_h * tiles_w.
+    Returns V, the transformed tiles (36, P, C) the backward pass needs,
+    P = N * tiles_h * tiles_w.
     """
     N, C, H, W = x.shape
-    F = w.shape[0]
-    H_out, W_out = H + 2 * pad - R + 1, W + 2 * pad - R + 1
+    F = U.shape[1]
     tiles_h, tiles_w, Hp, Wp = _geometry(x.shape, pad)
     P = N * tiles_h * tiles_w
-    xp = np.zeros((N, Hp, Wp, C), dtype=x.dtype)  # padded, channels last
-    xp[:, pad:pad + H, pad:pad + W] = x.transpose(0, 2, 3, 1)
+    xp = _padded(x, pad, Hp, Wp)  # padded, channels last
     d = np.ascontiguousarray(_tiles(xp, tiles_h, tiles_w))  # (6, 6, N, th, tw, C)
     d = d.reshape(ALPHA, ALPHA, P * C)
-    V = _transform(BT, d, out=d).reshape(ALPHA * ALPHA, P, C)  # V = BT d BT^T per tile
-    U = _filters(w)
+    V = _transform(BT, d, out=d, tmp=_scratch("C", (ALPHA, ALPHA, P * C), d.dtype))
+    V = V.reshape(ALPHA * ALPHA, P, C)  # V = BT d BT^T per tile, kept for the backward pass
     # 36 matrix multiplies (F, C) @ (C, P): the bulk of the work. (36, F, P)
-    Mt = np.matmul(U, V.transpose(0, 2, 1))
+    Mt = np.matmul(U, V.transpose(0, 2, 1), out=_scratch("C", (ALPHA * ALPHA, F, P), x.dtype))
     # The bias, added to one (F, P) slice (1/36 of Mt): AT e_1 = ones(4), so AT Mt AT^T adds b
     # to all 16 outputs of every tile. A broadcast add over the output costs more than its copy.
     Mt[BIAS_AT] += b[:, None]
     # Output transform AT Mt AT^T; the second product puts j (tile column) last, so that the
     # copy below moves whole image rows (tiles_w * 4 numbers) at a time.
-    Y1 = (AT.astype(x.dtype) @ Mt.reshape(ALPHA, -1)).reshape(M, ALPHA, F * P)  # (4, 6, L)
+    Y1 = np.matmul(AT.astype(x.dtype), Mt.reshape(ALPHA, -1),
+                   out=_scratch("B", (M, ALPHA * F * P), x.dtype)).reshape(M, ALPHA, F * P)
     Y = np.matmul(Y1.transpose(0, 2, 1), AT.T.astype(x.dtype),
                   out=Mt.reshape(-1)[:M * F * P * M].reshape(M, F * P, M))  # (4, L, 4)
-    Y = Y.reshape(M, F, N, tiles_h, tiles_w, M)
-    full = np.empty((N, F, tiles_h, M, tiles_w, M), dtype=x.dtype)
-    np.copyto(full, Y.transpose(2, 1, 3, 0, 4, 5))  # (N, F, tiles_h, 4, tiles_w, 4)
-    out = full.reshape(N, F, M * tiles_h, M * tiles_w)
-    if out.shape[2:] != (H_out, W_out):  # ragged last tile: drop the extra rows/columns
-        out = out[:, :, :H_out, :W_out].copy()
-    return out, (U, V)
+    Y = Y.reshape(M, F, N, tiles_h, tiles_w, M).transpose(2, 1, 3, 0, 4, 5)
+    H_out, W_out = out.shape[2:]
+    if (H_out, W_out) == (M * tiles_h, M * tiles_w):  # (N, F, tiles_h, 4, tiles_w, 4)
+        np.copyto(out.reshape(N, F, tiles_h, M, tiles_w, M), Y)
+    else:  # ragged last tile: drop the extra rows/columns
+        out[...] = Y.reshape(N, F, M * tiles_h, M * tiles_w)[:, :, :H_out, :W_out]
+    return V
 
 
-def conv_backward(dout, saved, x_shape, pad):
+def conv_backward(dout, U, V, pad, dx):
     """Adjoint of ``conv_forward``.
 
     Inputs:
     - dout: (N, F, H_out, W_out).
-    - saved: (U, V) from ``conv_forward``.
-    - x_shape: (N, C, H, W); pad: zero padding per side.
+    - U, V: the transformed filters and the tiles ``conv_forward`` returned.
+    - pad: zero padding per side.
+    - dx: (N, C, H, W) array the gradient of x is written to.
 
-    Returns a tuple (dx, dw, db) of shapes (N, C, H, W), (F, C, 3, 3) and (F,).
+    Returns (dU, db): the gradient of U (36, F, C) (``filters_adjoint`` turns it into dw) and
+    db (F,).
     """
-    U, V = saved
-    N, C, H, W = x_shape
+    N, C, H, W = dx.shape
     F = U.shape[1]
     H_out, W_out = dout.shape[2:]
-    tiles_h, tiles_w, Hp, Wp = _geometry(x_shape, pad)
+    tiles_h, tiles_w, Hp, Wp = _geometry(dx.shape, pad)
     P = N * tiles_h * tiles_w
     dtype = dout.dtype
     if (H_out, W_out) != (M * tiles_h, M * tiles_w):  # ragged last tile: pad dout with zeros
         dout = np.pad(dout, [(0, 0), (0, 0), (0, M * tiles_h - H_out), (0, M * tiles_w - W_out)])
     dout = dout.reshape(N, F, tiles_h, M, tiles_w, M)
-    dY = np.empty((M, F, N, tiles_h, tiles_w, M), dtype=dtype)  # layout of Y in the forward
+    dY = _scratch("A", (M, F, N, tiles_h, tiles_w, M), dtype)  # layout of Y in the forward
     np.copyto(dY, dout.transpose(3, 1, 0, 2, 4, 5))  # one copy, runs of whole image rows
     dY = dY.reshape(M, F * P, M)
     # adjoint of the output transform: (4, L, 4) -> (4, 6, L) -> (6, 6, L)
-    dY1 = np.matmul(AT.T.astype(dtype), dY.transpose(0, 2, 1))
-    dM = (AT.T.astype(dtype) @ dY1.reshape(M, -1)).reshape(ALPHA * ALPHA, F, P)
+    dY1 = np.matmul(AT.T.astype(dtype), dY.transpose(0, 2, 1),
+                    out=_scratch("B", (M, ALPHA, F * P), dtype))
+    dM = np.matmul(AT.T.astype(dtype), dY1.reshape(M, -1),
+                   out=_scratch("C", (ALPHA, ALPHA * F * P), dtype)).reshape(ALPHA * ALPHA, F, P)
     db = dM[BIAS_AT].sum(axis=1)  # adjoint of the bias added at tile position (1, 1)
     dU = np.matmul(dM, V)  # (36, F, C)
-    # dY1 and dM are dead from here on: their memory holds dV and the transform's temporary.
-    dV = np.matmul(dM.transpose(0, 2, 1), U, out=_reuse(dY1, (ALPHA * ALPHA, P, C)))
-    dw = _filters_adjoint(dU)
+    # dY1, then dM are dead from here on: their roles hold dV and the transform's temporary.
+    dV = np.matmul(dM.transpose(0, 2, 1), U, out=_scratch("B", (ALPHA * ALPHA, P, C), dtype))
     dV = dV.reshape(ALPHA, ALPHA, P * C)
-    dd = _transform(BT.T, dV, out=dV, tmp=_reuse(dM, (ALPHA, ALPHA, P * C)))
+    dd = _transform(BT.T, dV, out=dV, tmp=_scratch("C", (ALPHA, ALPHA, P * C), dtype))
     dd = dd.reshape(ALPHA, ALPHA, N, tiles_h, tiles_w, C)
     # Overlap-add the tiles: positions a, b < 4 of all tiles cover the image once; positions
     # 4 and 5 overlap the next tile's 0 and 1. Each of the four blocks below is alias-free.
-    dxp = np.zeros((N, Hp, Wp, C), dtype=dtype)
+    dxp = _scratch("xp", (N, Hp, Wp, C), dtype)
+    dxp[:, M * tiles_h:] = 0  # the rows and columns that only positions 4 and 5 reach
+    dxp[:, :, M * tiles_w:] = 0
     dtiles = _tiles(dxp, tiles_h, tiles_w)
     dtiles[:M, :M] = dd[:M, :M]
     dtiles[M:, :M] += dd[M:, :M]
     dtiles[:M, M:] += dd[:M, M:]
     dtiles[M:, M:] += dd[M:, M:]
-    dx = dxp[:, pad:pad + H, pad:pad + W].transpose(0, 3, 1, 2)
-    return np.ascontiguousarray(dx), dw.astype(dtype, copy=False), db
+    dx[...] = dxp[:, pad:pad + H, pad:pad + W].transpose(0, 3, 1, 2)
+    return dU, db

@@ -1,0 +1,183 @@
+"""Split a layer's batch across threads, so that the copies and small matrix products of a fast
+layer use every core instead of one.
+
+numpy runs its copies and elementwise operations on one core and releases the GIL while doing
+so; OpenBLAS spreads each matrix product over its threads, but the skinny products of a
+convolution leave them waiting on each other. Giving each Python thread its own slice of the
+batch, with BLAS held to one thread inside (two threads each calling two-thread BLAS fight over
+two cores), runs the whole pipeline side by side. Each slice is independent work on its own
+images, so the results are the same as one thread's up to the order of the final sums over
+slices (float rounding). Measured with ``bench/conv.py``.
+
+How many threads: ``set_num_threads(n)``, else the environment variable CS231N_NUM_THREADS,
+else the CPUs this process may run on. One thread (the caller's, same results) whenever the
+batch has one image, the work is too small to pay for the hand-off (``MIN_WORK``), another
+thread is already inside a parallel region (nested calls, or the user's own threads), or a
+thread cannot be started (a sandbox's process limit): a parallel region never fails for lack of
+threads.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+from concurrent.futures import ThreadPoolExecutor, wait
+from contextlib import nullcontext
+
+ENV_VAR = "CS231N_NUM_THREADS"
+# Multiply-adds below which one slice stays in the caller's thread: handing work to another
+# thread costs ~0.1 ms, about as long as numpy takes for this much work.
+MIN_WORK = 1 << 22
+
+_state = threading.local()  # .inside: this thread is running a slice of a parallel region
+_lock = threading.Lock()  # one parallel region at a time (the BLAS thread limit is global)
+_pool: ThreadPoolExecutor | None = None
+_pool_size = 0
+_threads_failed = False
+_requested: int | None = None
+_blas = None  # threadpoolctl controller, made on first use
+
+
+def get_num_threads() -> int:
+    """The number of threads a parallel region may use (at least 1)."""
+    if _requested is not None:
+        return _requested
+    value = os.environ.get(ENV_VAR)
+    if value:
+        return _parse_threads(value, f"{ENV_VAR}={value!r}")
+    try:
+        return len(os.sched_getaffinity(0)) or 1
+    except (AttributeError, OSError):  # not Linux
+        return os.cpu_count() or 1
+
+
+def set_num_threads(n: int | None) -> None:
+    """Use ``n`` threads from now on (1: everything in the caller's thread); None goes back to
+    the default (CS231N_NUM_THREADS, else the CPUs available)."""
+    global _requested
+    _requested = None if n is None else _parse_threads(n, f"n={n!r}")
+
+
+def _parse_threads(value, shown: str) -> int:
+    try:
+        n = int(value)
+    except (TypeError, ValueError):
+        raise ValueError(f"{shown}: the number of threads must be an integer >= 1") from None
+    if isinstance(value, bool) or n < 1 or (not isinstance(value, str) and n != value):
+        raise ValueError(f"{shown}: the number of threads must be an integer >= 1")
+    return n
+
+
+def batch_slices(n: int, work: float) -> list[slice]:
+    """Split a batch of ``n`` images into contiguous slices of near-equal size, one per thread,
+    at most one per ``MIN_WORK`` multiply-adds of ``work`` (the layer's whole batch)."""
+    k = max(1, min(get_num_threads(), n, int(work // MIN_WORK)))
+    bounds = [n * i // k for i in range(k + 1)]
+    return [slice(a, b) for a, b in zip(bounds, bounds[1:], strict=False)]
+
+
+class Batch:
+    """A parallel region over the slices of a batch::
+
+        with Batch(slices) as batch:     # e.g. slices = batch_slices(N, work)
+            U = prepare(w)               # BLAS runs on one thread in here when parallel
+            parts = batch.map(part)      # [part(s) for s in slices], side by side
+
+    Inside a parallel region BLAS is held to one thread from start to end, so that no BLAS
+    call of the region wakes OpenBLAS's own thread pool: its idle threads keep spinning on the
+    cores for about 0.1 s after each multi-threaded call (measured: a 7 ms convolution took
+    13 ms next to them). The region is serial (``map`` runs in the caller's thread, BLAS
+    untouched) when there is one slice or no thread to be had (see the module docstring)."""
+
+    def __init__(self, slices: list[slice]):
+        self.slices = list(slices)
+        self._pool = None
+        self._limit = None
+
+    def __enter__(self) -> Batch:
+        if len(self.slices) < 2 or getattr(_state, "inside", False):
+            return self
+        if not _lock.acquire(blocking=False):  # another thread's region is running
+            return self
+        pool = _get_pool(len(self.slices) - 1)
+        if pool is None:
+            _lock.release()
+            return self
+        self._pool, self._limit = pool, _blas_limit()
+        self._limit.__enter__()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        if self._pool is not None:
+            self._pool = None
+            try:
+                self._limit.__exit__(*exc)
+            finally:
+                _lock.release()
+
+    def map(self, fn, *per_slice) -> list:
+        """``[fn(s, *items) for s, *items in zip(self.slices, *per_slice)]`` (``per_slice``:
+        sequences with one item per slice); in parallel threads when the region is parallel,
+        the caller's thread doing the first slice itself."""
+        calls = [(s, *items) for s, *items in zip(self.slices, *per_slice, strict=True)]
+        if self._pool is None:
+            return [fn(*args) for args in calls]
+        futures = []
+        try:
+            try:
+                for args in calls[1:]:
+                    futures.append(self._pool.submit(_run_inside, fn, args))
+            except RuntimeError:  # "can't start new thread": do the rest here
+                _give_up_threads()
+            here = [_run_inside(fn, args) for args in [calls[0], *calls[1 + len(futures):]]]
+        finally:  # no thread may outlive the region or write into the caller's arrays later
+            wait(futures)
+        return here[:1] + [f.result() for f in futures] + here[1:]  # re-raises their errors
+
+
+def _run_inside(fn, args):
+    _state.inside = True
+    try:
+        return fn(*args)
+    finally:
+        _state.inside = False
+
+
+def _get_pool(workers: int) -> ThreadPoolExecutor | None:
+    global _pool, _pool_size
+    if _threads_failed:
+        return None
+    if _pool is None or _pool_size < workers:
+        if _pool is not None:
+            _pool.shutdown(wait=True)
+        _pool, _pool_size = ThreadPoolExecutor(workers, thread_name_prefix="cs231n"), workers
+    return _pool
+
+
+def _give_up_threads() -> None:
+    """No thread could be started (process limit): run everything in one thread from now on."""
+    global _threads_failed
+    _threads_failed = True
+
+
+def _blas_limit():
+    """Hold BLAS to one thread while the region's threads run (restored on exit)."""
+    global _blas
+    try:
+        if _blas is None:
+            from threadpoolctl import ThreadpoolController
+
+            _blas = ThreadpoolController()
+        return _blas.limit(limits=1, user_api="blas")
+    except Exception:  # noqa: BLE001 - no controllable BLAS: run with whatever it does
+        return nullcontext()
+
+
+def _after_fork_in_child() -> None:
+    """A forked child has none of the parent's threads: start from scratch."""
+    global _pool, _pool_size, _lock
+    _pool, _pool_size, _lock = None, 0, threading.Lock()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_after_fork_in_child)
