@@ -4,11 +4,12 @@ Run ``python bench/conv.py`` (or ``make bench``, which installs the optional tor
 Everything is measured in ONE run with 2 BLAS threads, interleaved: every round times each
 implementation of each case (in a fresh random order, after a pause and one untimed call) a few
 times and keeps the best call, and the tables report medians over rounds, so a slow moment of a
-shared machine hits all implementations alike. Speed claims are the ratios printed here, never absolute times. numpy's
-own GEMM rate is measured in the same rounds and each convolution's GFLOP/s is shown as a share
-of it. The load average is printed before and after: on a machine busy with other work,
-OpenBLAS's two threads wait for each other at every call and numpy slows down far more than
-torch, so the ratios then say more about the load than about the code.
+shared machine hits all implementations alike. Speed claims are the ratios printed here, never
+absolute times. numpy's own GEMM rate is measured in the same rounds and each convolution's
+GFLOP/s is shown as a share of it; the page faults per forward + backward call are counted (fresh
+memory is what a numpy pipeline pays most for on a virtual machine). The load average is printed
+before and after: on a machine busy with other work the ratios say more about the load than
+about the code.
 
 Targets (from the project's issue):
 - fast conv forward+backward within 1.5x of torch in float32 on shapes A and B, and no slower

@@ -58,8 +58,6 @@
 # | 妥协 | compromise | a design choice made to save memory (e.g. a large first-layer stride) |
 
 # %%
-import gc
-import tracemalloc
 
 import matplotlib.pyplot as plt
 import numpy as np
@@ -68,6 +66,7 @@ from cs231n_lib import architectures as arch
 from cs231n_lib import memory, memory_measure, optim
 from cs231n_lib.checks import assert_array, assert_value, record
 from cs231n_lib.fast_layers import conv_forward_fast
+from cs231n_lib.memory_measure import traced_call
 from cs231n_lib.shapes import output_size
 
 plt.rcParams["figure.figsize"] = (9, 3.5)
@@ -456,9 +455,11 @@ print(f"the library's inference_live keeps the caller's input alive too: "
 # `(out, None)` and keep nothing else: when the function returns, only `out` may still be
 # allocated.
 #
-# We then measure the memory that the function still holds when it returns, with Python's
-# `tracemalloc` (numpy reports its array buffers to it). The input `x` is allocated before the
-# measurement starts and is not counted.
+# We then measure the memory that the function still holds when it returns, with the library's
+# `traced_call`, built on Python's `tracemalloc` (numpy reports its array buffers to it). The
+# input `x` is allocated before the measurement starts and is not counted. (The fast layers keep
+# scratch buffers from call to call, for speed; `traced_call` frees them before and after the
+# call, so they count in the peak but not in what your function holds.)
 
 # %% solution: conv_stack_forward
 def conv_stack_forward(x, weights, biases, mode):
@@ -489,19 +490,6 @@ def conv_stack_forward(x, weights, biases, mode):
 
 
 # %%
-def traced_call(fn, *args):
-    """Run fn(*args) under tracemalloc: (result, bytes still held at return, peak bytes)."""
-    gc.collect()
-    tracemalloc.start()
-    try:
-        base = tracemalloc.get_traced_memory()[0]
-        result = fn(*args)
-        current, peak = tracemalloc.get_traced_memory()
-    finally:
-        tracemalloc.stop()
-    return result, current - base, peak - base
-
-
 def conv_stack(C, F, layers, seed):
     """Random float32 weights and biases for a chain of 3x3 convs C -> F -> F ..."""
     rng = np.random.default_rng(seed)
@@ -598,9 +586,10 @@ plt.show()
 # fast layer's im2col matrix (gemm path, conv1) or its transformed Winograd tiles and padded
 # copies (conv2 and conv3), measured above at several times the size of the layer's own output.
 # The textbook im2col matrix of a 64-channel 3x3 layer would be 224*224*576*4 B = 110.25 MiB,
-# 9 times the output. The workspace is freed when the layer returns, so it is not an activation
-# and the notes do not count it, but it sets the peak: the measured peak minus the theory
-# (`*_peak_gap` above) is of the order of one layer's workspace, in both modes.
+# 9 times the output. The workspace is not an activation: nothing of it is needed once the layer
+# returns (our library keeps it as scratch for the next call, as GPU libraries do, but it holds
+# no data), so the notes do not count it, but it sets the peak: the measured peak minus the
+# theory (`*_peak_gap` above) is of the order of one layer's workspace, in both modes.
 # Working through the image in tiles of rows (or the channels in groups), a direct convolution,
 # or a smaller batch shrinks it, at some cost in speed; GPU libraries expose the same trade-off
 # as a "workspace limit".

@@ -20,36 +20,57 @@ import tracemalloc
 import numpy as np
 
 from cs231n_lib import architectures as arch
-from cs231n_lib import memory
+from cs231n_lib import memory, scratch
 from cs231n_lib.classifiers.convnet import ConvNet
 
 MIB = memory.MIB
+
+
+def traced_call(fn, *args, **kwargs):
+    """Run ``fn(*args, **kwargs)`` under tracemalloc; return (result, bytes still held at
+    return, peak bytes during the call).
+
+    The fast layers' scratch buffers (``scratch``), which outlive a call to be reused by the
+    next, are freed before the call (so that the peak includes them, as on a first call) and
+    again before the held bytes are read (they are the library's, not the result's).
+    """
+    gc.collect()
+    scratch.release()
+    tracemalloc.start()
+    try:
+        base = tracemalloc.get_traced_memory()[0]
+        result = fn(*args, **kwargs)
+        scratch.release()
+        current, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    return result, current - base, peak - base
 
 
 def measure_forward(model: ConvNet, X, mode: str = "train") -> dict:
     """Bytes retained, peak and (inference) live during one forward pass of ``model`` on ``X``.
 
     mode "train" runs ``model.forward(X, "train")`` and keeps its caches; mode "test" runs
-    ``model.infer(X)``, which keeps none.
+    ``model.infer(X)``, which keeps none. Scratch buffers are left out of retained and live
+    and counted in peak (see ``traced_call``).
     """
     if mode not in ("train", "test"):
         raise ValueError(f"mode={mode!r} must be 'train' or 'test'")
     X = model.as_input(X)  # any dtype conversion happens before tracing
     marks = []
-    gc.collect()
-    tracemalloc.start()
-    try:
-        base = tracemalloc.get_traced_memory()[0]
-        if mode == "train":
-            result = model.forward(X, "train")
-        else:
-            result = model.infer(X, hook=lambda: marks.append(tracemalloc.get_traced_memory()[0]))
-        current, peak = tracemalloc.get_traced_memory()
-    finally:
-        tracemalloc.stop()
+
+    def live():
+        marks.append(tracemalloc.get_traced_memory()[0] - scratch.held_bytes())
+
+    def run():
+        start = tracemalloc.get_traced_memory()[0]
+        result = model.forward(X, "train") if mode == "train" else model.infer(X, hook=live)
+        return result, start
+
+    (result, start), retained, peak = traced_call(run)
     del result
-    return {"retained_bytes": current - base, "peak_bytes": peak - base,
-            "live_bytes": (max(marks) - base) if marks else None}
+    return {"retained_bytes": retained, "peak_bytes": peak,
+            "live_bytes": (max(marks) - start) if marks else None}
 
 
 def theory(spec: arch.Spec, batch: int, dtype) -> dict:

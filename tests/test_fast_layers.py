@@ -9,7 +9,7 @@ import pytest
 from numpy.testing import assert_allclose, assert_array_equal
 from scipy.signal import correlate2d
 
-from cs231n_lib import fast_layers, layers, winograd
+from cs231n_lib import fast_layers, layers, parallel, winograd
 from cs231n_lib.gradient_check import eval_numerical_gradient_array, rel_error
 
 CONV_IMPLS = {
@@ -112,6 +112,26 @@ def test_conv_matches_naive_and_scipy(case, impl, dtype, rng):
     assert len(grads) == 3
     for grad, naive_grad in zip(grads, naive_grads, strict=True):
         assert_close(grad, naive_grad, dtype)
+
+
+@pytest.mark.parametrize("case", CONV_CASES.values(), ids=CONV_CASES.keys())
+def test_conv_fast_split_across_threads_matches_naive(case, dtype, rng, monkeypatch):
+    """The batch split over 2 threads (3 images: uneven slices), forward and backward."""
+    x_shape, w_shape, conv_param, _ = case
+    monkeypatch.setattr(parallel, "MIN_WORK", 1)
+    parallel.set_num_threads(2)
+    try:
+        x, w, b = conv_inputs(rng, (3, *x_shape[1:]), w_shape, dtype)
+        out, cache = fast_layers.conv_forward_fast(x, w, b, conv_param)
+        assert cache[5][1] == [slice(0, 1), slice(1, 3)]
+        naive_out, naive_cache = layers.conv_forward_naive(x, w, b, conv_param)
+        assert_close(out, naive_out, dtype)
+        dout = rng.standard_normal(out.shape).astype(dtype)
+        for got, want in zip(fast_layers.conv_backward_fast(dout, cache),
+                             layers.conv_backward_naive(dout, naive_cache), strict=True):
+            assert_close(got, want, dtype)
+    finally:
+        parallel.set_num_threads(None)
 
 
 @pytest.mark.parametrize("case", CONV_CASES.values(), ids=CONV_CASES.keys())

@@ -1,0 +1,182 @@
+"""Tests for cs231n_lib/parallel.py: batch slices, the parallel region (threads, BLAS held to one
+thread, fallbacks) and the thread-count setting."""
+
+from __future__ import annotations
+
+import threading
+import time
+
+import numpy as np
+import pytest
+from threadpoolctl import threadpool_info
+
+from cs231n_lib import parallel
+
+
+@pytest.fixture(autouse=True)
+def restore_settings(monkeypatch):
+    """Every test starts from the default thread count and leaves it so."""
+    monkeypatch.delenv(parallel.ENV_VAR, raising=False)
+    parallel.set_num_threads(None)
+    yield
+    parallel.set_num_threads(None)
+
+
+def blas_threads():
+    return {lib["num_threads"] for lib in threadpool_info() if lib["user_api"] == "blas"}
+
+
+@pytest.mark.parametrize("n,threads", [(1, 2), (2, 2), (3, 2), (7, 3), (64, 2), (5, 8)])
+def test_batch_slices_cover_the_batch_in_near_equal_parts(n, threads):
+    parallel.set_num_threads(threads)
+    slices = parallel.batch_slices(n, work=1e12)
+    assert len(slices) == min(n, threads)
+    covered = [i for s in slices for i in range(n)[s]]
+    assert covered == list(range(n))  # contiguous, in order, each image once
+    sizes = [s.stop - s.start for s in slices]
+    assert max(sizes) - min(sizes) <= 1
+
+
+def test_small_work_stays_in_one_slice():
+    parallel.set_num_threads(4)
+    assert parallel.batch_slices(64, work=parallel.MIN_WORK - 1) == [slice(0, 64)]
+    assert len(parallel.batch_slices(64, work=2 * parallel.MIN_WORK)) == 2
+    assert len(parallel.batch_slices(64, work=100 * parallel.MIN_WORK)) == 4
+
+
+def test_thread_count_from_setting_then_environment_then_cpus(monkeypatch):
+    import os
+
+    assert parallel.get_num_threads() == len(os.sched_getaffinity(0))
+    monkeypatch.setenv(parallel.ENV_VAR, "3")
+    assert parallel.get_num_threads() == 3
+    parallel.set_num_threads(1)
+    assert parallel.get_num_threads() == 1
+    parallel.set_num_threads(None)
+    assert parallel.get_num_threads() == 3
+
+
+@pytest.mark.parametrize("bad", [0, -1, 1.5, "two", True])
+def test_bad_thread_counts_are_rejected_naming_the_value(bad):
+    with pytest.raises(ValueError, match=f"n={bad!r}.*integer >= 1"):
+        parallel.set_num_threads(bad)
+
+
+def test_bad_environment_value_is_rejected_naming_it(monkeypatch):
+    monkeypatch.setenv(parallel.ENV_VAR, "lots")
+    with pytest.raises(ValueError, match="CS231N_NUM_THREADS='lots'"):
+        parallel.get_num_threads()
+
+
+def test_parallel_region_uses_several_threads_with_blas_held_to_one():
+    parallel.set_num_threads(3)
+    slices = parallel.batch_slices(9, work=1e12)
+    seen = []
+
+    def part(s, tag):
+        seen.append((threading.get_ident(), blas_threads()))
+        time.sleep(0.05)  # overlap: every slice is still running when the others start
+        return s.start, tag
+
+    before = blas_threads()
+    with parallel.Batch(slices) as batch:
+        results = batch.map(part, ["a", "b", "c"])
+    assert results == [(0, "a"), (3, "b"), (6, "c")]  # in slice order
+    assert len({ident for ident, _ in seen}) == 3
+    assert threading.get_ident() in {ident for ident, _ in seen}  # the caller works too
+    if before:  # a BLAS library that threadpoolctl controls is loaded (numpy's OpenBLAS)
+        assert all(inside == {1} for _, inside in seen)
+        assert blas_threads() == before  # restored
+
+
+def test_one_slice_runs_in_the_caller_with_blas_untouched():
+    before = blas_threads()
+    with parallel.Batch([slice(0, 4)]) as batch:
+        assert batch.map(lambda s: (threading.get_ident(), blas_threads())) == [
+            (threading.get_ident(), before)]
+
+
+def test_nested_regions_run_serially_without_deadlock():
+    parallel.set_num_threads(2)
+    outer = parallel.batch_slices(4, work=1e12)
+
+    def inner(s):
+        with parallel.Batch(parallel.batch_slices(4, work=1e12)) as batch:
+            return set(batch.map(lambda t: threading.get_ident()))
+
+    with parallel.Batch(outer) as batch:
+        idents = batch.map(inner)
+    assert all(len(ids) == 1 for ids in idents)  # each inner region stayed in its thread
+
+
+def test_concurrent_regions_from_two_user_threads_both_finish_correctly():
+    parallel.set_num_threads(2)
+    out = {}
+
+    def user(name, n):
+        with parallel.Batch(parallel.batch_slices(n, work=1e12)) as batch:
+            out[name] = batch.map(lambda s: (time.sleep(0.02), list(range(n)[s]))[1])
+
+    threads = [threading.Thread(target=user, args=(k, n)) for k, n in (("a", 4), ("b", 6))]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert [i for part in out["a"] for i in part] == list(range(4))
+    assert [i for part in out["b"] for i in part] == list(range(6))
+
+
+def test_an_error_in_a_thread_is_raised_after_every_thread_finished():
+    parallel.set_num_threads(2)
+    finished = []
+
+    def part(s):
+        if s.start == 0:
+            finished.append("caller")
+            return 0
+        time.sleep(0.05)
+        finished.append("worker")
+        raise ArithmeticError(f"slice {s}")
+
+    with pytest.raises(ArithmeticError, match="slice"):
+        with parallel.Batch(parallel.batch_slices(2, work=1e12)) as batch:
+            batch.map(part)
+    assert sorted(finished) == ["caller", "worker"]
+    with parallel.Batch(parallel.batch_slices(2, work=1e12)) as batch:  # still usable
+        assert batch.map(lambda s: s.start) == [0, 1]
+
+
+def test_no_thread_to_be_had_falls_back_to_the_caller(monkeypatch):
+    """A sandbox's process limit makes thread creation fail: the work is done anyway."""
+    parallel.set_num_threads(3)
+
+    class NoThreads:
+        def submit(self, *args):
+            raise RuntimeError("can't start new thread")
+
+    monkeypatch.setattr(parallel, "_threads_failed", False)
+    monkeypatch.setattr(parallel, "_get_pool", lambda workers: NoThreads())
+    with parallel.Batch(parallel.batch_slices(6, work=1e12)) as batch:
+        results = batch.map(lambda s: (threading.get_ident(), s.start))
+    assert results == [(threading.get_ident(), start) for start in (0, 2, 4)]
+    assert parallel._threads_failed  # later regions do not try again
+
+
+def test_fast_conv_in_threads_equals_one_thread(monkeypatch):
+    """The same layer, split across 3 threads or not: equal up to the order of the sums."""
+    from cs231n_lib import fast_layers
+
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((7, 16, 9, 9))
+    w = rng.standard_normal((5, 16, 3, 3))
+    b = rng.standard_normal(5)
+    dout = rng.standard_normal((7, 5, 9, 9))
+    results = {}
+    monkeypatch.setattr(parallel, "MIN_WORK", 1)
+    for threads in (1, 3):
+        parallel.set_num_threads(threads)
+        out, cache = fast_layers.conv_forward_fast(x, w, b, {"pad": 1})
+        assert len(cache[5][1]) == threads  # the slices the backward pass will reuse
+        results[threads] = (out, *fast_layers.conv_backward_fast(dout, cache))
+    for one, three in zip(results[1], results[3], strict=True):
+        np.testing.assert_allclose(three, one, rtol=1e-12, atol=1e-12)
