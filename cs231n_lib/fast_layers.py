@@ -181,8 +181,9 @@ def _gemm_backward(dout, w_row, w_shape, X_col, geometry, to_image, dx):
     N, F = dout.shape[:2]
     HH, WW = w_shape[2:]
     d3 = dout.reshape(N, F, -1)  # (N, F, P)
-    dW_row = np.matmul(d3, _per_image(X_col, N).transpose(0, 2, 1)).sum(axis=0)
     K, P = w_row.shape[1], d3.shape[2]
+    dW_n = scratch.array("gemm.dW", (N, F, X_col.shape[0]), d3.dtype)  # per image, then summed
+    dW_row = np.matmul(d3, _per_image(X_col, N).transpose(0, 2, 1), out=dW_n).sum(axis=0)
     dX = np.matmul(w_row.T, d3, out=scratch.array("gemm.dX", (N, K, P), d3.dtype))
     to_image(dX, dx.shape, HH, WW, *geometry, out=dx)
     return dW_row
@@ -193,8 +194,9 @@ def _gemm_backward(dout, w_row, w_shape, X_col, geometry, to_image, dx):
 def _columns(x, HH, WW, stride, pad, dilation):
     """``im2col`` for the fast path, plus a last row of ones (for the bias): X_col of shape
     (C*HH*WW + 1, N*H_out*W_out), rows (c, i, j)."""
-    N, C = x.shape[:2]
-    win = window_view(pad_hw(x, pad), HH, WW, stride, dilation)  # (N, C, HH, WW, H_out, W_out)
+    N, C, H, W = x.shape
+    xp = pad_hw(x, pad, out=scratch.array("gemm.xp", (N, C, H + 2 * pad, W + 2 * pad), x.dtype))
+    win = window_view(xp, HH, WW, stride, dilation)  # (N, C, HH, WW, H_out, W_out)
     H_out, W_out = win.shape[4:]
     K = C * HH * WW
     X_col = np.empty((K + 1, N * H_out * W_out), dtype=x.dtype)

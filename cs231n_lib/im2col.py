@@ -20,10 +20,23 @@ from cs231n_lib.exercise import exercise
 from cs231n_lib.shapes import check_int, output_size
 
 
-def pad_hw(x: np.ndarray, pad: int) -> np.ndarray:
-    """Return a new array: ``x`` with ``pad`` zeros on each side of its last two axes."""
+def pad_hw(x: np.ndarray, pad: int, out: np.ndarray | None = None) -> np.ndarray:
+    """``x`` with ``pad`` zeros on each side of its last two axes: a new array, or ``out``
+    (of the padded shape) filled in and returned."""
     pad = check_int(pad, "pad", 0)
-    return np.pad(x, [(0, 0)] * (x.ndim - 2) + [(pad, pad), (pad, pad)])
+    *lead, H, W = x.shape
+    shape = (*lead, H + 2 * pad, W + 2 * pad)
+    if out is None:
+        out = np.empty(shape, dtype=x.dtype)
+    elif out.shape != shape:
+        raise ValueError(f"out has shape {out.shape}; padding {x.shape} by {pad} needs {shape}")
+    if pad:  # zero the border only: the interior is overwritten just below
+        out[..., :pad, :] = 0
+        out[..., H + pad:, :] = 0
+        out[..., pad:H + pad, :pad] = 0
+        out[..., pad:H + pad, W + pad:] = 0
+    out[..., pad:H + pad, pad:W + pad] = x
+    return out
 
 
 def window_view(x: np.ndarray, HH: int, WW: int, stride: int = 1, dilation: int = 1,

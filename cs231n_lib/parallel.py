@@ -25,9 +25,14 @@ from concurrent.futures import ThreadPoolExecutor, wait
 from contextlib import nullcontext
 
 ENV_VAR = "CS231N_NUM_THREADS"
-# Multiply-adds below which one slice stays in the caller's thread: handing work to another
-# thread costs ~0.1 ms, about as long as numpy takes for this much work.
-MIN_WORK = 1 << 22
+# Multiply-adds a slice must have at least: smaller ones cost more in hand-offs (~40 us a
+# region) and numpy's per-call overheads than they gain (bench/conv.py: the CS231n notebook's
+# layer, 17M multiply-adds, runs fastest in 2 slices, the 300M of shape B in 4).
+MIN_WORK = 1 << 23
+# Slices per thread: smaller slices keep a layer's temporaries closer to the cache, and the
+# threads take them from a queue, so one that is slowed down takes fewer (measured in
+# bench/conv.py).
+SLICES_PER_THREAD = 2
 
 _state = threading.local()  # .inside: this thread is running a slice of a parallel region
 _lock = threading.Lock()  # one parallel region at a time (the BLAS thread limit is global)
@@ -69,9 +74,10 @@ def _parse_threads(value, shown: str) -> int:
 
 
 def batch_slices(n: int, work: float) -> list[slice]:
-    """Split a batch of ``n`` images into contiguous slices of near-equal size, one per thread,
-    at most one per ``MIN_WORK`` multiply-adds of ``work`` (the layer's whole batch)."""
-    k = max(1, min(get_num_threads(), n, int(work // MIN_WORK)))
+    """Split a batch of ``n`` images into contiguous slices of near-equal size,
+    ``SLICES_PER_THREAD`` per thread, and at most one per ``MIN_WORK`` multiply-adds of
+    ``work`` (the layer's whole batch)."""
+    k = max(1, min(SLICES_PER_THREAD * get_num_threads(), n, int(work // MIN_WORK)))
     bounds = [n * i // k for i in range(k + 1)]
     return [slice(a, b) for a, b in zip(bounds, bounds[1:], strict=False)]
 
@@ -91,6 +97,7 @@ class Batch:
 
     def __init__(self, slices: list[slice]):
         self.slices = list(slices)
+        self._workers = 0
         self._pool = None
         self._limit = None
 
@@ -99,7 +106,8 @@ class Batch:
             return self
         if not _lock.acquire(blocking=False):  # another thread's region is running
             return self
-        pool = _get_pool(len(self.slices) - 1)
+        self._workers = min(get_num_threads(), len(self.slices)) - 1
+        pool = _get_pool(self._workers) if self._workers else None
         if pool is None:
             _lock.release()
             return self
@@ -118,21 +126,30 @@ class Batch:
     def map(self, fn, *per_slice) -> list:
         """``[fn(s, *items) for s, *items in zip(self.slices, *per_slice)]`` (``per_slice``:
         sequences with one item per slice); in parallel threads when the region is parallel,
-        the caller's thread doing the first slice itself."""
+        the caller's thread taking slices from the queue too."""
         calls = [(s, *items) for s, *items in zip(self.slices, *per_slice, strict=True)]
         if self._pool is None:
             return [fn(*args) for args in calls]
+        todo = iter(range(len(calls)))  # a queue: every thread takes the next slice
+        results = [None] * len(calls)
+
+        def work():
+            for k in todo:  # next() on a shared iterator is atomic under the GIL
+                results[k] = _run_inside(fn, calls[k])
+
         futures = []
         try:
             try:
-                for args in calls[1:]:
-                    futures.append(self._pool.submit(_run_inside, fn, args))
+                for _ in range(min(self._workers, len(calls) - 1)):
+                    futures.append(self._pool.submit(work))
             except RuntimeError:  # "can't start new thread": do the rest here
                 _give_up_threads()
-            here = [_run_inside(fn, args) for args in [calls[0], *calls[1 + len(futures):]]]
+            work()
         finally:  # no thread may outlive the region or write into the caller's arrays later
             wait(futures)
-        return here[:1] + [f.result() for f in futures] + here[1:]  # re-raises their errors
+        for f in futures:
+            f.result()  # re-raises a thread's error
+        return results
 
 
 def _run_inside(fn, args):

@@ -116,14 +116,14 @@ def test_conv_matches_naive_and_scipy(case, impl, dtype, rng):
 
 @pytest.mark.parametrize("case", CONV_CASES.values(), ids=CONV_CASES.keys())
 def test_conv_fast_split_across_threads_matches_naive(case, dtype, rng, monkeypatch):
-    """The batch split over 2 threads (3 images: uneven slices), forward and backward."""
+    """The batch split over 2 threads (3 images: one slice each), forward and backward."""
     x_shape, w_shape, conv_param, _ = case
     monkeypatch.setattr(parallel, "MIN_WORK", 1)
     parallel.set_num_threads(2)
     try:
         x, w, b = conv_inputs(rng, (3, *x_shape[1:]), w_shape, dtype)
         out, cache = fast_layers.conv_forward_fast(x, w, b, conv_param)
-        assert cache[5][1] == [slice(0, 1), slice(1, 3)]
+        assert cache[5][1] == [slice(0, 1), slice(1, 2), slice(2, 3)]  # 2 per thread, <= N
         naive_out, naive_cache = layers.conv_forward_naive(x, w, b, conv_param)
         assert_close(out, naive_out, dtype)
         dout = rng.standard_normal(out.shape).astype(dtype)

@@ -30,7 +30,7 @@ def blas_threads():
 def test_batch_slices_cover_the_batch_in_near_equal_parts(n, threads):
     parallel.set_num_threads(threads)
     slices = parallel.batch_slices(n, work=1e12)
-    assert len(slices) == min(n, threads)
+    assert len(slices) == min(n, parallel.SLICES_PER_THREAD * threads)
     covered = [i for s in slices for i in range(n)[s]]
     assert covered == list(range(n))  # contiguous, in order, each image once
     sizes = [s.stop - s.start for s in slices]
@@ -41,7 +41,8 @@ def test_small_work_stays_in_one_slice():
     parallel.set_num_threads(4)
     assert parallel.batch_slices(64, work=parallel.MIN_WORK - 1) == [slice(0, 64)]
     assert len(parallel.batch_slices(64, work=2 * parallel.MIN_WORK)) == 2
-    assert len(parallel.batch_slices(64, work=100 * parallel.MIN_WORK)) == 4
+    most = parallel.SLICES_PER_THREAD * 4
+    assert len(parallel.batch_slices(64, work=100 * parallel.MIN_WORK)) == most
 
 
 def test_thread_count_from_setting_then_environment_then_cpus(monkeypatch):
@@ -70,7 +71,7 @@ def test_bad_environment_value_is_rejected_naming_it(monkeypatch):
 
 def test_parallel_region_uses_several_threads_with_blas_held_to_one():
     parallel.set_num_threads(3)
-    slices = parallel.batch_slices(9, work=1e12)
+    slices = [slice(0, 3), slice(3, 6), slice(6, 9)]
     seen = []
 
     def part(s, tag):
@@ -158,7 +159,8 @@ def test_no_thread_to_be_had_falls_back_to_the_caller(monkeypatch):
     monkeypatch.setattr(parallel, "_get_pool", lambda workers: NoThreads())
     with parallel.Batch(parallel.batch_slices(6, work=1e12)) as batch:
         results = batch.map(lambda s: (threading.get_ident(), s.start))
-    assert results == [(threading.get_ident(), start) for start in (0, 2, 4)]
+    assert results == [(threading.get_ident(), s.start)
+                       for s in parallel.batch_slices(6, work=1e12)]
     assert parallel._threads_failed  # later regions do not try again
 
 
@@ -176,7 +178,8 @@ def test_fast_conv_in_threads_equals_one_thread(monkeypatch):
     for threads in (1, 3):
         parallel.set_num_threads(threads)
         out, cache = fast_layers.conv_forward_fast(x, w, b, {"pad": 1})
-        assert len(cache[5][1]) == threads  # the slices the backward pass will reuse
+        # the slices the backward pass will reuse
+        assert len(cache[5][1]) == min(7, parallel.SLICES_PER_THREAD * threads)
         results[threads] = (out, *fast_layers.conv_backward_fast(dout, cache))
     for one, three in zip(results[1], results[3], strict=True):
         np.testing.assert_allclose(three, one, rtol=1e-12, atol=1e-12)
