@@ -11,6 +11,9 @@ Convolution paths (``conv_forward_fast`` picks one; the cache remembers which):
   Winograd F(4x4, 3x3) (``winograd.py``).
 - "gemm": everything else: the receptive fields copied into a matrix X_col (im2col), then one
   matrix multiply per image that writes the output in NCHW order.
+Both split the batch into slices run side by side in threads (``parallel.py``; the slices are
+kept in the cache so that the backward pass splits the same way) and keep their temporaries in
+per-thread scratch buffers reused from call to call (``scratch.py``).
 ``conv_forward_im2col`` is the textbook path built on ``im2col`` / ``col2im`` (notebook
 01_convolution); the default path never calls them, so the fast layers still work in the
 student edition of the library, where those two are exercises.

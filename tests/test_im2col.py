@@ -116,3 +116,14 @@ def test_im2col_and_col2im_keep_the_dtype_and_do_not_mutate(rng):
 def test_invalid_geometry_raises_value_error(call, match):
     with pytest.raises(ValueError, match=match):
         call(np.zeros((1, 1, 6, 6)))
+
+
+def test_pad_hw_into_a_given_array_matches_np_pad(rng):
+    x = rng.standard_normal((2, 3, 4, 5))
+    out = np.full((2, 3, 8, 9), np.nan)  # garbage in: every entry must be written
+    got = pad_hw(x, 2, out=out)
+    assert got is out
+    np.testing.assert_array_equal(got, np.pad(x, [(0, 0), (0, 0), (2, 2), (2, 2)]))
+    np.testing.assert_array_equal(pad_hw(x, 0, out=np.empty_like(x)), x)
+    with pytest.raises(ValueError, match=r"out has shape \(2, 3, 8, 8\).*needs \(2, 3, 8, 9\)"):
+        pad_hw(x, 2, out=np.empty((2, 3, 8, 8)))
