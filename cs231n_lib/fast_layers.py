@@ -13,7 +13,7 @@ Convolution paths (``conv_forward_fast`` picks one; the cache remembers which):
   matrix multiply per image that writes the output in NCHW order.
 Both split the batch into slices run side by side in threads (``parallel.py``; the slices are
 kept in the cache so that the backward pass splits the same way) and keep their temporaries in
-per-thread scratch buffers reused from call to call (``scratch.py``).
+per-thread scratch buffers reused from call to call (``scratch.py``); so does max pooling.
 ``conv_forward_im2col`` is the textbook path built on ``im2col`` / ``col2im`` (notebook
 01_convolution); the default path never calls them, so the fast layers still work in the
 student edition of the library, where those two are exercises.
@@ -238,6 +238,17 @@ def _pool_dx(x, tiled):
     return np.empty(x.shape, dtype=x.dtype) if tiled else np.zeros(x.shape, dtype=x.dtype)
 
 
+# One pass of numpy over an array element costs about as much as this many multiply-adds in a
+# matrix product (memory-bound vs compute-bound): what ``parallel.batch_slices`` counts as work.
+PASS_WORK = 16
+
+
+def _pool_batch(x, pool_param):
+    """The parallel region of a pooling layer on x: its batch slices, one pass per tap."""
+    ph, pw, _, _, _ = pool_geometry(x.shape, pool_param)
+    return parallel.Batch(parallel.batch_slices(x.shape[0], PASS_WORK * ph * pw * x.size))
+
+
 def max_pool_forward_fast(x, pool_param):
     """Fast forward pass for a max-pooling layer; same contract as ``max_pool_forward_naive``.
 
@@ -249,14 +260,20 @@ def max_pool_forward_fast(x, pool_param):
     - out: Output data of shape (N, C, H_out, W_out), dtype of x.
     - cache: (x, pool_param), as in the naive layer.
     """
-    taps, _ = _pool_taps(x, pool_param)
-    return _window_max(taps), (x, pool_param)
+    _, _, _, H_out, W_out = pool_geometry(x.shape, pool_param)
+    out = np.empty((*x.shape[:2], H_out, W_out), dtype=x.dtype)
+    with _pool_batch(x, pool_param) as batch:
+        batch.map(lambda s: _window_max(_pool_taps(x[s], pool_param)[0], out[s]))
+    return out, (x, pool_param)
 
 
-def _window_max(taps):
-    """Elementwise maximum of the tap planes: every window's maximum at once."""
-    out = taps[0].copy()
-    for tap in taps[1:]:
+def _window_max(taps, out):
+    """Elementwise maximum of the tap planes into ``out``: every window's maximum at once."""
+    if len(taps) == 1:
+        out[...] = taps[0]
+        return out
+    np.maximum(taps[0], taps[1], out=out)
+    for tap in taps[2:]:
         np.maximum(out, tap, out=out)
     return out
 
@@ -275,23 +292,35 @@ def max_pool_backward_fast(dout, cache):
     x, pool_param = cache
     taps, tiled = _pool_taps(x, pool_param)
     _check_shape("dout", dout, taps[0].shape)
+    dx = _pool_dx(x, tiled)
+    with _pool_batch(x, pool_param) as batch:
+        batch.map(lambda s: _max_pool_backward(x[s], dout[s], pool_param, tiled, dx[s]))
+    return dx
+
+
+def _max_pool_backward(x, dout, pool_param, tiled, dx):
+    """``max_pool_backward_fast`` on a slice of the batch, into ``dx``."""
+    taps, _ = _pool_taps(x, pool_param)
+    shape = taps[0].shape
     # Recomputed rather than cached: the caller owns (and may modify) the forward's output.
-    out = _window_max(taps)
+    out = _window_max(taps, scratch.array("pool.max", shape, x.dtype))
     # Index of the first maximum = number of leading taps strictly below the maximum. Plain
     # comparisons and adds: numpy's masked assignments (np.where, copyto(where=)) are ~10x slower.
-    first = np.zeros(out.shape, dtype=np.min_scalar_type(len(taps)))
-    below = np.ones(out.shape, dtype=bool)
+    first = scratch.array("pool.first", shape, np.min_scalar_type(len(taps)))
+    first.fill(0)
+    below = scratch.array("pool.below", shape, bool)
+    below.fill(True)
+    mask = scratch.array("pool.mask", shape, bool)
     for tap in taps[:-1]:
-        below &= tap < out
+        below &= np.less(tap, out, out=mask)
         first += below
-    dx = _pool_dx(x, tiled)
     dtaps, _ = _pool_taps(dx, pool_param, writeable=True)
     for k, dtap in enumerate(dtaps):
+        np.equal(first, k, out=mask)
         if tiled:  # every pixel is written exactly once
-            np.multiply(dout, first == k, out=dtap)
+            np.multiply(dout, mask, out=dtap)
         else:  # overlapping windows share pixels; one tap plane never aliases itself
-            dtap += dout * (first == k)
-    return dx
+            dtap += dout * mask
 
 
 def avg_pool_forward_fast(x, pool_param):

@@ -239,6 +239,24 @@ def test_pool_matches_naive(case, kind, dtype, rng):
 
 
 @pytest.mark.parametrize("case", POOL_CASES.values(), ids=POOL_CASES.keys())
+def test_max_pool_split_across_threads_matches_naive(case, dtype, rng, monkeypatch):
+    """3 images over 2 threads, values with ties: same output and gradient as the naive layer."""
+    x_shape, pool_param = case
+    monkeypatch.setattr(parallel, "MIN_WORK", 1)
+    parallel.set_num_threads(2)
+    try:
+        x = rng.integers(0, 3, (3, *x_shape[1:])).astype(dtype)
+        out, cache = fast_layers.max_pool_forward_fast(x, pool_param)
+        naive_out, naive_cache = layers.max_pool_forward_naive(x, pool_param)
+        assert_array_equal(out, naive_out)
+        dout = rng.standard_normal(out.shape).astype(dtype)
+        assert_close(fast_layers.max_pool_backward_fast(dout, cache),
+                     layers.max_pool_backward_naive(dout, naive_cache), dtype)
+    finally:
+        parallel.set_num_threads(None)
+
+
+@pytest.mark.parametrize("case", POOL_CASES.values(), ids=POOL_CASES.keys())
 def test_max_pool_ties_go_to_the_first_maximum(case, rng):
     """Many ties (values in {0, 1, 2}): gradient placement must equal the naive layer's,
     which gives each window's gradient to its first maximum in row-major order."""
