@@ -39,6 +39,27 @@ def test_rel_error_has_no_spurious_error_on_near_zero_float32_entries(rng):
     assert rel_error(x, x.astype(np.float64)) == 0.0
 
 
+def test_rel_error_of_a_correct_float32_convolution_is_small(rng):
+    """A float32 convolution agrees with its float64 value to float32 precision; an elementwise
+    relative error (CS231n's) reports > 1e-4 on it because some outputs cancel to near zero."""
+    from cs231n_lib.fast_layers import conv_forward_fast
+
+    x, w, b = (rng.standard_normal(s) for s in ((20, 3, 31, 31), (25, 3, 3, 3), (25,)))
+    param = {"stride": 2, "pad": 1}
+    out64, _ = conv_forward_fast(x, w, b, param)
+    out32, _ = conv_forward_fast(*(a.astype(np.float32) for a in (x, w, b)), param)
+    elementwise = np.max(np.abs(out32 - out64) / (np.abs(out32) + np.abs(out64)))
+    assert elementwise > 1e-4  # the trap this metric avoids (0.01 on 100 images)
+    assert rel_error(out32, out64) < 1e-6
+
+
+def test_rel_error_still_sees_one_wrong_entry(rng):
+    x = rng.standard_normal(1000)
+    y = x.copy()
+    y[np.argmin(np.abs(x))] += 1e-4 * np.max(np.abs(x))  # a small entry made wrong
+    assert rel_error(x, y) > 1e-5
+
+
 def test_rel_error_rejects_different_shapes():
     with pytest.raises(ValueError, match=r"\(3,\) and \(4,\)"):
         rel_error(np.zeros(3), np.zeros(4))
