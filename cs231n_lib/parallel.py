@@ -134,8 +134,13 @@ class Batch:
         results = [None] * len(calls)
 
         def work():
-            for k in todo:  # next() on a shared iterator is atomic under the GIL
-                results[k] = _run_inside(fn, calls[k])
+            try:
+                for k in todo:  # next() on a shared iterator is atomic under the GIL
+                    results[k] = _run_inside(fn, calls[k])
+            except BaseException:  # an error or Ctrl-C: the other threads take no new slice
+                for _ in todo:
+                    pass
+                raise
 
         futures = []
         try:

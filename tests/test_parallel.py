@@ -147,6 +147,23 @@ def test_an_error_in_a_thread_is_raised_after_every_thread_finished():
         assert batch.map(lambda s: s.start) == [0, 1]
 
 
+def test_after_an_error_no_new_slice_is_started():
+    """An error (or Ctrl-C) in one slice stops the others from taking more work."""
+    parallel.set_num_threads(2)
+    started = []
+
+    def part(s):
+        started.append(s.start)
+        if s.start == 0:
+            raise KeyboardInterrupt
+        time.sleep(0.02)
+
+    with pytest.raises(KeyboardInterrupt):
+        with parallel.Batch([slice(i, i + 1) for i in range(20)]) as batch:
+            batch.map(part)
+    assert 0 in started and len(started) <= 3  # the failing slice and what had already begun
+
+
 def test_no_thread_to_be_had_falls_back_to_the_caller(monkeypatch):
     """A sandbox's process limit makes thread creation fail: the work is done anyway."""
     parallel.set_num_threads(3)
