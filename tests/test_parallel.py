@@ -85,9 +85,9 @@ def test_parallel_region_uses_several_threads_with_blas_held_to_one():
     assert results == [(0, "a"), (3, "b"), (6, "c")]  # in slice order
     assert len({ident for ident, _ in seen}) == 3
     assert threading.get_ident() in {ident for ident, _ in seen}  # the caller works too
-    if before:  # a BLAS library that threadpoolctl controls is loaded (numpy's OpenBLAS)
-        assert all(inside == {1} for _, inside in seen)
-        assert blas_threads() == before  # restored
+    assert before, "numpy's BLAS is not controllable by threadpoolctl"
+    assert all(inside == {1} for _, inside in seen)
+    assert blas_threads() == before  # restored
 
 
 def test_one_slice_runs_in_the_caller_with_blas_untouched():
