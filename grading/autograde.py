@@ -124,6 +124,11 @@ def run_pool(fn, tasks: list[dict], jobs: int, *, desc: str, on_result=None) -> 
     process as each result arrives.
     """
     results: list[dict | None] = [None] * len(tasks)
+    workers = max(1, min(jobs, len(tasks)))
+    # each kernel gets its share of the CPUs (not part of a task's key: results do not depend on
+    # it beyond rounding, and a reference run must not be redone because jobs changed)
+    share = max(1, (os.cpu_count() or 1) // workers)
+    tasks = [t | {"threads": share} for t in tasks]
     # fork: workers need no re-import of __main__ (works from scripts, -c and pytest)
     ctx = get_context("fork" if "fork" in get_all_start_methods() else "spawn")
 
@@ -136,7 +141,7 @@ def run_pool(fn, tasks: list[dict], jobs: int, *, desc: str, on_result=None) -> 
     crashed = []
     with tqdm(total=len(tasks), desc=desc, unit="nb", dynamic_ncols=True) as bar:
         if tasks:
-            with ProcessPoolExecutor(max_workers=max(1, min(jobs, len(tasks))),
+            with ProcessPoolExecutor(max_workers=workers,
                                      mp_context=ctx) as pool:
                 futures = {pool.submit(_safe, fn, t): i for i, t in enumerate(tasks)}
                 for fut in as_completed(futures):

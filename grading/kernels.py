@@ -66,6 +66,17 @@ def make_kernel_manager(workdir: Path, *, library_dir: Path, limits=None,
                               kernel_name="python3")
 
 
+THREAD_VARS = ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS",
+               "CS231N_NUM_THREADS")
+
+
+def thread_env(threads: int | None) -> dict[str, str]:
+    """Environment giving a kernel ``threads`` threads for BLAS, OpenMP and the library's own
+    parallel layers ({} for None: their defaults, one per CPU). Kernels graded side by side
+    each get their share of the CPUs, so that they do not fight over them."""
+    return {} if threads is None else dict.fromkeys(THREAD_VARS, str(max(1, int(threads))))
+
+
 def kernel_factory(*, sandbox: bool, workdir: Path, library_dir: Path, env: dict,
                    notebook_timeout: float, memory_mb: int = 3072, data_dir: Path | None = None):
     """A zero-argument callable returning a fresh kernel manager (sandboxed or local)."""

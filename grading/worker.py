@@ -16,7 +16,7 @@ import nbformat
 
 from grading.execute import EVENT_KEY, run_notebook
 from grading.judge import cell_error, cell_records, judge_cell
-from grading.kernels import kernel_factory
+from grading.kernels import kernel_factory, thread_env
 from grading.restore import InvalidSubmission, is_test, load_notebook_text, restore
 
 GRADED = "graded"
@@ -45,7 +45,8 @@ def _execute(nb, task: dict, folder: Path | None):
     """Run ``nb`` in a fresh kernel working in a private copy of ``folder``; the RunResult."""
     work = _workdir([folder], Path(task["release_dir"]) if task.get("release_dir") else None)
     make_km = kernel_factory(sandbox=task["sandbox"], workdir=work,
-                             library_dir=Path(task["library_dir"]), env=task["env"],
+                             library_dir=Path(task["library_dir"]),
+                             env=thread_env(task.get("threads")) | task["env"],
                              notebook_timeout=task["notebook_timeout"],
                              memory_mb=task.get("memory_mb", 3072),
                              data_dir=Path(task["data_dir"]) if task.get("data_dir") else None)

@@ -313,3 +313,12 @@ def test_check_verdicts_skip_hidden_only_cells_and_group_by_section():
     assert "1. ReLU: 2 / 2" in text and "2. Add: 0 / 2" in text
     assert "FAIL t_bad (2 pt): AssertionError: relu(x): wrong shape" in text
     assert "Total (visible tests): 2 / 4" in text
+
+
+def test_thread_env_sets_every_pool_to_the_share():
+    from grading.kernels import THREAD_VARS, thread_env
+
+    assert thread_env(None) == {}
+    assert thread_env(3) == dict.fromkeys(THREAD_VARS, "3")
+    assert thread_env(0) == dict.fromkeys(THREAD_VARS, "1")
+    assert "CS231N_NUM_THREADS" in THREAD_VARS and "OPENBLAS_NUM_THREADS" in THREAD_VARS
