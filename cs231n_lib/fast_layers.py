@@ -158,10 +158,9 @@ def _like(grad, a):
     return grad.astype(a.dtype, copy=False)
 
 
-def _per_image(X_col, N):
+def _per_image(X_col, N, P):
     """View X_col (K, N*P) as N matrices (K, P): columns are ordered (n, h_out, w_out)."""
-    K = X_col.shape[0]
-    return X_col.reshape(K, N, -1).transpose(1, 0, 2)  # (N, K, P), no copy
+    return X_col.reshape(X_col.shape[0], N, P).transpose(1, 0, 2)  # (N, K, P), no copy
 
 
 def _gemm_forward(x, W_row, w_shape, geometry, to_columns, out):
@@ -173,7 +172,8 @@ def _gemm_forward(x, W_row, w_shape, geometry, to_columns, out):
     N = x.shape[0]
     F, _, HH, WW = w_shape
     X_col = to_columns(x, HH, WW, *geometry)
-    np.matmul(W_row, _per_image(X_col, N), out=out.reshape(N, F, -1))  # (N, F, H_out*W_out)
+    P = out.shape[2] * out.shape[3]
+    np.matmul(W_row, _per_image(X_col, N, P), out=out.reshape(N, F, P))  # (N, F, H_out*W_out)
     return X_col
 
 
@@ -183,10 +183,10 @@ def _gemm_backward(dout, w_row, w_shape, X_col, geometry, to_image, dx):
     (its last column is db when X_col has the row of ones)."""
     N, F = dout.shape[:2]
     HH, WW = w_shape[2:]
-    d3 = dout.reshape(N, F, -1)  # (N, F, P)
-    K, P = w_row.shape[1], d3.shape[2]
+    K, P = w_row.shape[1], dout.shape[2] * dout.shape[3]
+    d3 = dout.reshape(N, F, P)
     dW_n = scratch.array("gemm.dW", (N, F, X_col.shape[0]), d3.dtype)  # per image, then summed
-    dW_row = np.matmul(d3, _per_image(X_col, N).transpose(0, 2, 1), out=dW_n).sum(axis=0)
+    dW_row = np.matmul(d3, _per_image(X_col, N, P).transpose(0, 2, 1), out=dW_n).sum(axis=0)
     dX = np.matmul(w_row.T, d3, out=scratch.array("gemm.dX", (N, K, P), d3.dtype))
     to_image(dX, dx.shape, HH, WW, *geometry, out=dx)
     return dW_row

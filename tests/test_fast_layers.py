@@ -387,3 +387,26 @@ def test_pool_backward_ignores_changes_to_the_returned_output(kind, rng):
     expected = backward(dout, cache)
     out *= -1.0
     assert_array_equal(backward(dout, cache), expected)
+
+
+@pytest.mark.parametrize("impl", CONV_IMPLS)
+@pytest.mark.parametrize("channels", [3, 16], ids=["gemm", "winograd"])
+def test_conv_of_an_empty_batch_is_empty(impl, channels):
+    """N = 0 (e.g. the last, empty slice of a data loader) gives empty outputs and dx, zero dw
+    and db, like the naive layer."""
+    forward, backward = CONV_IMPLS[impl]
+    x, w, b = np.zeros((0, channels, 8, 8)), np.ones((4, channels, 3, 3)), np.ones(4)
+    out, cache = forward(x, w, b, {"pad": 1})
+    assert out.shape == (0, 4, 8, 8)
+    dx, dw, db = backward(np.zeros(out.shape), cache)
+    assert dx.shape == x.shape
+    assert_array_equal(dw, np.zeros_like(w))
+    assert_array_equal(db, np.zeros_like(b))
+
+
+@pytest.mark.parametrize("kind", POOLS)
+def test_pool_of_an_empty_batch_is_empty(kind):
+    forward, backward, _, _ = POOLS[kind]
+    out, cache = forward(np.zeros((0, 2, 4, 4)), {"pool_height": 2, "pool_width": 2, "stride": 2})
+    assert out.shape == (0, 2, 2, 2)
+    assert backward(np.zeros(out.shape), cache).shape == (0, 2, 4, 4)
