@@ -49,8 +49,7 @@ def conv_forward_fast(x, w, b, conv_param):
       (with a last row of ones) for "gemm", the transformed tiles V for "winograd" (which also
       keeps the transformed filters U once).
     """
-    stride, pad, dilation, H_out, W_out = conv_geometry(x.shape, w.shape, conv_param)
-    x_, w_, b_, _ = _conv_inputs(x, w, b, conv_param)
+    (stride, pad, dilation, H_out, W_out), x_, w_, b_ = _conv_inputs(x, w, b, conv_param)
     N, F = x.shape[0], w.shape[0]
     out = np.empty((N, F, H_out, W_out), dtype=x_.dtype)
     with parallel.Batch(parallel.batch_slices(N, out.size * w[0].size)) as batch:
@@ -83,8 +82,7 @@ def conv_backward_fast(dout, cache):
     - db: Gradient with respect to b, shape and dtype of b.
     """
     x, w, b, conv_param, path, (shared, slices, parts) = cache
-    stride, pad, dilation, _, _ = conv_geometry(x.shape, w.shape, conv_param)
-    dout = _conv_dout(dout, x, w, conv_param)
+    (stride, pad, dilation, _, _), dout = _conv_dout(dout, x, w, conv_param)
     dx = np.empty(x.shape, dtype=dout.dtype)
     with parallel.Batch(slices) as batch:
         if path == "winograd":
@@ -112,8 +110,7 @@ def conv_forward_im2col(x, w, b, conv_param):
     Same inputs and outputs as ``conv_forward_fast``; cache is (x, w, b, conv_param, X_col)
     with X_col of shape (C * HH * WW, N * H_out * W_out).
     """
-    stride, pad, dilation, H_out, W_out = conv_geometry(x.shape, w.shape, conv_param)
-    x_, w_, b_, _ = _conv_inputs(x, w, b, conv_param)
+    (stride, pad, dilation, H_out, W_out), x_, w_, b_ = _conv_inputs(x, w, b, conv_param)
     F = w.shape[0]
     out = np.empty((x.shape[0], F, H_out, W_out), dtype=x_.dtype)
     X_col = _gemm_forward(x_, w_.reshape(F, -1), w.shape, (stride, pad, dilation), im2col, out)
@@ -124,8 +121,7 @@ def conv_forward_im2col(x, w, b, conv_param):
 def conv_backward_im2col(dout, cache):
     """Backward pass of ``conv_forward_im2col``: dw = dout @ X_col.T, dx = col2im(w.T @ dout)."""
     x, w, b, conv_param, X_col = cache
-    stride, pad, dilation, _, _ = conv_geometry(x.shape, w.shape, conv_param)
-    dout = _conv_dout(dout, x, w, conv_param)
+    (stride, pad, dilation, _, _), dout = _conv_dout(dout, x, w, conv_param)
 
     def to_image(dX, x_shape, *geometry, out):  # (N, C*HH*WW, P) -> the layout col2im takes
         out[...] = col2im(dX.transpose(1, 0, 2).reshape(dX.shape[1], -1), x_shape, *geometry)
@@ -137,20 +133,21 @@ def conv_backward_im2col(dout, cache):
 
 
 def _conv_inputs(x, w, b, conv_param):
-    """Validate a convolution; return x, w, b in the dtype the layer computes in (numpy's
-    promotion of the three, as in the naive layer) and the pad."""
-    _, pad, _, _, _ = conv_geometry(x.shape, w.shape, conv_param)
+    """Validate a convolution; return its geometry (stride, pad, dilation, H_out, W_out) and
+    x, w, b in the dtype the layer computes in (numpy's promotion of the three, as in the naive
+    layer)."""
+    geometry = conv_geometry(x.shape, w.shape, conv_param)
     _check_shape("b", b, (w.shape[0],))
     dtype = np.result_type(x, w, b)
-    x, w, b = (a.astype(dtype, copy=False) for a in (x, w, b))
-    return x, w, b, pad
+    return geometry, *(a.astype(dtype, copy=False) for a in (x, w, b))
 
 
 def _conv_dout(dout, x, w, conv_param):
-    """Validate dout's shape; return it in the computing dtype."""
-    _, _, _, H_out, W_out = conv_geometry(x.shape, w.shape, conv_param)
-    _check_shape("dout", dout, (x.shape[0], w.shape[0], H_out, W_out))
-    return dout.astype(np.result_type(x, w, dout), copy=False)
+    """Validate dout's shape; return the geometry (as ``_conv_inputs``) and dout in the
+    computing dtype."""
+    geometry = conv_geometry(x.shape, w.shape, conv_param)
+    _check_shape("dout", dout, (x.shape[0], w.shape[0], *geometry[3:]))
+    return geometry, dout.astype(np.result_type(x, w, dout), copy=False)
 
 
 def _like(grad, a):
@@ -243,10 +240,9 @@ def _pool_dx(x, tiled):
 PASS_WORK = 16
 
 
-def _pool_batch(x, pool_param):
+def _pool_batch(x, taps):
     """The parallel region of a pooling layer on x: its batch slices, one pass per tap."""
-    ph, pw, _, _, _ = pool_geometry(x.shape, pool_param)
-    return parallel.Batch(parallel.batch_slices(x.shape[0], PASS_WORK * ph * pw * x.size))
+    return parallel.Batch(parallel.batch_slices(x.shape[0], PASS_WORK * taps * x.size))
 
 
 def max_pool_forward_fast(x, pool_param):
@@ -260,9 +256,9 @@ def max_pool_forward_fast(x, pool_param):
     - out: Output data of shape (N, C, H_out, W_out), dtype of x.
     - cache: (x, pool_param), as in the naive layer.
     """
-    _, _, _, H_out, W_out = pool_geometry(x.shape, pool_param)
+    ph, pw, _, H_out, W_out = pool_geometry(x.shape, pool_param)
     out = np.empty((*x.shape[:2], H_out, W_out), dtype=x.dtype)
-    with _pool_batch(x, pool_param) as batch:
+    with _pool_batch(x, ph * pw) as batch:
         batch.map(lambda s: _window_max(_pool_taps(x[s], pool_param)[0], out[s]))
     return out, (x, pool_param)
 
@@ -293,7 +289,7 @@ def max_pool_backward_fast(dout, cache):
     taps, tiled = _pool_taps(x, pool_param)
     _check_shape("dout", dout, taps[0].shape)
     dx = _pool_dx(x, tiled)
-    with _pool_batch(x, pool_param) as batch:
+    with _pool_batch(x, len(taps)) as batch:
         batch.map(lambda s: _max_pool_backward(x[s], dout[s], pool_param, tiled, dx[s]))
     return dx
 
