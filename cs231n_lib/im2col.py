@@ -14,7 +14,7 @@ ordered (n, h_out, w_out).
 from __future__ import annotations
 
 import numpy as np
-from numpy.lib.stride_tricks import sliding_window_view
+from numpy.lib.stride_tricks import as_strided
 
 from cs231n_lib.exercise import exercise
 from cs231n_lib.shapes import check_int, output_size
@@ -55,14 +55,14 @@ def window_view(x: np.ndarray, HH: int, WW: int, stride: int = 1, dilation: int 
     - view: Shape (N, C, HH, WW, H_out, W_out) with
       ``view[n, c, i, j, h, w] = x[n, c, h * stride + i * dilation, w * stride + j * dilation]``.
     """
-    _, _, H, W = x.shape
-    output_size(H, HH, stride, 0, dilation, axis="H")  # validates: windows must tile x exactly
-    output_size(W, WW, stride, 0, dilation, axis="W")
-    span_h, span_w = dilation * (HH - 1) + 1, dilation * (WW - 1) + 1
-    # (N, C, H - span_h + 1, W - span_w + 1, span_h, span_w): every start position, full span
-    win = sliding_window_view(x, (span_h, span_w), axis=(2, 3), writeable=writeable)
-    win = win[:, :, ::stride, ::stride, ::dilation, ::dilation]  # keep strided starts and taps
-    return win.transpose(0, 1, 4, 5, 2, 3)  # (N, C, HH, WW, H_out, W_out)
+    N, C, H, W = x.shape
+    H_out = output_size(H, HH, stride, 0, dilation, axis="H")  # validates: windows tile x
+    W_out = output_size(W, WW, stride, 0, dilation, axis="W")
+    sN, sC, sH, sW = x.strides  # bytes between neighbours along each axis of x
+    # One step along h moves `stride` rows of x, one step along i moves `dilation` rows, etc.
+    return as_strided(x, (N, C, HH, WW, H_out, W_out),
+                      (sN, sC, sH * dilation, sW * dilation, sH * stride, sW * stride),
+                      writeable=writeable)
 
 
 @exercise("01_convolution", "Vectorised convolution: im2col")

@@ -18,11 +18,13 @@ memory measurement, which otherwise sees them as memory still in use.
 
 from __future__ import annotations
 
+import math
 import threading
 
 import numpy as np
 
-_buffers: dict[tuple[int, str], np.ndarray] = {}  # (thread id, role) -> flat uint8 buffer
+# (thread id, role) -> (flat uint8 buffer, offset of its first 64-byte boundary)
+_buffers: dict[tuple[int, str], tuple[np.ndarray, int]] = {}
 _lock = threading.Lock()
 ALIGN = 64  # bytes: start every array on a cache line
 
@@ -32,16 +34,17 @@ def array(role: str, shape, dtype) -> np.ndarray:
     ``role`` (grown when too small). Valid until the next ``array`` call for ``role`` in this
     thread; ``release`` drops the buffers but not arrays still referenced."""
     dtype = np.dtype(dtype)
-    nbytes = int(np.prod(shape, dtype=np.int64)) * dtype.itemsize
+    shape = tuple(shape)
+    nbytes = math.prod(shape) * dtype.itemsize
     key = (threading.get_ident(), role)
-    buf = _buffers.get(key)
-    if buf is None or buf.size < nbytes + ALIGN:
+    held = _buffers.get(key)
+    if held is None or held[0].size < nbytes + ALIGN:
         buf = np.empty(nbytes + ALIGN, dtype=np.uint8)
+        held = buf, -buf.ctypes.data % ALIGN  # the buffer and its first cache-line offset
         with _lock:
-            _buffers[key] = buf
+            _buffers[key] = held
             _forget_finished_threads()
-    start = -buf.ctypes.data % ALIGN
-    return buf[start:start + nbytes].view(dtype).reshape(shape)
+    return np.ndarray(shape, dtype, *held)
 
 
 def _forget_finished_threads() -> None:
@@ -54,7 +57,7 @@ def _forget_finished_threads() -> None:
 def held_bytes() -> int:
     """Bytes the scratch buffers of all threads hold."""
     with _lock:
-        return sum(buf.nbytes for buf in _buffers.values())
+        return sum(buf.nbytes for buf, _ in _buffers.values())
 
 
 def release() -> None:
