@@ -10,7 +10,9 @@ Convolution paths (``conv_forward_fast`` picks one; the cache remembers which):
 - "winograd": 3 x 3 filters at stride 1 without dilation and with C >= 8 input channels,
   Winograd F(4x4, 3x3) (``winograd.py``).
 - "gemm": everything else: the receptive fields copied into a matrix X_col (im2col), then one
-  matrix multiply per image that writes the output in NCHW order.
+  matrix multiply per image that writes the output in NCHW order. Its backward pass adds the
+  columns of the input gradient back (col2im) through phase planes (``planes.py``) for
+  strided layers such as the CS231n notebook's, with contiguous adds instead of strided ones.
 Both split the batch into slices run side by side in threads (``parallel.py``; the slices are
 kept in the cache so that the backward pass splits the same way) and keep their temporaries in
 per-thread scratch buffers reused from call to call (``scratch.py``); so does max pooling.
@@ -26,10 +28,10 @@ from __future__ import annotations
 
 import numpy as np
 
-from cs231n_lib import parallel, scratch, winograd
+from cs231n_lib import parallel, planes, scratch, winograd
 from cs231n_lib.im2col import col2im, im2col, pad_hw, window_view
 from cs231n_lib.layers import _check_shape
-from cs231n_lib.shapes import conv_geometry, pool_geometry
+from cs231n_lib.shapes import conv_geometry, output_size, pool_geometry
 
 
 def conv_forward_fast(x, w, b, conv_param):
@@ -207,13 +209,19 @@ def _columns(x, HH, WW, stride, pad, dilation):
 
 
 def _add_columns(dX, x_shape, HH, WW, stride, pad, dilation, out):
-    """``col2im`` for the fast path, on the per-image layout dX (N, C*HH*WW, H_out*W_out): add
-    every column back onto its receptive field; the result goes to ``out`` (x_shape)."""
+    """``col2im`` for the fast path, on the per-image layout dX (N, C*HH*WW, H_out*W_out; may
+    be overwritten): add every column back onto its receptive field; the result goes to
+    ``out`` (x_shape)."""
     N, C, H, W = x_shape
+    H_out, W_out = (output_size(n, f, stride, pad, dilation) for n, f in ((H, HH), (W, WW)))
+    if planes.applies(stride, dilation, WW):  # strided: contiguous adds into phase planes
+        layout = planes.Layout(N, C, H, W, HH, WW, stride, pad, dilation, H_out, W_out)
+        planes.add_columns(dX, layout, out)
+        return
     xp = scratch.array("gemm.xp", (N, C, H + 2 * pad, W + 2 * pad), dX.dtype)
     xp.fill(0)
     win = window_view(xp, HH, WW, stride, dilation, writeable=True)
-    cols = dX.reshape(N, C, HH, WW, *win.shape[4:])
+    cols = dX.reshape(N, C, HH, WW, H_out, W_out)
     for i in range(HH):
         for j in range(WW):
             win[:, :, i, j] += cols[:, :, i, j]  # one tap plane never aliases itself
