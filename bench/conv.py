@@ -2,14 +2,18 @@
 
 Run ``python bench/conv.py`` (or ``make bench``, which installs the optional torch==2.13.0).
 Everything is measured in ONE run with 2 BLAS threads, interleaved: every round times each
-implementation of each case (in a fresh random order, after a pause and one untimed call) a few
-times and keeps the best call, and the tables report medians over rounds, so a slow moment of a
-shared machine hits all implementations alike. Speed claims are the ratios printed here, never
-absolute times. numpy's own GEMM rate is measured in the same rounds and each convolution's
-GFLOP/s is shown as a share of it; the page faults per forward + backward call are counted (fresh
-memory is what a numpy pipeline pays most for on a virtual machine). The load average is printed
-before and after: on a machine busy with other work the ratios say more about the load than
-about the code.
+implementation of each case (in a fresh random order, after a pause and 50 ms of untimed calls)
+a few times and keeps the best call, and the tables report medians over rounds, so a slow
+moment of a shared machine hits all implementations alike. Speed claims are the ratios printed
+here, never absolute times. numpy's own GEMM rate is measured in the same rounds and each
+convolution's GFLOP/s is shown as a share of it; the page faults per forward + backward call are
+counted (fresh memory is what a numpy pipeline pays most for on a virtual machine). The load
+average is printed before and after: on a machine busy with other work the ratios say more
+about the load than about the code. So is the OpenBLAS kernel numpy runs (its GEMM is the fast
+layers' engine): some machines pin an older one with OPENBLAS_CORETYPE (for old OpenBLAS builds
+that misbehave on new processors); ``make bench`` unsets it and OPENBLAS_L2_SIZE for its own
+command, so that numpy's OpenBLAS picks the kernel for this CPU, as it does on a machine that
+sets neither.
 
 Targets (from the project's issue):
 - fast conv forward+backward within 1.5x of torch in float32 on shapes A and B, and no slower
@@ -57,6 +61,10 @@ NAIVE_ROUNDS = 3  # the naive loops are slow: time them in the first rounds only
 # thread, not a sleep: on a virtual machine, cores left idle for 0.15 s came back slow for the
 # next ~50 ms of work (measured: 1.5x on the fast conv), which a sleep would add to every timing.
 SETTLE = 0.15
+# Untimed calls before timing, for at least this long (at least one call): the pause above
+# leaves every core but this thread's idle, and on a virtual machine an idle core runs the next
+# ~50 ms of work slower (measured: the fast conv's second thread, 1.3x on its forward pass).
+WARMUP = 0.05
 
 SHAPE_A = ((64, 3, 32, 32), (32, 3, 3, 3), {"stride": 1, "pad": 1})
 SHAPE_B = ((64, 32, 16, 16), (64, 32, 3, 3), {"stride": 1, "pad": 1})
@@ -160,10 +168,14 @@ def gemm_impl(dtype, n=1024):
 
 
 def timed(fn, calls):
-    """Best wall time of ``calls`` calls of fn after one untimed call, in seconds: each
-    implementation is timed in its own steady state (its memory reused, its thread pool awake),
-    as in a training loop that calls it again and again."""
+    """Best wall time of ``calls`` calls of fn after untimed calls for at least ``WARMUP``
+    seconds, in seconds: each implementation is timed in its own steady state (its memory
+    reused, its thread pool awake, every core it uses up to speed), as in a training loop that
+    calls it again and again."""
+    end = time.perf_counter() + WARMUP
     fn()
+    while time.perf_counter() < end:
+        fn()
     ts = []
     faults = _minor_faults()
     for _ in range(calls):
@@ -206,10 +218,29 @@ def run(cases, gemms):
                 impl.faults.append(faults)
 
 
+def blas_kernel():
+    """What numpy's BLAS is and which CPU kernel it runs, as threadpoolctl reports it."""
+    from threadpoolctl import threadpool_info
+
+    libs = [lib for lib in threadpool_info()
+            if lib["user_api"] == "blas" and "numpy" in lib["filepath"]]
+    if not libs:
+        return "numpy's BLAS: not found by threadpoolctl"
+    lib = libs[0]
+    text = (f"numpy's BLAS: {lib['internal_api']} {lib['version']}, "
+            f"kernel {lib.get('architecture', '?')}")
+    pinned = {v: os.environ[v] for v in ("OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE")
+              if v in os.environ}
+    if pinned:
+        text += " (pinned by " + ", ".join(f"{k}={v}" for k, v in pinned.items()) + ")"
+    return text
+
+
 def report(cases, gemms):
     gemm_rate = {dt: flops / impl.median("fwd") / 1e9 for dt, (impl, flops) in gemms.items()}
     print(f"\n{THREADS} BLAS threads, {ROUNDS} interleaved rounds, median over rounds of the "
           f"best of {CALLS} calls; torch {torch.__version__ if torch else 'not installed'}")
+    print(blas_kernel())
     print("numpy GEMM (1024^3): " + ", ".join(
         f"{np.dtype(dt).name} {rate:.0f} GFLOP/s" for dt, rate in gemm_rate.items()))
     print(f"\n{'case':<62} {'dtype':<8} {'impl':<7} {'fwd ms':>8} {'bwd ms':>8} "
