@@ -10,6 +10,7 @@ import os
 import shutil
 import subprocess
 import tempfile
+import weakref
 from pathlib import Path
 
 from jupyter_client import AsyncKernelManager
@@ -34,6 +35,8 @@ class LocalKernelManager(AsyncKernelManager):
         if self._ipc_dir is None:  # kept across restarts, removed at the final cleanup
             self._ipc_dir = tempfile.mkdtemp(prefix="cs231n-k")
             self.ip = os.path.join(self._ipc_dir, "k")
+            # safety net for a manager dropped without cleanup: remove it when collected
+            weakref.finalize(self, shutil.rmtree, self._ipc_dir, ignore_errors=True)
         kw["env"] = dict(self._kernel_env)
         kw["cwd"] = self._workdir
         kw["stdout"] = kw["stderr"] = subprocess.DEVNULL  # kernel chatter is not the grader's
@@ -44,6 +47,11 @@ class LocalKernelManager(AsyncKernelManager):
         if not restart and self._ipc_dir is not None:
             shutil.rmtree(self._ipc_dir, ignore_errors=True)
             self._ipc_dir = None
+
+    # jupyter_client's AsyncKernelManager binds ``cleanup_resources`` to the base class's
+    # coroutine, so the override above would be skipped when nbclient cleans up after a kernel
+    # that died (it then calls only ``cleanup_resources``), leaving the socket folder behind.
+    cleanup_resources = _async_cleanup_resources
 
 
 def kernel_env(library_dir: Path, env: dict) -> dict:

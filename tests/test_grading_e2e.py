@@ -323,3 +323,26 @@ def test_demo_on_the_fixture_course_ends_with_where_everything_is(tmp_path, caps
     assert status[("erin", A)].startswith("not graded: 01_basics.ipynb: invalid JSON")
     assert "tampering" not in " ".join(status.values())  # honest work raises no flags
     assert len(list((course_dir / "feedback").rglob("*.html"))) == 10
+
+
+def test_local_kernels_leave_no_socket_folders_even_when_they_die(tmp_path, monkeypatch):
+    import tempfile
+
+    from grading.execute import run_notebook
+    from grading.kernels import make_kernel_manager
+
+    lib = tmp_path / "lib"
+    shutil.copytree(FIXTURE.parents[2] / "cs231n_lib", lib / "cs231n_lib")
+    tmp = tmp_path / "tmp"
+    tmp.mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp))  # where mkdtemp makes the folders
+    nb = nbformat.v4.new_notebook(cells=[
+        new_code_cell("import os\nos._exit(1)"),  # the kernel dies: a restart, a new manager
+        new_code_cell("1 + 1", metadata={"nbgrader": {
+            "grade": True, "solution": False, "locked": True, "grade_id": "t", "points": 1,
+            "schema_version": 3}})])
+    run = run_notebook(nb, lambda: make_kernel_manager(tmp_path, library_dir=lib),
+                       cwd=str(tmp_path), cell_timeout=60, notebook_timeout=120)
+    assert any("kernel died" in e for e in run.events)
+    assert nb.cells[1].outputs[0]["data"]["text/plain"] == "2"  # the second kernel ran it
+    assert sorted(p.name for p in tmp.iterdir()) == []
