@@ -222,8 +222,9 @@ def blas_kernel():
     """What numpy's BLAS is and which CPU kernel it runs, as threadpoolctl reports it."""
     from threadpoolctl import threadpool_info
 
-    libs = [lib for lib in threadpool_info()
-            if lib["user_api"] == "blas" and "numpy" in lib["filepath"]]
+    blas = [lib for lib in threadpool_info() if lib["user_api"] == "blas"]
+    # numpy's wheels bundle their BLAS in numpy.libs; a conda numpy links the environment's one
+    libs = [lib for lib in blas if "numpy" in lib["filepath"]] or blas
     if not libs:
         return "numpy's BLAS: not found by threadpoolctl"
     lib = libs[0]
