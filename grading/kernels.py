@@ -36,7 +36,8 @@ class LocalKernelManager(AsyncKernelManager):
             self._ipc_dir = tempfile.mkdtemp(prefix="cs231n-k")
             self.ip = os.path.join(self._ipc_dir, "k")
             # safety net for a manager dropped without cleanup: remove it when collected
-            weakref.finalize(self, shutil.rmtree, self._ipc_dir, ignore_errors=True)
+            self._ipc_finalizer = weakref.finalize(self, shutil.rmtree, self._ipc_dir,
+                                                   ignore_errors=True)
         kw["env"] = dict(self._kernel_env)
         kw["cwd"] = self._workdir
         kw["stdout"] = kw["stderr"] = subprocess.DEVNULL  # kernel chatter is not the grader's
@@ -45,7 +46,7 @@ class LocalKernelManager(AsyncKernelManager):
     async def _async_cleanup_resources(self, restart: bool = False) -> None:
         await super()._async_cleanup_resources(restart=restart)
         if not restart and self._ipc_dir is not None:
-            shutil.rmtree(self._ipc_dir, ignore_errors=True)
+            self._ipc_finalizer()  # removes the folder, once
             self._ipc_dir = None
 
     # jupyter_client's AsyncKernelManager binds ``cleanup_resources`` to the base class's
