@@ -31,7 +31,7 @@ import numpy as np
 from cs231n_lib import parallel, planes, scratch, winograd
 from cs231n_lib.im2col import col2im, im2col, pad_hw, window_view
 from cs231n_lib.layers import _check_shape
-from cs231n_lib.shapes import conv_geometry, output_size, pool_geometry
+from cs231n_lib.shapes import conv_geometry, pool_geometry
 
 
 def conv_forward_fast(x, w, b, conv_param):
@@ -125,8 +125,8 @@ def conv_backward_im2col(dout, cache):
     x, w, b, conv_param, X_col = cache
     (stride, pad, dilation, _, _), dout = _conv_dout(dout, x, w, conv_param)
 
-    def to_image(dX, x_shape, *geometry, out):  # (N, C*HH*WW, P) -> the layout col2im takes
-        out[...] = col2im(dX.transpose(1, 0, 2).reshape(dX.shape[1], -1), x_shape, *geometry)
+    def to_image(dX, x_shape, *geometry, out):  # (N, C*HH*WW, H_out, W_out) -> col2im's layout
+        out[...] = col2im(dX.transpose(1, 0, 2, 3).reshape(dX.shape[1], -1), x_shape, *geometry)
 
     dx = np.empty(x.shape, dtype=dout.dtype)
     w_row = w.reshape(w.shape[0], -1).astype(dout.dtype, copy=False)
@@ -178,7 +178,7 @@ def _gemm_forward(x, W_row, w_shape, geometry, to_columns, out):
 
 def _gemm_backward(dout, w_row, w_shape, X_col, geometry, to_image, dx):
     """Backward of ``_gemm_forward`` on a batch: writes dx = to_image(w.T @ dout), with dX of
-    shape (N, C*HH*WW, H_out*W_out); returns dW_row, the sum over images of dout @ X_col.T
+    shape (N, C*HH*WW, H_out, W_out); returns dW_row, the sum over images of dout @ X_col.T
     (its last column is db when X_col has the row of ones)."""
     N, F = dout.shape[:2]
     HH, WW = w_shape[2:]
@@ -187,7 +187,7 @@ def _gemm_backward(dout, w_row, w_shape, X_col, geometry, to_image, dx):
     dW_n = scratch.array("gemm.dW", (N, F, X_col.shape[0]), d3.dtype)  # per image, then summed
     dW_row = np.matmul(d3, _per_image(X_col, N, P).transpose(0, 2, 1), out=dW_n).sum(axis=0)
     dX = np.matmul(w_row.T, d3, out=scratch.array("gemm.dX", (N, K, P), d3.dtype))
-    to_image(dX, dx.shape, HH, WW, *geometry, out=dx)
+    to_image(dX.reshape(N, K, *dout.shape[2:]), dx.shape, HH, WW, *geometry, out=dx)
     return dW_row
 
 
@@ -209,11 +209,11 @@ def _columns(x, HH, WW, stride, pad, dilation):
 
 
 def _add_columns(dX, x_shape, HH, WW, stride, pad, dilation, out):
-    """``col2im`` for the fast path, on the per-image layout dX (N, C*HH*WW, H_out*W_out; may
+    """``col2im`` for the fast path, on the per-image layout dX (N, C*HH*WW, H_out, W_out; may
     be overwritten): add every column back onto its receptive field; the result goes to
     ``out`` (x_shape)."""
     N, C, H, W = x_shape
-    H_out, W_out = (output_size(n, f, stride, pad, dilation) for n, f in ((H, HH), (W, WW)))
+    H_out, W_out = dX.shape[2:]
     if planes.applies(stride, dilation, WW):  # strided: contiguous adds into phase planes
         layout = planes.Layout(N, C, H, W, HH, WW, stride, pad, dilation, H_out, W_out)
         planes.add_columns(dX, layout, out)

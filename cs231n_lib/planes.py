@@ -74,7 +74,7 @@ class Layout:
 
 
 def add_columns(dX, layout: Layout, out):
-    """col2im: add every column of dX (N, C*HH*WW, H_out*W_out; overwritten) back onto its
+    """col2im: add every column of dX (N, C*HH*WW, H_out, W_out; overwritten) back onto its
     receptive field; the result, unpadded, goes to ``out`` (N, C, H, W)."""
     L = layout
     N, C, S, rows, W_out = L.N, L.C, L.stride, L.rows, L.W_out

@@ -45,9 +45,9 @@ def test_add_columns_equals_col2im(dtype):
     for H, W, HH, WW, S, P, d in geometries():
         *_, H_out, W_out = conv_geometry((N, C, H, W), (1, C, HH, WW),
                                          {"stride": S, "pad": P, "dilation": d})
-        dX = rng.standard_normal((N, C * HH * WW, H_out * W_out)).astype(dtype)
+        dX = rng.standard_normal((N, C * HH * WW, H_out, W_out)).astype(dtype)
         # col2im takes X_col (C*HH*WW, N*H_out*W_out): columns ordered (n, h_out, w_out)
-        expected = col2im(dX.transpose(1, 0, 2).reshape(C * HH * WW, -1), (N, C, H, W),
+        expected = col2im(dX.transpose(1, 0, 2, 3).reshape(C * HH * WW, -1), (N, C, H, W),
                           HH, WW, S, P, d)
         out = np.full((N, C, H, W), np.nan, dtype=dtype)  # every pixel must be written
         layout = planes.Layout(N, C, H, W, HH, WW, S, P, d, H_out, W_out)
