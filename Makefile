@@ -1,25 +1,43 @@
 # Two commands for a fresh machine:  make demo   and   make test
 VENV   ?= .venv
+PYTHON ?= python3
 PY     := $(VENV)/bin/python
+# apt waits for another apt/dpkg (e.g. unattended upgrades) to release its locks instead of failing
+APT    := DEBIAN_FRONTEND=noninteractive apt-get -o DPkg::Lock::Timeout=600 -y -qq
 STAMP  := $(VENV)/.installed
 
 .PHONY: demo train test lint bench setup sysdeps clean notebooks
 
 setup: sysdeps $(STAMP)
 
-# System packages: bubblewrap isolates each submission's kernel when grading.
+# System packages: Python's venv module (Debian/Ubuntu ship it apart, as python3-venv) and
+# bubblewrap, which isolates each submission's kernel when grading. Installed as root with apt;
+# otherwise the exact command is printed.
 sysdeps:
+	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11))' 2>/dev/null || { \
+	  echo "ERROR: this course needs Python 3.11 or newer; '$(PYTHON)' is" \
+	       "$$($(PYTHON) --version 2>&1 || echo missing). Run make with PYTHON=/path/to/python3.11" \
+	       "(or newer)." >&2; exit 1; }
+	@test -x $(PY) || $(PYTHON) -c 'import ensurepip, venv' 2>/dev/null || { \
+	  pkg="python$$($(PYTHON) -c 'import sys; print(f"{sys.version_info[0]}.{sys.version_info[1]}")')-venv"; \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+	    echo "installing $$pkg (Python's venv module)"; \
+	    $(APT) update && $(APT) install python3-venv $$pkg; \
+	  else \
+	    echo "ERROR: Python's venv module is missing. Install it as root:" \
+	         "sudo apt-get install python3-venv $$pkg   (then run make again)" >&2; exit 1; \
+	  fi; }
 	@command -v bwrap >/dev/null 2>&1 || { \
 	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
 	    echo "installing bubblewrap (grading sandbox)"; \
-	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq bubblewrap; \
+	    $(APT) update && $(APT) install bubblewrap; \
 	  else \
 	    echo "NOTE: bubblewrap (bwrap) is missing; the grading sandbox and its tests need it:" \
 	         "install the 'bubblewrap' package as root (apt/dnf/pacman)." >&2; \
 	  fi; }
 
 $(STAMP): pyproject.toml
-	test -x $(PY) || python3 -m venv $(VENV)
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
 	$(PY) -m pip install -q -e '.[test]'
 	touch $(STAMP)

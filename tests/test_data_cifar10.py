@@ -293,6 +293,9 @@ def test_path_escaping_member_is_blocked(tmp_path, evil):
     assert leftovers(root) == []
 
 
+@pytest.mark.skipif(not fetch_mod.HAS_DATA_FILTER,
+                    reason="this Python (< 3.11.4) has no tarfile extraction filters; the "
+                           "member checks alone guard it (tested below)")
 def test_tar_data_filter_is_a_second_guard(tmp_path, monkeypatch):
     """With the member check switched off, tarfile's "data" filter still blocks ``../``."""
     monkeypatch.setattr(fetch_mod, "_check_member", lambda archive, member: None)
@@ -305,6 +308,73 @@ def test_tar_data_filter_is_a_second_guard(tmp_path, monkeypatch):
         fetch_mod.extract(archive, tmp_path / "root", {})
     assert not (tmp_path / "root" / "evil.txt").exists() and not (tmp_path / "evil.txt").exists()
     assert leftovers(tmp_path / "root") == []
+
+
+@pytest.fixture
+def no_data_filter(monkeypatch):
+    """Extraction as on Python 3.11.0-3.11.3, which have no tarfile filters."""
+    monkeypatch.setattr(fetch_mod, "HAS_DATA_FILTER", False)
+
+
+def test_fallback_extraction_without_data_filter(tmp_path, tiny, no_data_filter, monkeypatch):
+    """Without tarfile's filters the checked members are written as plain files and folders: the
+    same files and bytes, no mode bits from the archive, and tarfile's own extractall unused."""
+    def refuse(*args, **kwargs):
+        raise AssertionError("extractall must not run without the data filter")
+    monkeypatch.setattr(tarfile.TarFile, "extractall", refuse)
+    files = tiny_files()
+    members = {f"{FOLDER}/{n}": d for n, d in files.items()}
+    raw = io.BytesIO()  # one member with setuid and world-writable bits
+    with tarfile.open(fileobj=io.BytesIO(gzip.decompress(make_tar_gz(members))), mode="r") as src:
+        with tarfile.open(fileobj=raw, mode="w", format=tarfile.GNU_FORMAT) as tar:
+            for m in src.getmembers():
+                if m.name.endswith("test_batch"):
+                    m.mode = 0o4777
+                tar.addfile(m, src.extractfile(m) if m.isfile() else None)
+    (tmp_path / "root").mkdir()
+    archive = tmp_path / "root" / "a.tar.gz"
+    archive.write_bytes(gzip.compress(raw.getvalue()))
+    folder = fetch_mod.extract(archive, tmp_path / "root", {n: md5(d) for n, d in files.items()})
+    assert sorted(p.name for p in folder.iterdir()) == sorted(FILES)
+    for name, data in files.items():
+        assert (folder / name).read_bytes() == data
+        assert not (folder / name).is_symlink()
+    assert (folder / "test_batch").stat().st_mode & 0o7022 == 0
+    assert leftovers(tmp_path / "root") == []
+
+
+@pytest.mark.parametrize("bad", [f"{FOLDER}/../../evil.txt", "/tmp/evil.txt", "evil.txt"])
+def test_fallback_extraction_refuses_escaping_members(tmp_path, no_data_filter, bad):
+    """The member checks alone keep ``..``, absolute and foreign members out."""
+    members = {f"{FOLDER}/{n}": d for n, d in tiny_files().items()}
+    members[bad] = b"pwned"
+    (tmp_path / "root").mkdir()
+    archive = tmp_path / "root" / "a.tar.gz"
+    archive.write_bytes(make_tar_gz(members))
+    with pytest.raises(CorruptDataError, match="unsafe member"):
+        fetch_mod.extract(archive, tmp_path / "root", {})
+    assert not list(tmp_path.rglob("evil.txt"))
+    assert leftovers(tmp_path / "root") == []
+
+
+def test_fallback_extraction_refuses_links(tmp_path, no_data_filter):
+    """A symbolic or hard link member is refused before anything is written."""
+    raw = io.BytesIO()
+    with tarfile.open(fileobj=raw, mode="w", format=tarfile.GNU_FORMAT) as tar:
+        for name, data in tiny_files().items():
+            info = tarfile.TarInfo(f"{FOLDER}/{name}")
+            info.size = len(data)
+            tar.addfile(info, io.BytesIO(data))
+        for kind in (tarfile.SYMTYPE, tarfile.LNKTYPE):
+            link = tarfile.TarInfo(f"{FOLDER}/link{kind.decode()}")
+            link.type, link.linkname = kind, "/etc/passwd"
+            tar.addfile(link)
+    (tmp_path / "root").mkdir()
+    archive = tmp_path / "root" / "a.tar.gz"
+    archive.write_bytes(gzip.compress(raw.getvalue()))
+    with pytest.raises(CorruptDataError, match="unsafe member"):
+        fetch_mod.extract(archive, tmp_path / "root", {})
+    assert not (tmp_path / "root" / FOLDER).exists()
 
 
 def test_load_checks_each_file_md5(tmp_path, tiny):

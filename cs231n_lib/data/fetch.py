@@ -76,12 +76,36 @@ def _check_member(archive: Path, member: tarfile.TarInfo) -> None:
             f"{FOLDER}/ are allowed)")
 
 
+# Python 3.11.4 added tarfile's extraction filters; on older 3.11 releases the members, already
+# checked by ``_check_member``, are written out one by one as plain files and folders.
+HAS_DATA_FILTER = hasattr(tarfile, "data_filter")
+_FILTER_ERRORS = (tarfile.FilterError,) if hasattr(tarfile, "FilterError") else ()
+
+
+def _extract_members(tar: tarfile.TarFile, members: list[tarfile.TarInfo], dest: Path) -> None:
+    """Write checked ``members`` under ``dest``: the "data" filter where Python has it, else only
+    folders and regular files' bytes (no links, devices, owners or mode bits from the archive)."""
+    if HAS_DATA_FILTER:
+        tar.extractall(dest, members=members, filter="data")
+        return
+    for member in members:
+        path = dest.joinpath(*PurePosixPath(member.name).parts)
+        if member.isdir():
+            path.mkdir(parents=True, exist_ok=True)
+            continue
+        path.parent.mkdir(parents=True, exist_ok=True)
+        source = tar.extractfile(member)
+        with source, open(path, "xb") as out:
+            shutil.copyfileobj(source, out)
+
+
 def extract(archive: Path, root: Path, file_md5s: Mapping[str, str] = FILE_MD5S) -> Path:
     """Extract ``archive`` into ``root/FOLDER`` and check every file's md5.
 
-    Extracts into a temporary folder inside ``root`` (``tarfile`` filter "data" as a second guard
-    against path escapes), checks the md5s, then renames the folder into place, replacing an
-    invalid earlier copy. On any failure the temporary folder is removed. Returns ``root/FOLDER``.
+    Extracts into a temporary folder inside ``root`` (after ``_check_member``, ``tarfile``'s
+    filter "data" as a second guard against path escapes where Python has it), checks the md5s,
+    then renames the folder into place, replacing an invalid earlier copy. On any failure the
+    temporary folder is removed. Returns ``root/FOLDER``.
     """
     target = root / FOLDER
     tmp = Path(tempfile.mkdtemp(prefix=".extract-", dir=root))
@@ -91,8 +115,8 @@ def extract(archive: Path, root: Path, file_md5s: Mapping[str, str] = FILE_MD5S)
                 members = tar.getmembers()
                 for member in members:
                     _check_member(archive, member)
-                tar.extractall(tmp, members=members, filter="data")
-        except tarfile.FilterError as e:
+                _extract_members(tar, members, tmp)
+        except _FILTER_ERRORS as e:
             raise CorruptDataError(f"{archive}: blocked unsafe member: {e}") from e
         except (tarfile.TarError, EOFError, zlib.error, gzip.BadGzipFile) as e:
             raise CorruptDataError(f"{archive} is corrupt or truncated: {e}") from e
