@@ -66,8 +66,10 @@ def generate(cfg: CourseConfig, assignment: str) -> None:
                              "students submitted, and nbgrader cannot re-release it. Grading "
                              f"keeps using the released version ({cfg.course_dir}/released_source"
                              "); re-release only as a new assignment")
+        # nbgrader's log names the cause; its error is only the final traceback
+        log = (result.get("log") or "").strip().splitlines()[-20:]
         raise RuntimeError(f"nbgrader generate_assignment {assignment} failed:\n"
-                           f"{result.get('error') or result.get('log')}")
+                           + "\n".join(log) + f"\n{result.get('error') or ''}".rstrip())
 
 
 def release(cfg: CourseConfig, assignments: list[str] | None = None, log=print) -> list[str]:
