@@ -6,7 +6,7 @@ PY     := $(VENV)/bin/python
 APT    := DEBIAN_FRONTEND=noninteractive apt-get -o DPkg::Lock::Timeout=600 -y -qq
 STAMP  := $(VENV)/.installed
 
-.PHONY: demo train test lint bench setup sysdeps clean notebooks
+.PHONY: demo train test lint bench setup sysdeps clean notebooks lab
 
 setup: sysdeps $(STAMP)
 
@@ -45,6 +45,11 @@ $(STAMP): pyproject.toml
 # The main job: release the course, grade a sample class in parallel, write feedback and grades.
 demo: setup
 	$(PY) -m grading demo
+
+# JupyterLab on the released notebooks with the student edition of the library (after make demo);
+# extra options through ARGS, e.g. make lab ARGS="--port 8890 --no-browser"
+lab: $(STAMP)
+	$(PY) -m grading lab $(ARGS)
 
 # Train the small ConvNet on the embedded Fashion-MNIST subset; prints accuracy and time.
 train: setup

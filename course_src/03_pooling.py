@@ -69,11 +69,16 @@ for size, (F, S) in ((224, (2, 2)), (225, (3, 2))):
 # The max of a window is kept and the rest discarded, so what reaches the next layer is "how
 # strongly does this feature respond somewhere in the window", with a little tolerance to where.
 #
-# **Exercise.** Write `max_pool_forward_naive` with loops over the output positions (vectorise
-# over N and C). Validate with `shapes.pool_geometry(x.shape, pool_param)`, which returns
-# `(pool_height, pool_width, stride, H_out, W_out)`.
+# **Exercise.** Write `max_pool_forward_naive` with an explicit Python loop over the output rows
+# (`for i in range(H_out)`); inside it, loop over the output columns too (the simplest) or
+# vectorise across the columns of row `i`, and vectorise over N and C. Validate with
+# `shapes.pool_geometry(x.shape, pool_param)`, which returns `(pool_height, pool_width, stride,
+# H_out, W_out)`. Do not call `sliding_window_view`, `as_strided` or the course library's pooling
+# layers. The grader checks both rules: a Python loop that runs at least once per output row,
+# and none of these calls.
 
 # %% solution: max_pool_forward
+# rules: forbid @shortcuts, cs231n_lib; allow cs231n_lib.shapes; require loop
 def max_pool_forward_naive(x, pool_param):
     """
     Naive forward pass of a max-pooling layer.
@@ -125,37 +130,27 @@ assert_value("dtype for float32 input", str(out.dtype), "float32")
 # %% tests: test_max_pool_forward_hidden (3 points)
 """max_pool_forward_naive on random shapes and windows; loops, no library call (hidden tests)."""
 ### BEGIN HIDDEN TESTS
-from numpy.lib.stride_tricks import sliding_window_view
-
-
-def _pool_oracle(x, ph, pw, stride, reduce):
-    """Independent reference: every window as a strided view, reduced over its two axes."""
-    windows = sliding_window_view(x, (ph, pw), axis=(2, 3))[:, :, ::stride, ::stride]
-    return reduce(windows, axis=(4, 5))
-
-
 def _random_pool_case(rng, integers=False):
-    """Random (x, pool_param) with a valid output size; integer-valued x has many ties."""
+    """Random (x, pool_param, out_shape, label) with a valid output size: out_shape is the
+    (N, C, H_out, W_out) drawn first, label names the case; integer-valued x has many ties."""
     N, C = (int(v) for v in rng.integers(1, 4, size=2))
     ph, pw, stride = (int(v) for v in rng.integers(1, 4, size=3))
     H_out, W_out = (int(v) for v in rng.integers(1, 5, size=2))
     shape = (N, C, (H_out - 1) * stride + ph, (W_out - 1) * stride + pw)
     x = rng.integers(0, 3, size=shape).astype(float) if integers else rng.standard_normal(shape)
-    return x, {"pool_height": ph, "pool_width": pw, "stride": stride}
+    label = f"x {shape}, {ph}x{pw} windows, stride {stride}" + (", ties" if integers else "")
+    return x, {"pool_height": ph, "pool_width": pw, "stride": stride}, (N, C, H_out, W_out), label
 
 
 rng = np.random.default_rng(41)
 for case in range(6):
-    x, pool_param = _random_pool_case(rng)
+    x, pool_param, _, label = _random_pool_case(rng)
     out, _ = max_pool_forward_naive(x, pool_param)
-    record(f"max_forward_hidden_{case}", out, kind="equal")
-    assert_array(f"case {case} (x {x.shape}, {pool_param})", out,
-                 _pool_oracle(x, *pool_param.values(), np.max))
+    record(f"max_forward_hidden_{case} ({label})", out, kind="equal")
 x = rng.standard_normal((2, 3, 13, 13))
-(out, _), trace = trace_call(max_pool_forward_naive, x, pool3)
-record("max_forward_loops", trace.lines, kind="at_least", bound=36)  # 6 x 6 outputs
-record("max_forward_shortcuts", trace.shortcuts(), kind="equal")
-assert trace.shortcuts() == [], f"library shortcuts used: {trace.shortcuts()}"
+_, trace = trace_call(max_pool_forward_naive, x, {"pool_height": 3, "pool_width": 3, "stride": 2})
+record("max_forward_loop_over_the_6_output_rows", trace.lines, kind="at_least", bound=6)
+record("max_forward_no_library_shortcut", trace.shortcuts(), kind="equal")
 ### END HIDDEN TESTS
 
 # %% [markdown]
@@ -175,6 +170,7 @@ assert trace.shortcuts() == [], f"library shortcuts used: {trace.shortcuts()}"
 # **Exercise.** Write `max_pool_backward_naive`.
 
 # %% solution: max_pool_backward
+# rules: forbid @shortcuts, cs231n_lib; allow cs231n_lib.shapes; require loop
 def max_pool_backward_naive(dout, cache):
     """
     Naive backward pass of a max-pooling layer.
@@ -232,25 +228,13 @@ assert_array("dx vs numerical gradient", dx, dx_num, rtol=1e-6, atol=1e-8)
 # %% tests: test_max_pool_backward_hidden (4 points)
 """max_pool_backward_naive on random shapes, with and without ties (hidden tests)."""
 ### BEGIN HIDDEN TESTS
-def _max_backward_oracle(x, dout, ph, pw, stride):
-    """Independent reference: loop over every (n, c, i, j) and route to np.argmax's pixel."""
-    dx = np.zeros_like(x)
-    for n, c, i, j in np.ndindex(*dout.shape):
-        window = x[n, c, i * stride:i * stride + ph, j * stride:j * stride + pw]
-        r, s = np.unravel_index(np.argmax(window), window.shape)
-        dx[n, c, i * stride + r, j * stride + s] += dout[n, c, i, j]
-    return dx
-
-
 rng = np.random.default_rng(42)
 for case in range(8):
-    x, pool_param = _random_pool_case(rng, integers=case % 2 == 1)
-    out, cache = max_pool_forward_naive(x, pool_param)
-    dout = rng.standard_normal(out.shape)
+    x, pool_param, out_shape, label = _random_pool_case(rng, integers=case % 2 == 1)
+    _, cache = max_pool_forward_naive(x, pool_param)
+    dout = rng.standard_normal(out_shape)
     dx = max_pool_backward_naive(dout, cache)
-    record(f"max_backward_hidden_{case}", dx, rtol=1e-12, atol=1e-12)
-    assert_array(f"case {case} (x {x.shape}, {pool_param}, ties={case % 2 == 1})", dx,
-                 _max_backward_oracle(x, dout, *pool_param.values()), rtol=1e-12, atol=1e-12)
+    record(f"max_backward_hidden_{case} ({label})", dx, rtol=1e-12, atol=1e-12)
 ### END HIDDEN TESTS
 
 # %% [markdown]
@@ -264,6 +248,7 @@ for case in range(8):
 # **Exercise.** Write `avg_pool_forward_naive` and `avg_pool_backward_naive`.
 
 # %% solution: avg_pool
+# rules: forbid @shortcuts, cs231n_lib; allow cs231n_lib.shapes; require loop
 def avg_pool_forward_naive(x, pool_param):
     """
     Naive forward pass of an average-pooling layer.
@@ -321,25 +306,21 @@ coverage = np.array([1.0, 1, 2, 1, 1])
 assert_array("dx for dout = 1", dx, (np.outer(coverage, coverage) / 9)[None, None], rtol=1e-12)
 
 # %% tests: test_avg_pool_hidden (4 points)
-"""avg_pool forward and backward on random shapes: oracle and adjoint identity (hidden tests)."""
+"""avg_pool forward and backward on random shapes and windows (hidden tests)."""
 ### BEGIN HIDDEN TESTS
 rng = np.random.default_rng(43)
 for case in range(6):
-    x, pool_param = _random_pool_case(rng)
+    x, pool_param, out_shape, label = _random_pool_case(rng)
     out, cache = avg_pool_forward_naive(x, pool_param)
-    y = rng.standard_normal(out.shape)
+    y = rng.standard_normal(out_shape)
     dx = avg_pool_backward_naive(y, cache)
-    record(f"avg_forward_hidden_{case}", out, rtol=1e-10, atol=1e-12)
-    record(f"avg_backward_hidden_{case}", dx, rtol=1e-10, atol=1e-12)
-    assert_array(f"case {case} out", out, _pool_oracle(x, *pool_param.values(), np.mean),
-                 rtol=1e-10, atol=1e-12)
-    assert abs(np.vdot(out, y) - np.vdot(x, dx)) < 1e-9 * (1 + abs(np.vdot(out, y))), \
-        f"case {case}: <avg_pool(x), y> != <x, dx>"
+    record(f"avg_forward_hidden_{case} ({label})", out, rtol=1e-10, atol=1e-12)
+    record(f"avg_backward_hidden_{case} ({label})", dx, rtol=1e-10, atol=1e-12)
 x = rng.standard_normal((2, 3, 13, 13))
-(out, cache), fwd = trace_call(avg_pool_forward_naive, x, pool3)
-_, bwd = trace_call(avg_pool_backward_naive, out, cache)
-record("avg_shortcuts", fwd.shortcuts() + bwd.shortcuts(), kind="equal")
-assert fwd.shortcuts() + bwd.shortcuts() == [], "library shortcuts used"
+pool3_2 = {"pool_height": 3, "pool_width": 3, "stride": 2}
+(_, cache), fwd = trace_call(avg_pool_forward_naive, x, pool3_2)
+_, bwd = trace_call(avg_pool_backward_naive, rng.standard_normal((2, 3, 6, 6)), cache)
+record("avg_no_library_shortcut", fwd.shortcuts() + bwd.shortcuts(), kind="equal")
 ### END HIDDEN TESTS
 
 # %% [markdown]
@@ -461,9 +442,13 @@ def pool_to_conv(spec):
 """pool_to_conv turns the small pooling net into the library's all-convolutional twin."""
 allconv = pool_to_conv(arch.small_pool_net(input=(1, 28, 28), width=8))
 record("pool_to_conv_small", [repr(layer) for layer in allconv.layers], kind="equal")
-expected = arch.all_conv_net(input=(1, 28, 28), width=8)
-assert_value("number of layers", len(allconv.layers), len(expected.layers))
-for k, (got, want) in enumerate(zip(allconv.layers, expected.layers, strict=True)):
+# small_pool_net: [conv3-8, relu, maxpool 2/2, conv3-16, relu, maxpool 2/2, flatten, fc10];
+# each pool becomes a 2x2 stride-2 conv with as many filters as channels enter it, and a ReLU
+expected = [arch.Conv(8, 3, pad=1), arch.ReLU(), arch.Conv(8, 2, 2), arch.ReLU(),
+            arch.Conv(16, 3, pad=1), arch.ReLU(), arch.Conv(16, 2, 2), arch.ReLU(),
+            arch.Flatten(), arch.FC(10)]
+assert_value("number of layers", len(allconv.layers), len(expected))
+for k, (got, want) in enumerate(zip(allconv.layers, expected, strict=True)):
     assert_value(f"layer {k}", got, want)
 assert_value("name", allconv.name, "small_pool_net_allconv")
 
@@ -482,15 +467,9 @@ for case in range(4):
         size_out = (size_out - 1) * pool.step + pool.size - 2 * pool.pad
     spec = arch.Spec(f"random_{case}", (1, size_out, size_out), tuple(layers))
     new = pool_to_conv(spec)
-    record(f"pool_to_conv_hidden_{case}", [repr(layer) for layer in new.layers], kind="equal")
-    want = []
-    for layer in layers:  # each pool follows a Conv(channels) + ReLU pair
-        if isinstance(layer, arch.Pool):
-            want += [arch.Conv(want[-2].filters, layer.size, layer.step, layer.pad), arch.ReLU()]
-        else:
-            want.append(layer)
-    assert_value(f"case {case} layers", list(new.layers), want)
-    assert_value(f"case {case} output shape", new.out_shape(), spec.out_shape())
+    record(f"pool_to_conv_hidden_{case} ({' '.join(layer.label() for layer in layers)})",
+           [repr(layer) for layer in new.layers], kind="equal")
+    record(f"pool_to_conv_hidden_{case}_name", new.name, kind="equal")
 ### END HIDDEN TESTS
 
 # %% tests: test_allconv_trains (3 points)

@@ -73,24 +73,6 @@ plt.rcParams["figure.figsize"] = (9, 3.5)
 MB, MIB = memory.MB, memory.MIB
 
 
-def library_rows(input_shape, layers):
-    """(kind, shape, activations, parameters) per tuple layer, from the library's layer records
-    (the independent check of your calculator)."""
-    shape, rows = tuple(input_shape), []
-    for layer in layers:
-        if layer[0] == "conv":
-            rec = arch.Conv(*layer[1:])
-        elif layer[0] == "pool":
-            rec = arch.Pool("max", *layer[1:])
-        else:
-            rec = arch.FC(layer[1])
-            shape = arch.out_shape(arch.Flatten(), shape)
-        params = sum(arch.param_count(rec, shape))
-        shape = arch.out_shape(rec, shape)
-        rows.append((layer[0], shape, int(np.prod(shape)), params))
-    return rows
-
-
 def as_rows(rows):
     """Rows as (str, tuple of ints, int, int), the form in which they are recorded."""
     return [(str(r[0]), tuple(int(s) for s in r[1]), int(r[2]), int(r[3])) for r in rows]
@@ -111,6 +93,7 @@ def as_rows(rows):
 # setting), and raise `ValueError` naming the kind for an unknown layer kind.
 
 # %% solution: simple_layer_memory
+# rules: forbid cs231n_lib, library_rows; allow cs231n_lib.shapes
 def simple_layer_memory(input_shape, layers):
     """Output shape, activations and parameters of a plain list of layers.
 
@@ -154,8 +137,14 @@ layers = [("conv", 8, 3, 1, 1), ("pool", 2, 2), ("conv", 16, 5, 1, 0), ("fc", 10
 rows = simple_layer_memory((3, 16, 16), layers)
 assert isinstance(rows, list), f"expected a list of rows, got {type(rows).__name__}"
 record("calculator_small", as_rows(rows), kind="equal")
-assert_value("number of rows", len(rows), len(layers))
-expected = library_rows((3, 16, 16), layers)
+# The expected rows, worked out by hand from the rules above (input 3 x 16 x 16):
+expected = [
+    ("conv", (8, 16, 16), 8 * 16 * 16, 8 * 3 * 3 * 3 + 8),   # (16 - 3 + 2 * 1) / 1 + 1 = 16
+    ("pool", (8, 8, 8), 8 * 8 * 8, 0),                       # (16 - 2) / 2 + 1 = 8
+    ("conv", (16, 4, 4), 16 * 4 * 4, 16 * 8 * 5 * 5 + 16),   # (8 - 5 + 2 * 0) / 1 + 1 = 4
+    ("fc", (10,), 10, 16 * 4 * 4 * 10 + 10),                 # flattens 16 * 4 * 4 values
+]
+assert_value("number of rows", len(rows), len(expected))
 for i, (row, exp) in enumerate(zip(rows, expected, strict=True)):
     assert_value(f"row {i} ({exp[0]}) output shape", tuple(row[1]), exp[1])
     assert_value(f"row {i} ({exp[0]}) activations", row[2], exp[2])
@@ -171,38 +160,18 @@ assert_value("ValueError for an unknown kind", raised, True)
 # %% tests: test_simple_layer_memory_hidden (3 points)
 """simple_layer_memory on random valid layer lists (hidden tests)."""
 ### BEGIN HIDDEN TESTS
-rng = np.random.default_rng(404)
-
-
-def _random_layers(rng, input_shape, n):
-    """A random valid layer list: candidates are drawn until the library accepts them."""
-    layers = []
-    while len(layers) < n:
-        pick = int(rng.integers(0, 3))
-        if pick == 0:
-            cand = ("conv", int(rng.integers(1, 9)), int(rng.integers(1, 6)),
-                    int(rng.integers(1, 3)), int(rng.integers(0, 3)))
-        elif pick == 1:
-            cand = ("pool", int(rng.integers(2, 4)), int(rng.integers(1, 3)))
-        else:
-            cand = ("fc", int(rng.integers(1, 20)))
-        try:
-            library_rows(input_shape, layers + [cand])
-        except ValueError:
-            continue
-        layers.append(cand)
-        if cand[0] == "fc":
-            break
-    return layers
-
-
-for case in range(6):
-    input_shape = tuple(int(v) for v in (rng.integers(1, 4), *rng.integers(8, 20, size=2)))
-    layers = _random_layers(rng, input_shape, int(rng.integers(1, 5)))
-    rows = simple_layer_memory(input_shape, layers)
-    record(f"calculator_hidden_{case}", as_rows(rows), kind="equal")
-    assert_value(f"case {case}: {input_shape} {layers}", as_rows(rows),
-                 library_rows(input_shape, layers))
+hidden_layer_lists = [
+    ((3, 11, 14), [("fc", 6)]),
+    ((3, 14, 9), [("conv", 4, 5, 1, 2), ("pool", 3, 1)]),
+    ((1, 15, 15), [("conv", 6, 3, 2, 0), ("pool", 3, 2), ("fc", 7), ("fc", 3)]),
+    ((2, 17, 13), [("conv", 5, 5, 2, 2), ("conv", 3, 1, 1, 0), ("pool", 2, 1), ("fc", 4)]),
+    ((3, 8, 14), [("conv", 4, 3, 1, 1), ("conv", 2, 5, 1, 1)]),
+    ((2, 12, 16), [("pool", 2, 2), ("conv", 8, 3, 1, 1), ("pool", 2, 2), ("conv", 3, 3, 1, 0),
+                   ("fc", 10)]),
+]
+for case, (input_shape, layers) in enumerate(hidden_layer_lists):
+    record(f"calculator_hidden_{case}", as_rows(simple_layer_memory(input_shape, layers)),
+           kind="equal")
 ### END HIDDEN TESTS
 
 # %% [markdown]
@@ -216,6 +185,7 @@ for case in range(6):
 # many with gradients), as (bytes, MB, MiB). Use `np.dtype(dtype).itemsize`.
 
 # %% solution: activation_bytes
+# rules: forbid cs231n_lib
 def activation_bytes(count, dtype="float32", with_gradients=False):
     """Bytes taken by ``count`` values of ``dtype`` (twice that with gradients), in B, MB, MiB.
 
@@ -246,10 +216,8 @@ for case in range(5):
     count = int(rng.integers(1, 10**8))
     dtype = ("float16", "float32", "float64", "int8")[case % 4]
     grads = bool(case % 2)
-    result = activation_bytes(count, dtype, with_gradients=grads)
-    record(f"bytes_hidden_{case}", result, rtol=1e-12)
-    nbytes = count * np.dtype(dtype).itemsize * (2 if grads else 1)
-    assert_value(f"case {case}", tuple(result), (nbytes, nbytes / 1e6, nbytes / 2**20))
+    record(f"bytes_hidden_{case}", activation_bytes(count, dtype, with_gradients=grads),
+           rtol=1e-12)
 ### END HIDDEN TESTS
 
 # %% [markdown]
@@ -266,6 +234,7 @@ for case in range(5):
 # calculator's format. The test runs *your* calculator on it.
 
 # %% solution: vgg16_layers
+# rules: forbid cs231n_lib
 def vgg16_layers():
     """VGG-16 (configuration D) as a list of ("conv", ...), ("pool", ...), ("fc", ...) tuples."""
     ### BEGIN SOLUTION
@@ -277,21 +246,25 @@ def vgg16_layers():
 
 
 # %% tests: test_vgg16_table (4 points)
-"""Your calculator on your VGG-16 list reproduces the library's table row by row."""
+"""Your calculator on your VGG-16 list reproduces the notes' table row by row."""
 vgg_rows = simple_layer_memory((3, 224, 224), vgg16_layers())
 record("vgg_rows", as_rows(vgg_rows), kind="equal")
-library_rows = memory.notes_table(arch.vgg16())  # (label, shape, activations, weights)
-assert_value("number of rows (13 conv + 5 pool + 3 fc)", len(vgg_rows), len(library_rows) - 1)
-for i, (row, lib) in enumerate(zip(vgg_rows, library_rows[1:], strict=True)):
-    assert_value(f"row {i + 1} ({lib[0]}) output shape", tuple(row[1]), tuple(lib[1]))
-    assert_value(f"row {i + 1} ({lib[0]}) activations", row[2], lib[2])
+# The notes' table after the INPUT row, each [H x W x depth] written as (depth, H, W):
+expected_shapes = ([(64, 224, 224)] * 2 + [(64, 112, 112)] + [(128, 112, 112)] * 2
+                   + [(128, 56, 56)] + [(256, 56, 56)] * 3 + [(256, 28, 28)]
+                   + [(512, 28, 28)] * 3 + [(512, 14, 14)] * 4 + [(512, 7, 7)]
+                   + [(4096,), (4096,), (1000,)])
+assert_value("number of rows (13 conv + 5 pool + 3 fc)", len(vgg_rows), len(expected_shapes))
+for i, (row, shape) in enumerate(zip(vgg_rows, expected_shapes, strict=True)):
+    assert_value(f"row {i + 1} ({row[0]}) output shape", tuple(row[1]), shape)
+    assert_value(f"row {i + 1} ({row[0]}) activations", row[2], int(np.prod(shape)))
 total_activations = 224 * 224 * 3 + sum(r[2] for r in vgg_rows)  # the INPUT row counts too
 total_params = sum(r[3] for r in vgg_rows)
 record("vgg_total_activations", int(total_activations), kind="equal")
 record("vgg_total_params", int(total_params), kind="equal")
 assert_value("activations, input row included", total_activations,
-             sum(lib[2] for lib in library_rows))
-assert_value("parameters incl. biases", total_params, memory.totals(arch.vgg16())["params"])
+             224 * 224 * 3 + sum(int(np.prod(shape)) for shape in expected_shapes))
+assert_value("parameters incl. biases (torchvision's count)", total_params, 138_357_544)
 
 # %% [markdown]
 # The table as the notes print it, computed by your calculator (weights here include biases):
@@ -356,11 +329,11 @@ three = sum(r[2] for r in rows)
 nbytes, mb, mib = activation_bytes(three, "float32", with_gradients=True)
 record("example_activations", int(three), kind="equal")
 record("example_bytes", int(nbytes), kind="equal")
-example = memory.memory_example()
-assert_value("activations of the three volumes", three, example["activations"])
-assert_value("bytes with gradients, float32", nbytes, example["train_bytes"])
+assert_value("activations of the three volumes", three, 3 * 224 * 224 * 64)
+assert_value("bytes with gradients, float32", nbytes, 3 * 224 * 224 * 64 * 2 * 4)
 
 # %%
+example = memory.memory_example()  # the library's figures for the notes' example
 single = activation_bytes(224 * 224 * 64)
 print(f"three volumes: {three:,} activations (about 10 million)")
 print(f"  with gradients, float32: {nbytes:,} B = {mb:.1f} MB = {mib:.1f} MiB")
@@ -399,6 +372,7 @@ print(f"one volume: {224 * 224 * 64:,} activations = {single[2]:.2f} MiB "
 # another mode.
 
 # %% solution: live_activations
+# rules: forbid cs231n_lib
 def live_activations(counts, mode):
     """Activations alive at the worst moment of a forward pass of a chain of layers.
 
@@ -433,8 +407,6 @@ for case in range(4):
     counts = [int(c) for c in rng.integers(1, 10**6, size=int(rng.integers(2, 9)))]
     got = live_activations(counts, ("train", "test")[case % 2])
     record(f"live_hidden_{case}", int(got), kind="equal")
-    expected = sum(counts) if case % 2 == 0 else max(np.add(counts[:-1], counts[1:]).tolist())
-    assert_value(f"case {case}: {counts}", got, expected)
 ### END HIDDEN TESTS
 
 # %%
@@ -462,6 +434,7 @@ print(f"the library's inference_live keeps the caller's input alive too: "
 # call, so they count in the peak but not in what your function holds.)
 
 # %% solution: conv_stack_forward
+# rules: forbid cs231n_lib; allow cs231n_lib.fast_layers.conv_forward_fast
 def conv_stack_forward(x, weights, biases, mode):
     """
     A chain of 3x3 convolutions (stride 1, pad 1) in training or test mode.
@@ -585,8 +558,9 @@ plt.show()
 # **Reference answer.** Each convolution needs a temporary workspace besides its output: the
 # fast layer's im2col matrix (gemm path, conv1) or its transformed Winograd tiles and padded
 # copies (conv2 and conv3), measured above at several times the size of the layer's own output.
-# The textbook im2col matrix of a 64-channel 3x3 layer would be 224*224*576*4 B = 110.25 MiB,
-# 9 times the output. The workspace is not an activation: nothing of it is needed once the layer
+# The textbook im2col matrix of a 64-channel 3x3 layer would be
+# $224 \cdot 224 \cdot 576 \cdot 4$ B = 110.25 MiB, 9 times the output. The workspace is not an
+# activation: nothing of it is needed once the layer
 # returns (our library keeps it as scratch for the next call, as GPU libraries do, but it holds
 # no data), so the notes do not count it, but it sets the peak: the measured peak minus the
 # theory (`*_peak_gap` above) is of the order of one layer's workspace, in both modes.
@@ -605,6 +579,7 @@ plt.show()
 # **Exercise.** Write `conv_layer_cost`, using `output_size`.
 
 # %% solution: conv_layer_cost
+# rules: forbid cs231n_lib; allow cs231n_lib.shapes
 def conv_layer_cost(input_shape, filters, size, stride, pad):
     """
     Output shape, activations and multiply-accumulates of one conv layer (one example).
@@ -624,37 +599,33 @@ def conv_layer_cost(input_shape, filters, size, stride, pad):
 
 
 # %% tests: test_conv_layer_cost (3 points)
-"""conv_layer_cost on the first layers of VGG-16, ZF Net and AlexNet, against the library."""
-first_layers = {"VGG-16 3x3/1": (arch.vgg16(), 64, 3, 1, 1),
-                "ZF Net 7x7/2": (arch.zfnet(), 96, 7, 2, 0),
-                "AlexNet 11x11/4": (arch.alexnet(), 96, 11, 4, 0)}
+"""conv_layer_cost on the first layers of VGG-16, ZF Net and AlexNet (inputs as in the library's
+specs: ZF Net's 225 and AlexNet's 227 make the published output sizes integers)."""
+first_layers = {"VGG-16 3x3/1": ((3, 224, 224), 64, 3, 1, 1),
+                "ZF Net 7x7/2": ((3, 225, 225), 96, 7, 2, 0),
+                "AlexNet 11x11/4": ((3, 227, 227), 96, 11, 4, 0)}
+# Worked out by hand: activations = F * H_out * W_out, MACs = activations * C * size * size.
+expected_costs = {
+    "VGG-16 3x3/1": ((64, 224, 224), 64 * 224 * 224, 64 * 224 * 224 * 3 * 3 * 3),  # (224-3+2)/1+1
+    "ZF Net 7x7/2": ((96, 110, 110), 96 * 110 * 110, 96 * 110 * 110 * 3 * 7 * 7),  # (225-7)/2+1
+    "AlexNet 11x11/4": ((96, 55, 55), 96 * 55 * 55, 96 * 55 * 55 * 3 * 11 * 11),  # (227-11)/4+1
+}
 costs = {}
-for name, (spec, F, size, stride, pad) in first_layers.items():
-    costs[name] = conv_layer_cost(spec.input, F, size, stride, pad)
+for name, (input_shape, F, size, stride, pad) in first_layers.items():
+    costs[name] = conv_layer_cost(input_shape, F, size, stride, pad)
     record(f"first_layer_{name}", (tuple(int(s) for s in costs[name][0]), int(costs[name][1]),
                                     int(costs[name][2])), kind="equal")
-    lib = memory.layer_table(spec)[1]  # the row of conv1
-    assert_value(f"{name}: output shape", tuple(costs[name][0]), tuple(lib.shape))
-    assert_value(f"{name}: activations", costs[name][1], lib.activations)
-    assert_value(f"{name}: MACs", costs[name][2], lib.macs)
+    shape, acts, macs = expected_costs[name]
+    assert_value(f"{name}: output shape", tuple(costs[name][0]), shape)
+    assert_value(f"{name}: activations", costs[name][1], acts)
+    assert_value(f"{name}: MACs", costs[name][2], macs)
 ### BEGIN HIDDEN TESTS
-rng = np.random.default_rng(6)
-for case in range(4):
-    C, F, size, stride, pad, H_out = (int(v) for v in (
-        rng.integers(1, 8), rng.integers(1, 64), rng.integers(1, 8), rng.integers(1, 5),
-        rng.integers(0, 4), rng.integers(1, 30)))
-    H = (H_out - 1) * stride + size - 2 * pad
-    if H < 1:
-        H, pad = H + 2 * pad, 0
-    in_shape = (C, H, H + stride)
+hidden_convs = [((4, 18, 20), 34, 4, 2, 3), ((5, 76, 80), 24, 4, 4, 0),
+                ((3, 40, 42), 43, 6, 2, 2), ((4, 23, 24), 8, 5, 1, 3)]
+for case, (in_shape, F, size, stride, pad) in enumerate(hidden_convs):
     got = conv_layer_cost(in_shape, F, size, stride, pad)
     record(f"first_layer_hidden_{case}", (tuple(int(s) for s in got[0]), int(got[1]),
                                           int(got[2])), kind="equal")
-    layer = arch.Conv(F, size, stride, pad)
-    shape = arch.out_shape(layer, in_shape)
-    assert_value(f"case {case}: {in_shape}, F={F} size={size} S={stride} P={pad}",
-                 (tuple(got[0]), got[1], got[2]),
-                 (shape, int(np.prod(shape)), layer.macs(in_shape)))
 ### END HIDDEN TESTS
 
 # %%
@@ -689,6 +660,7 @@ for name in names:
 # even one example fits).
 
 # %% solution: max_batch_size
+# rules: forbid cs231n_lib; allow cs231n_lib.memory.optimizer_state
 def max_batch_size(activations, params, input_size, budget_bytes, dtype="float32",
                    optimizer="sgd"):
     """
@@ -710,14 +682,15 @@ def max_batch_size(activations, params, input_size, budget_bytes, dtype="float32
 
 
 # %% tests: test_max_batch_size (2 points)
-"""max_batch_size for VGG-16 in 8 GiB with SGD, momentum and Adam, against the library."""
-t = memory.totals(arch.vgg16())
-for optimizer in ("sgd", "sgd_momentum", "adam"):
+"""max_batch_size for VGG-16 in 8 GiB with SGD, momentum and Adam, against the formula above."""
+t = memory.totals(arch.vgg16())  # A = t["activations"], P = t["params"], I = t["input"]
+for optimizer, k in (("sgd", 0), ("sgd_momentum", 1), ("adam", 2)):
     got = max_batch_size(t["activations"], t["params"], t["input"], 8 * 2**30, "float32",
                          optimizer)
     record(f"max_batch_vgg_{optimizer}", int(got), kind="equal")
-    assert_value(f"VGG-16, 8 GiB, {optimizer}", got,
-                 memory.max_batch(arch.vgg16(), 8 * 2**30, "float32", optimizer))
+    # bytes(B) = 4 * (B * (2A + I) + P * (2 + k)) <= 8 GiB, solved for the largest integer B
+    expected = (8 * 2**30 - 4 * t["params"] * (2 + k)) // (4 * (2 * t["activations"] + t["input"]))
+    assert_value(f"VGG-16, 8 GiB, {optimizer}", got, int(expected))
 
 # %% tests: test_max_batch_size_hidden (2 points)
 """max_batch_size on other networks, budgets and dtypes (hidden tests)."""
@@ -732,8 +705,6 @@ for case, name in enumerate(("resnet50", "alexnet", "googlenet", "lenet", "vgg16
     got = max_batch_size(t["activations"], t["params"], t["input"], budget_bytes, dtype,
                          optimizer)
     record(f"max_batch_hidden_{case}", int(got), kind="equal")
-    assert_value(f"case {case}: {name}", got,
-                 memory.max_batch(spec, budget_bytes, dtype, optimizer))
 record("max_batch_too_small", int(max_batch_size(10, 10**9, 10, 10**6)), kind="equal")
 ### END HIDDEN TESTS
 

@@ -169,7 +169,8 @@ record("sanity_hidden_worst", max(checks_h["rel_errors"].values()), kind="at_mos
 # %% [markdown]
 # ## 2. Overfitting a small training set (3 points)
 #
-# A model that can learn should fit 50 training images perfectly (or nearly) in a few epochs:
+# A model that can learn should fit 50 training images perfectly (or nearly) within 20 epochs
+# (the test's setting, 40 steps of a batch of 25):
 # high training accuracy, low validation accuracy. If it cannot, something is wrong with the
 # model, the gradients or the learning rate, and training on all the data would waste time.
 #
@@ -380,16 +381,20 @@ plt.show()
 #
 # Batch normalisation normalises every feature over the minibatch, then scales and shifts it by
 # learned `gamma` and `beta`. For a convolutional layer a "feature" is a channel: the statistics
-# of channel c are taken over the N images *and* all H x W positions (so that the normalisation
-# respects the convolution's translation invariance), giving C means and variances. That is
+# of channel c are taken over the N images *and* all H x W positions (so that every position of a
+# channel is normalised alike, which keeps the convolution's translation equivariance: a shifted
+# input gives a shifted output), giving C means and variances. That is
 # ordinary batch normalisation on an (N * H * W, C) matrix.
 #
 # **Exercise.** Write `spatial_batchnorm_forward` and `spatial_batchnorm_backward` by
 # reshaping and calling the library's `layers.batchnorm_forward` / `layers.batchnorm_backward`
 # (the bn_param contract is theirs: mode, eps, momentum, and the running statistics stored in
-# the dict). Mind the axis order: the channel axis must end up last before the reshape.
+# the dict). Mind the axis order: the channel axis must end up last before the reshape. The
+# library's own `layers.spatial_batchnorm_forward` / `_backward` (used by its `ConvNet`) are
+# what you are writing here: do not call them; the grader checks your code for it.
 
 # %% solution: spatial_batchnorm_forward
+# rules: forbid cs231n_lib; allow cs231n_lib.layers.{batchnorm_forward,batchnorm_backward}
 def spatial_batchnorm_forward(x, gamma, beta, bn_param):
     """
     Inputs:
@@ -417,25 +422,38 @@ def spatial_batchnorm_backward(dout, cache):
 
 
 # %% tests: test_spatial_batchnorm_forward (2 points)
-"""spatial_batchnorm_forward: per-channel statistics and the library's running averages."""
+"""spatial_batchnorm_forward: per-channel statistics and running averages, written out."""
 rng = np.random.default_rng(5)
 x5 = 4 * rng.standard_normal((4, 3, 5, 6)) + np.array([1.0, -2.0, 10.0])[None, :, None, None]
 gamma5, beta5 = np.array([1.0, 2.0, 0.5]), np.array([0.0, -1.0, 3.0])
 params_mine = {"mode": "train", "momentum": 0.8}
 out5, _ = spatial_batchnorm_forward(x5, gamma5, beta5, params_mine)
 record("sbn_out", out5, rtol=1e-8, atol=1e-10)
-params_lib = {"mode": "train", "momentum": 0.8}
-assert_array("out", out5, layers.spatial_batchnorm_forward(x5, gamma5, beta5, params_lib)[0],
-             rtol=1e-8, atol=1e-10)
+# The definition: statistics of each channel over N, H and W; eps = 1e-5 (the default).
+mean5, var5 = x5.mean(axis=(0, 2, 3)), x5.var(axis=(0, 2, 3))  # shape (C,) each
+
+
+def per_channel(v):
+    """A (C,) vector shaped (1, C, 1, 1) to broadcast over (N, C, H, W)."""
+    return v[None, :, None, None]
+
+
+expected5 = (per_channel(gamma5) * (x5 - per_channel(mean5)) / np.sqrt(per_channel(var5) + 1e-5)
+             + per_channel(beta5))
+assert_array("out", out5, expected5, rtol=1e-8, atol=1e-10)
 assert_array("per-channel means", out5.mean(axis=(0, 2, 3)), beta5, atol=1e-8)
 assert_array("per-channel stds", out5.std(axis=(0, 2, 3)), gamma5, rtol=1e-3)
 record("sbn_running_mean", params_mine.get("running_mean"), rtol=1e-8)
-assert_array("running_mean in bn_param", params_mine.get("running_mean"),
-             params_lib["running_mean"], rtol=1e-8)
+# running_mean = momentum * running_mean + (1 - momentum) * mean, starting from zeros
+running_mean5, running_var5 = 0.2 * mean5, 0.8 * 1.0 + 0.2 * var5
+assert_array("running_mean in bn_param", params_mine.get("running_mean"), running_mean5,
+             rtol=1e-8)
 test_out, _ = spatial_batchnorm_forward(x5, gamma5, beta5, dict(params_mine, mode="test"))
 record("sbn_test_out", test_out, rtol=1e-8, atol=1e-10)
-assert_array("test-mode out", test_out, layers.spatial_batchnorm_forward(
-    x5, gamma5, beta5, dict(params_lib, mode="test"))[0], rtol=1e-8, atol=1e-10)
+expected_test = (per_channel(gamma5) * (x5 - per_channel(running_mean5))
+                 / np.sqrt(per_channel(running_var5) + 1e-5) + per_channel(beta5))
+assert_array("test-mode out (running averages instead of the batch's)", test_out,
+             expected_test, rtol=1e-8, atol=1e-10)
 
 # %% tests: test_spatial_batchnorm_backward (2 points)
 """spatial_batchnorm_backward against numerical gradients."""

@@ -10,6 +10,16 @@ a ``.py`` file there to students unchanged). A cell header carries the cell's nb
     # %% tests: test_conv_forward (4 points)     autograded test cell (locked)
     # %% [markdown] answer: q_pooling (2 points) manually graded written answer
 
+A solution header may be followed directly by one rules line, the grader's "how" rules for that
+exercise (see ``grading/rules.py``), e.g.::
+
+    # %% solution: conv_forward_naive
+    # rules: forbid scipy, cs231n_lib; allow cs231n_lib.shapes; require loop
+
+The build stores them in the cell's ``metadata.cs231n.rules`` (nbgrader's own metadata rejects
+unknown keys) and replaces the line by a comment that tells students the same rules; the
+grader reads them from the instructor's source notebook only.
+
 Markdown lines are written as comments (``# text``). The build writes each cell with exact nbgrader
 metadata (schema v3), deterministic cell ids (the grade ids), and no outputs or execution counts.
 
@@ -27,9 +37,12 @@ from __future__ import annotations
 import argparse
 import re
 import sys
+import textwrap
 from pathlib import Path
 
 import nbformat
+
+from grading.rules import META_KEY, RULES_LINE, RulesError, parse_rules
 
 ROOT = Path(__file__).resolve().parents[1]
 SOURCE_DIR = Path(__file__).resolve().parent
@@ -70,6 +83,20 @@ def _markdown_text(lines: list[str], where: str) -> str:
         else:
             raise ValueError(f"{where}: markdown line must start with '# ': {line!r}")
     return "\n".join(out)
+
+
+def _solution_rules(lines: list[str], where: str) -> tuple[list[str], dict | None]:
+    """Split a solution cell's ``# rules:`` line off its body: (body lines with the rules
+    rendered as a comment for students, rules metadata or None)."""
+    if not lines or not lines[0].startswith(RULES_LINE):
+        return lines, None
+    try:
+        rules = parse_rules(lines[0][len(RULES_LINE):])
+    except RulesError as err:
+        raise ValueError(f"{where}: {err}") from None
+    shown = textwrap.wrap(f"Grader rules for this cell (checked on your code): "
+                          f"{rules.describe()}", width=97)
+    return [f"# {line}" for line in shown] + lines[1:], rules.to_metadata()
 
 
 def _check_cell(role, cell_type, grade_id, points, text, where):
@@ -127,6 +154,11 @@ def parse_cells(text: str, name: str = "<source>") -> list[nbformat.NotebookNode
         where = f"{name}:{lineno}"
         cell_type = "markdown" if match["md"] else "code"
         role = match["role"]
+        rules = None
+        if role == "solution":
+            lines, rules = _solution_rules(lines, where)
+        elif lines and lines[0].startswith(RULES_LINE):
+            raise ValueError(f"{where}: a rules line belongs under a solution header")
         body = _markdown_text(lines, where) if cell_type == "markdown" else "\n".join(lines)
         if role is None:
             n_readonly += 1
@@ -145,7 +177,8 @@ def parse_cells(text: str, name: str = "<source>") -> list[nbformat.NotebookNode
             meta["points"] = points
         new = nbformat.v4.new_markdown_cell if cell_type == "markdown" else \
             nbformat.v4.new_code_cell
-        cell = new(source=body, metadata={"nbgrader": meta}, id=grade_id)
+        metadata = {"nbgrader": meta} | ({META_KEY: {"rules": rules}} if rules else {})
+        cell = new(source=body, metadata=metadata, id=grade_id)
         cells.append(cell)
     if not cells:
         raise ValueError(f"{name}: no cells")

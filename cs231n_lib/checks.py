@@ -19,55 +19,179 @@ from __future__ import annotations
 
 import base64
 import math
+import re
 
 import numpy as np
 
 RECORD_MIME = "application/vnd.cs231n.record+json"
 KINDS = ("close", "equal", "at_least", "at_most")
 
+# Limits on one recorded value. The grader treats every record as hostile data: decode_value
+# refuses anything beyond them (and encode_value too, so the student is told in the kernel).
+MAX_RECORD_DEPTH = 16               # nested lists/tuples
+MAX_RECORD_ITEMS = 100_000          # scalars, strings, arrays and sequences in one value
+MAX_RECORD_ELEMENTS = 8_000_000     # array elements in one value (all arrays together)
+MAX_RECORD_BYTES = 8_000_000        # decoded array bytes plus string characters in one value
+MAX_RECORD_INT = 2**63              # |int| must be below this (finite as a float, fits int64)
+MAX_RECORD_NDIM = 32                # dimensions of one array
+NONFINITE_FLOATS = ("nan", "inf", "-inf")  # the only spellings of {"__float__": ...}
+_ARRAY_KINDS = "biufc"
+_DTYPE_RE = re.compile(r"[<>|=]?[biufc][0-9]{1,2}")  # e.g. "<f8", "|b1", ">i4", "<c16"
+
+
+class _Budget:
+    """What is left of the limits while one value is encoded or decoded."""
+
+    def __init__(self):
+        self.items, self.elements, self.bytes = 0, 0, 0
+
+    def take(self, *, items: int = 1, elements: int = 0, nbytes: int = 0) -> None:
+        """Count one more part of the value; ValueError naming the limit once one is passed."""
+        self.items += items
+        self.elements += elements
+        self.bytes += nbytes
+        for used, limit, what in ((self.items, MAX_RECORD_ITEMS, "items"),
+                                  (self.elements, MAX_RECORD_ELEMENTS, "array elements"),
+                                  (self.bytes, MAX_RECORD_BYTES, "bytes")):
+            if used > limit:
+                raise ValueError(f"record value too large: more than {limit} {what}")
+
+
+def _check_int(value: int) -> int:
+    """``value`` if its magnitude is below MAX_RECORD_INT, else ValueError."""
+    if not -MAX_RECORD_INT < value < MAX_RECORD_INT:
+        raise ValueError(f"integer out of range: |value| must be below 2**63 "
+                         f"(got one with {value.bit_length()} bits)")
+    return value
+
 
 def encode_value(value):
-    """JSON-safe encoding of a record value (numbers, bools, strings, arrays, lists, tuples)."""
+    """JSON-safe encoding of a record value (numbers, bools, strings, arrays, lists, tuples).
+
+    ValueError for other types and for values beyond the MAX_RECORD_* limits.
+    """
+    return _encode(value, 0, _Budget())
+
+
+def _encode(value, depth: int, budget: _Budget):
+    """encode_value for a part of the value at nesting ``depth``."""
+    budget.take()
     if isinstance(value, np.ndarray) or (
             isinstance(value, np.generic) and not isinstance(value, np.bool_)):
         arr = np.asarray(value)
-        if arr.dtype == object or arr.dtype.kind not in "biufc":
+        if arr.dtype == object or arr.dtype.kind not in _ARRAY_KINDS:
             raise ValueError(f"cannot record an array of dtype {arr.dtype}")
+        if arr.ndim > MAX_RECORD_NDIM:
+            raise ValueError(f"cannot record an array of {arr.ndim} dimensions "
+                             f"(limit {MAX_RECORD_NDIM})")
+        budget.take(items=0, elements=arr.size, nbytes=arr.nbytes)
         arr = np.ascontiguousarray(arr).reshape(arr.shape)  # ascontiguousarray makes 0-d 1-d
         return {"__ndarray__": base64.b64encode(arr.tobytes()).decode("ascii"),
                 "dtype": arr.dtype.str, "shape": list(arr.shape)}
     if isinstance(value, (bool, np.bool_)):
         return bool(value)
     if isinstance(value, int):
-        return int(value)
+        return _check_int(int(value))
     if isinstance(value, float):
         return value if math.isfinite(value) else {"__float__": repr(value)}
     if isinstance(value, str):
+        budget.take(items=0, nbytes=len(value))
         return value
     if value is None:
         return None
     if isinstance(value, (list, tuple)):
-        return {"__seq__": type(value).__name__, "items": [encode_value(v) for v in value]}
+        if depth >= MAX_RECORD_DEPTH:
+            raise ValueError(f"cannot record sequences nested more than {MAX_RECORD_DEPTH} deep")
+        return {"__seq__": type(value).__name__,
+                "items": [_encode(v, depth + 1, budget) for v in value]}
     raise ValueError(f"cannot record a value of type {type(value).__name__}")
 
 
 def decode_value(obj):
-    """Inverse of ``encode_value``; never unpickles (arrays come back via ``np.frombuffer``)."""
-    if isinstance(obj, dict):
-        if "__ndarray__" in obj:
-            dtype = np.dtype(obj["dtype"])
-            if dtype.kind not in "biufc":
-                raise ValueError(f"refusing to decode an array of dtype {dtype}")
-            raw = base64.b64decode(obj["__ndarray__"], validate=True)
-            shape = tuple(int(s) for s in obj["shape"])
-            return np.frombuffer(raw, dtype=dtype).reshape(shape).copy()
-        if "__float__" in obj:
-            return float(obj["__float__"])
-        if "__seq__" in obj:
-            items = [decode_value(v) for v in obj["items"]]
-            return tuple(items) if obj["__seq__"] == "tuple" else items
-        raise ValueError(f"unknown record encoding with keys {sorted(obj)}")
-    return obj
+    """Inverse of ``encode_value`` for untrusted input; never unpickles.
+
+    Arrays come back via ``np.frombuffer`` in native byte order. Raises ValueError naming the
+    rule for anything encode_value cannot produce or that exceeds a MAX_RECORD_* limit; the
+    work done is bounded by those limits whatever ``obj`` is.
+    """
+    return _decode(obj, 0, _Budget())
+
+
+def _decode(obj, depth: int, budget: _Budget):
+    """decode_value for a part of the value at nesting ``depth``."""
+    budget.take()
+    if obj is None or isinstance(obj, (bool, float)):
+        return obj
+    if isinstance(obj, int):
+        return _check_int(obj)
+    if isinstance(obj, str):
+        budget.take(items=0, nbytes=len(obj))
+        return obj
+    if not isinstance(obj, dict):
+        raise ValueError(f"a JSON {type(obj).__name__} is not a record encoding "
+                         "(sequences are encoded as {'__seq__': ..., 'items': [...]})")
+    keys = set(obj)
+    if keys == {"__ndarray__", "dtype", "shape"}:
+        return _decode_array(obj, budget)
+    if keys == {"__float__"}:
+        if obj["__float__"] not in NONFINITE_FLOATS:
+            raise ValueError(f"__float__ must be one of {NONFINITE_FLOATS}, got "
+                             f"{_brief(obj['__float__'])}")
+        return float(obj["__float__"])
+    if keys == {"__seq__", "items"}:
+        return _decode_seq(obj, depth, budget)
+    raise ValueError(f"unknown record encoding with keys {_brief(sorted(map(str, keys)))}")
+
+
+def _decode_seq(obj: dict, depth: int, budget: _Budget):
+    """A list or tuple from {"__seq__": "list"|"tuple", "items": [...]}."""
+    if obj["__seq__"] not in ("list", "tuple"):
+        raise ValueError(f"__seq__ must be 'list' or 'tuple', got {_brief(obj['__seq__'])}")
+    if not isinstance(obj["items"], list):
+        raise ValueError(f"sequence items must be a JSON list, got {_brief(obj['items'])}")
+    if depth >= MAX_RECORD_DEPTH:
+        raise ValueError(f"sequences nested more than {MAX_RECORD_DEPTH} deep")
+    items = [_decode(v, depth + 1, budget) for v in obj["items"]]
+    return tuple(items) if obj["__seq__"] == "tuple" else items
+
+
+def _decode_array(obj: dict, budget: _Budget) -> np.ndarray:
+    """An ndarray from {"__ndarray__": base64, "dtype": str, "shape": [int, ...]}."""
+    dtype_str, shape, data = obj["dtype"], obj["shape"], obj["__ndarray__"]
+    if not isinstance(dtype_str, str) or not _DTYPE_RE.fullmatch(dtype_str):
+        raise ValueError(f"array dtype must be a numeric type string like '<f8', got "
+                         f"{_brief(dtype_str)}")
+    try:
+        dtype = np.dtype(dtype_str)
+    except TypeError:
+        raise ValueError(f"array dtype {dtype_str!r} is not a numpy type") from None
+    if dtype.kind not in _ARRAY_KINDS:
+        raise ValueError(f"refusing to decode an array of dtype {dtype}")
+    if not (isinstance(shape, list) and len(shape) <= MAX_RECORD_NDIM and all(
+            type(s) is int and 0 <= s <= MAX_RECORD_ELEMENTS for s in shape)):
+        raise ValueError(f"array shape must be a list of at most {MAX_RECORD_NDIM} integers "
+                         f"in [0, {MAX_RECORD_ELEMENTS}], got {_brief(shape)}")
+    size = math.prod(shape)
+    budget.take(items=0, elements=size, nbytes=size * dtype.itemsize)
+    if not isinstance(data, str) or len(data) != 4 * math.ceil(size * dtype.itemsize / 3):
+        raise ValueError(f"array data must be the base64 text of {size * dtype.itemsize} "
+                         f"bytes for shape {tuple(shape)} and dtype {dtype}")
+    raw = base64.b64decode(data, validate=True)  # binascii.Error is a ValueError
+    if len(raw) != size * dtype.itemsize:
+        raise ValueError(f"array data holds {len(raw)} bytes, shape {tuple(shape)} and dtype "
+                         f"{dtype} need {size * dtype.itemsize}")
+    return np.frombuffer(raw, dtype=dtype).reshape(shape).astype(dtype.newbyteorder("="))
+
+
+def _brief(value) -> str:
+    """A short, safe description of an untrusted JSON value for messages."""
+    if isinstance(value, (list, dict)):
+        return f"a JSON {'list' if isinstance(value, list) else 'object'} of {len(value)} items"
+    if isinstance(value, str):
+        return repr(value[:40]) + ("..." if len(value) > 40 else "")
+    if isinstance(value, int) and not isinstance(value, bool) and abs(value) > 10**20:
+        return f"an integer of {value.bit_length()} bits"
+    return repr(value)
 
 
 def record(check_id: str, value, *, kind: str = "close", rtol: float = 1e-7,

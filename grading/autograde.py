@@ -19,8 +19,9 @@ from pathlib import Path
 from tqdm import tqdm
 
 from grading.config import CourseConfig
-from grading.gradebook import open_gradebook, write_result
+from grading.gradebook import attach_scores, open_gradebook, write_result
 from grading.kernels import check_sandbox
+from grading.safe_files import RefusedFile, read_file, read_timestamp, submission_root
 from grading.status import StatusStore
 from grading.worker import GRADED, grade_submission, not_graded, run_reference
 
@@ -48,6 +49,7 @@ def base_task(cfg: CourseConfig, assignment: str) -> dict:
             "env": dict(cfg.env), "cell_timeout": cfg.cell_timeout_for(assignment),
             "notebook_timeout": cfg.notebook_timeout_for(assignment),
             "max_output_bytes": cfg.max_output_bytes, "max_notebook_bytes": cfg.max_notebook_bytes,
+            "max_notebook_output_bytes": cfg.max_notebook_output_bytes,
             "memory_mb": cfg.memory_mb, "data_dir": str(cfg.data_dir) if cfg.data_dir else None}
 
 
@@ -141,14 +143,18 @@ def run_pool(fn, tasks: list[dict], jobs: int, *, desc: str, on_result=None) -> 
     crashed = []
     with tqdm(total=len(tasks), desc=desc, unit="nb", dynamic_ncols=True) as bar:
         if tasks:
-            with ProcessPoolExecutor(max_workers=workers,
-                                     mp_context=ctx) as pool:
+            pool = ProcessPoolExecutor(max_workers=workers, mp_context=ctx)
+            try:
                 futures = {pool.submit(_safe, fn, t): i for i, t in enumerate(tasks)}
                 for fut in as_completed(futures):
                     try:
                         collect(futures[fut], fut.result())
                     except BrokenProcessPool:
                         crashed.append(futures[fut])
+            except BaseException:  # Ctrl-C or a failing on_result: start nothing new
+                pool.shutdown(wait=False, cancel_futures=True)
+                raise
+            pool.shutdown()
         for idx in sorted(crashed):  # one at a time: find the task that kills its worker
             try:
                 with ProcessPoolExecutor(max_workers=1, mp_context=ctx) as solo:
@@ -159,23 +165,101 @@ def run_pool(fn, tasks: list[dict], jobs: int, *, desc: str, on_result=None) -> 
 
 
 def discover(cfg: CourseConfig, assignments: list[str], students: list[str] | None):
-    """(student, assignment, folder) for every submission folder present."""
+    """(student, assignment, folder) for every submission folder present.
+
+    Links are not followed but listed: a student folder that is a symbolic link yields every
+    assignment of ``assignments`` (nothing inside it is looked at), and an assignment entry that
+    is a link, or not a folder, is listed too; grading then refuses them with a status.
+    """
     root = cfg.course_dir / "submitted"
     found = []
     if not root.is_dir():
         return found
-    for sdir in sorted(p for p in root.iterdir() if p.is_dir()):
+    for sdir in sorted(p for p in root.iterdir() if p.is_symlink() or p.is_dir()):
         if students and sdir.name not in students:
             continue
         for a in assignments:
-            if (sdir / a).is_dir():
+            if sdir.is_symlink() or os.path.lexists(sdir / a):
                 found.append((sdir.name, a, sdir / a))
     return found
 
 
+def _submission_bytes(path: Path, limit: int) -> bytes:
+    """What the resume key hashes of a submitted notebook: its bytes, read without following
+    links (safe_files.read_file), or why they cannot be read."""
+    try:
+        root, rel = submission_root(path.parent)
+        return read_file(root, rel / path.name, max_bytes=limit)
+    except (RefusedFile, OSError) as err:
+        return f"<not read: {type(err).__name__}: {err}>".encode()
+
+
+def _timestamp_problem(folder: Path) -> str | None:
+    """Why the submission time in ``folder`` is not used, if it is not (safe_files)."""
+    try:
+        return read_timestamp(*submission_root(folder))[1]
+    except RefusedFile as err:  # a link: the worker made the notebook 'not graded'
+        return str(err)
+
+
+def _failed(reason: str) -> dict:
+    """The result of a notebook that could not be graded or saved."""
+    return {"status": not_graded(reason), "notes": [], "tests": [], "score": 0.0,
+            "max_score": 0.0, "duration": 0.0}
+
+
+class _Saver:
+    """Persists each result the moment it arrives (status store, then gradebook).
+
+    A failure while saving one result makes that notebook ``not graded: <reason>`` (stored as
+    far as possible) and never stops the run.
+    """
+
+    def __init__(self, store: StatusStore, gb, tasks: list[dict], log):
+        self.store, self.gb, self.tasks, self.log = store, gb, tasks, log
+        self.saved: dict[int, dict] = {}
+
+    def __call__(self, i: int, res: dict) -> None:
+        """on_result of run_pool for task ``i``."""
+        t = self.tasks[i]
+        if "status" not in res:  # the worker itself failed
+            res = _failed(res.get("error", "unknown grader failure"))
+        res.update(student=t["student"], assignment=t["assignment"], notebook=t["notebook"],
+                   key=t["key"])
+        folder = Path(t["submission"]).parent
+        try:
+            problem = _timestamp_problem(folder)
+            if problem:
+                res["notes"] = [*res.get("notes", []), f"submission time not recorded: {problem}"]
+            self._write(res, folder)
+        except Exception as err:  # noqa: BLE001 - one result must not stop the class
+            res = _failed(f"result could not be saved ({type(err).__name__}: {err})") | {
+                k: res[k] for k in ("student", "assignment", "notebook", "key", "max_score")
+                if k in res}
+            try:
+                self._write(res, folder)
+            except Exception as again:  # noqa: BLE001
+                self.log(f"error: could not store the result of {t['student']}/"
+                         f"{t['notebook']}: {type(again).__name__}: {again}")
+        self.saved[i] = res
+
+    def _write(self, res: dict, folder: Path) -> None:
+        """Store ``res`` and write it to the gradebook; the gradebook is rolled back on error."""
+        self.store.put(res)
+        try:
+            write_result(self.gb, res, folder)
+        except BaseException:
+            self.gb.db.rollback()
+            raise
+
+
 def autograde(cfg: CourseConfig, assignment: str | None = None, *, students=None,
               jobs: int | None = None, force: bool = False, log=print) -> list[dict]:
-    """Grade submissions; returns this run's results (skipped ones included, from the store)."""
+    """Grade submissions; returns this run's results as saved (skipped ones from the store).
+
+    Each result is stored as it arrives, so an interruption loses only the notebooks still
+    being graded; a result that cannot be saved is stored as ``not graded`` and the run goes on.
+    """
     assignments = [assignment] if assignment else cfg.released()
     require_release(cfg, assignments)
     check_sandbox(cfg.sandbox)
@@ -194,7 +278,7 @@ def autograde(cfg: CourseConfig, assignment: str | None = None, *, students=None
                 "release_dir": str(cfg.course_dir / "release" / a),
                 "autograded": str(cfg.course_dir / "autograded" / student / a / src.name),
                 "reference": ref}
-            task["key"] = _hash(sub.read_bytes() if sub.is_file() else b"<missing>",
+            task["key"] = _hash(_submission_bytes(sub, cfg.max_notebook_bytes),
                                 ref["key"].encode(), str(task["cell_timeout"]).encode(),
                                 str(task["notebook_timeout"]).encode())
             old = store.get(student, a, src.stem)
@@ -205,22 +289,11 @@ def autograde(cfg: CourseConfig, assignment: str | None = None, *, students=None
     if done:
         log(f"skipping {len(done)} notebook(s) already graded and unchanged")
     gb = open_gradebook(cfg.gradebook_url)
-
-    def save(i, res):
-        t = tasks[i]
-        if "status" not in res:  # the worker itself failed
-            res = {"status": not_graded(res.get("error", "unknown grader failure")),
-                   "notes": [], "tests": [], "score": 0.0, "max_score": 0.0, "duration": 0.0}
-        res.update(student=t["student"], assignment=t["assignment"], notebook=t["notebook"],
-                   key=t["key"])
-        store.put(res)
-        write_result(gb, res, Path(t["submission"]).parent)
-
+    save = _Saver(store, gb, tasks, log)
     try:
-        results = run_pool(grade_submission, tasks, jobs, desc="autograde", on_result=save)
+        run_pool(grade_submission, tasks, jobs, desc="autograde", on_result=save)
     finally:
         gb.close()
-    fresh = [store.get(t["student"], t["assignment"], t["notebook"]) for t in tasks]
-    store.close()
-    del results
-    return done + fresh
+        store.close()
+    # points come from the gradebook, the one score store (manual grades included)
+    return attach_scores(cfg.gradebook_url, done + [save.saved[i] for i in sorted(save.saved)])

@@ -128,7 +128,8 @@ def check(cfg: CourseConfig, notebook: Path, log=print) -> int:
         run = run_notebook(nb, make_km,
                            cwd=str(work), cell_timeout=cfg.cell_timeout_for(a),
                            notebook_timeout=cfg.notebook_timeout_for(a),
-                           max_output_bytes=cfg.max_output_bytes)
+                           max_output_bytes=cfg.max_output_bytes,
+                           max_notebook_output_bytes=cfg.max_notebook_output_bytes)
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
     results = verdicts(nb)

@@ -27,10 +27,11 @@ def _parser() -> argparse.ArgumentParser:
     a.add_argument("--students", nargs="+")
     a.add_argument("--jobs", type=int, help="worker processes (default: number of cores)")
     a.add_argument("--force", action="store_true", help="re-grade unchanged submissions too")
-    f = sub.add_parser("feedback", help="per-student HTML feedback (no hidden tests)")
+    f = sub.add_parser("feedback", help="per-student HTML: the submission as submitted, verdicts, "
+                                        "points from the gradebook (no hidden tests)")
     f.add_argument("assignment", nargs="?")
     f.add_argument("--students", nargs="+")
-    e = sub.add_parser("export", help="CSV and table of scores and statuses")
+    e = sub.add_parser("export", help="CSV and table of gradebook scores and statuses")
     e.add_argument("--csv", type=Path,
                    help="output file (default: <course-dir>/grades_with_status.csv)")
     c = sub.add_parser("check", help="run your notebook's visible tests as the grader would")
@@ -40,6 +41,8 @@ def _parser() -> argparse.ArgumentParser:
     v.add_argument("--jobs", type=int)
     d = sub.add_parser("demo", help="release, sample class, autograde, grades, feedback")
     d.add_argument("--jobs", type=int)
+    from grading import lab
+    lab.add_parser(sub)
     return p
 
 
@@ -90,6 +93,9 @@ def _run(args, cfg) -> int:
     elif args.command == "demo":
         from grading.demo import demo
         demo(cfg, jobs=args.jobs)
+    elif args.command == "lab":
+        from grading.lab import run
+        return run(cfg, args)
     return 0
 
 

@@ -10,12 +10,14 @@ from pathlib import Path
 from traitlets.config import Config
 from traitlets.config.loader import PyFileConfigLoader
 
+from grading.execute import MAX_NOTEBOOK_OUTPUT_BYTES, MAX_OUTPUT_BYTES
+
 PACKAGE_DIR = Path(__file__).resolve().parent
 DEFAULT_CONFIG = PACKAGE_DIR / "nbgrader_config.py"
 
 _KEYS = {"assignments_dir", "course_dir", "library", "cell_timeout", "notebook_timeout",
          "timeouts", "sandbox", "env", "max_notebook_bytes", "max_output_bytes", "data_dir",
-         "memory_mb"}
+         "memory_mb", "max_notebook_output_bytes"}
 
 
 @dataclass
@@ -32,7 +34,8 @@ class CourseConfig:
     sandbox: bool = True           # run kernels through grading.sandbox (bubblewrap)
     env: dict = field(default_factory=dict)       # extra kernel environment
     max_notebook_bytes: int = 20_000_000          # larger submissions are not graded
-    max_output_bytes: int = 2_000_000             # per cell, non-record outputs kept
+    max_output_bytes: int = MAX_OUTPUT_BYTES      # per cell, non-record outputs kept
+    max_notebook_output_bytes: int = MAX_NOTEBOOK_OUTPUT_BYTES  # whole notebook, display updates
     memory_mb: int = 3072          # sandboxed kernel's address-space limit
     data_dir: Path | None = None   # datasets folder the kernels may read ($CS231N_DATA_DIR)
     nbgrader: Config = field(default_factory=Config)  # the whole traitlets config
@@ -129,7 +132,7 @@ def load_config(path: str | os.PathLike | None = None, *, course_dir=None,
     if section.get("data_dir"):
         out.data_dir = rel(section["data_dir"])
     for key in ("cell_timeout", "notebook_timeout", "max_notebook_bytes", "max_output_bytes",
-                "sandbox", "memory_mb"):
+                "sandbox", "memory_mb", "max_notebook_output_bytes"):
         if key in section:
             setattr(out, key, type(getattr(out, key))(section[key]))
     out.timeouts = {str(k): dict(v) for k, v in dict(section.get("timeouts", {})).items()}

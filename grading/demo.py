@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import shutil
+import sys
 import time
 from pathlib import Path
 
@@ -77,7 +78,9 @@ def demo(cfg: CourseConfig, *, jobs: int | None = None, log=print) -> None:
         f"  gradebook (nbgrader):   {cfg.course_dir / 'gradebook.db'}\n"
         f"  grades CSV:             {csv_path}\n"
         f"  feedback HTML:          {cfg.course_dir / 'feedback'} ({len(pages)} pages)\n"
-        "Open next: "
-        f"{pages[0] if pages else csv_path} in a browser; "
-        f"`cd {cfg.course_dir} && jupyter lab` for nbgrader's formgrader "
-        "(written answers need a human grade).")
+        "Open next:\n"
+        f"  a feedback page:        {pages[0] if pages else csv_path} (in a browser)\n"
+        "  the student's view:     `make lab` (JupyterLab on the released notebooks with the "
+        "student library)\n"
+        f"  nbgrader's formgrader:  `cd {cfg.course_dir} && {Path(sys.prefix, 'bin', 'jupyter')} "
+        "lab` (written answers need a human grade)")

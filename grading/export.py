@@ -1,8 +1,8 @@
 """``cs231n-course export``: CSV and printed table of scores, max scores and statuses.
 
-Scores come from nbgrader's gradebook (so manual grades entered in the formgrader count);
-statuses come from the status store. A notebook that could not be graded has an empty score and
-its reason, never a silent 0.
+Scores come only from nbgrader's gradebook (so manual grades and overrides entered in the
+formgrader count); statuses and notes come from the status store. A notebook that could not be
+graded has an empty score and its reason, never a silent 0.
 """
 
 from __future__ import annotations
@@ -10,15 +10,47 @@ from __future__ import annotations
 import csv
 from pathlib import Path
 
-from nbgrader.api import MissingEntry
-
 from grading.config import CourseConfig
-from grading.gradebook import open_gradebook
+from grading.gradebook import graded_score, notebook_scores, open_gradebook
 from grading.status import StatusStore, status_line
 from grading.worker import GRADED
 
 CSV_NAME = "grades_with_status.csv"  # nbgrader export writes grades.csv
 COLUMNS = ("student", "assignment", "notebook", "score", "max_score", "status")
+
+
+def notebook_row(gb, student: str, assignment: str, src: Path, result: dict | None) -> dict:
+    """The row of one notebook: its gradebook score ("" when it has none) and its status."""
+    scores = notebook_scores(gb, student, assignment, src.stem)
+    score = graded_score(result, scores)
+    if result is None:
+        status = "not submitted"
+    else:
+        status = status_line(result)
+        if scores is None:
+            status += "; no gradebook entry"
+        elif score is not None and result["status"] != GRADED:
+            status += "; graded by hand"
+        elif score is not None and scores.ungraded_answers:
+            status += "; written answers need a manual grade"
+    return {"student": student, "assignment": assignment, "notebook": src.stem,
+            "score": "" if score is None else score,
+            "max_score": gb.find_notebook(src.stem, assignment).max_score, "status": status}
+
+
+def _incomplete(states: list[str]) -> str:
+    """``graded`` if every state is, else ``incomplete: <first other state>``."""
+    worst = next((s for s in states if s != GRADED), GRADED)
+    return worst if worst == GRADED or worst.startswith("incomplete: ") else f"incomplete: {worst}"
+
+
+def _total(student: str, assignment: str, parts: list[dict]) -> dict:
+    """Total row over ``parts``; a total over nothing scored is no score at all, never a 0."""
+    scored = [p["score"] for p in parts if p["score"] != ""]
+    return {"student": student, "assignment": assignment, "notebook": "(total)",
+            "score": sum(scored) if scored else "",
+            "max_score": sum(p["max_score"] for p in parts),
+            "status": _incomplete([p["state"] for p in parts])}
 
 
 def rows(cfg: CourseConfig) -> list[dict]:
@@ -28,49 +60,21 @@ def rows(cfg: CourseConfig) -> list[dict]:
     store = StatusStore(cfg.course_dir)
     results = {(r["student"], r["assignment"], r["notebook"]): r for r in store.query()}
     store.close()
-    students = sorted({k[0] for k in results})
     out = []
     with open_gradebook(cfg.gradebook_url) as gb:
-        for student in students:
+        for student in sorted({k[0] for k in results}):
             grand = []
             for a in assignments:
-                total, total_max, statuses = 0.0, 0.0, []
+                parts = []
                 for src in cfg.graded_notebooks(a):
                     r = results.get((student, a, src.stem))
-                    max_score = gb.find_notebook(src.stem, a).max_score
-                    score = ""
-                    if r is None:
-                        status = "not submitted"
-                    else:
-                        status = status_line(r)
-                        if r["status"] == GRADED:
-                            try:
-                                sub = gb.find_submission_notebook(src.stem, a, student)
-                                score = sub.score
-                                if sub.needs_manual_grade:
-                                    status += "; written answers need a manual grade"
-                            except MissingEntry:
-                                score = r["score"]
-                            total += score
-                    statuses.append(r["status"] if r else status)
-                    total_max += max_score
-                    out.append({"student": student, "assignment": a, "notebook": src.stem,
-                                "score": score, "max_score": max_score, "status": status})
-                worst = next((s for s in statuses if s != GRADED), GRADED)
-                status = GRADED if worst == GRADED else f"incomplete: {worst}"
-                # a total over nothing graded is no score at all, never a 0
-                any_graded = GRADED in statuses
-                if len(statuses) > 1:
-                    out.append({"student": student, "assignment": a, "notebook": "(total)",
-                                "score": total if any_graded else "", "max_score": total_max,
-                                "status": status})
-                grand.append((total, total_max, status, any_graded))
-            worst = next((s for _, _, s, _ in grand if s != GRADED), GRADED)
-            any_graded = any(g[3] for g in grand)
-            out.append({"student": student, "assignment": "(all)", "notebook": "(total)",
-                        "score": sum(g[0] for g in grand) if any_graded else "",
-                        "max_score": sum(g[1] for g in grand), "status": worst})
-    return out
+                    parts.append(notebook_row(gb, student, a, src, r)
+                                 | {"state": r["status"] if r else "not submitted"})
+                total = _total(student, a, parts)
+                out += parts + ([total] if len(parts) > 1 else [])
+                grand.append(total | {"state": total["status"]})
+            out.append(_total(student, "(all)", grand))
+    return [{k: r[k] for k in COLUMNS} for r in out]  # the "state" helper key dropped
 
 
 def write_csv(table: list[dict], path: Path) -> Path:

@@ -1,121 +1,228 @@
-"""``cs231n-course feedback``: per-student HTML with each test's result, never hidden tests.
+"""``cs231n-course feedback``: per-student HTML pages built from what cannot leak hidden tests.
 
-The page is a header (status, notes, a table of test verdicts and messages) followed by the
-executed notebook, in which hidden-test regions are replaced by a placeholder line, outputs of
-cells with hidden tests are cut to their error line, and any hidden-test line that surfaces in
-any output (e.g. printed by student code) is blanked.
+A page shows only (a) the student's own notebook as submitted (``course/submitted/...``, read
+without following links, with the outputs the student saved in it), in which every instructor
+test cell is shown as released (hidden-test regions replaced by a placeholder, no outputs), and
+(b) the status, notes and the judge's verdict and message per test from the status store, with
+points from nbgrader's gradebook (manual grades and overrides included). Nothing the kernel
+printed during grading is shown: a hook that captured hidden-test source while the grader ran
+has no way onto the page. Every HTML fragment from the notebook is sanitised by nbconvert
+(bleach): no student ``<script>``, event handler or ``javascript:`` link runs when the page is
+opened; the header's parts are escaped.
 """
 
 from __future__ import annotations
 
 import html
-import re
+import json
+from pathlib import Path, PurePath
 
 import nbformat
+from nbformat import NotebookNode
 
 from grading.config import CourseConfig
-from grading.leakscan import hidden_test_lines
+from grading.gradebook import NotebookScores, graded_score, notebook_scores, open_gradebook
+from grading.restore import InvalidSubmission, is_test, load_notebook_text, nbg
+from grading.safe_files import RefusedFile, read_file, submission_root
+from grading.sanitize import sanitizer
 from grading.status import StatusStore
 
 PLACEHOLDER = "# (hidden tests: not shown)"
-REDACTED = "[hidden test line removed]"
-_HIDDEN = re.compile(r"^([ \t]*)#+[ \t]*BEGIN HIDDEN TESTS.*?^[ \t]*#+[ \t]*END HIDDEN TESTS[^\n]*",
-                     re.S | re.M)
+HIDDEN_MARKER = "BEGIN HIDDEN TESTS"
+# what a student's saved output may show (nbconvert's SanitizeHTML drops other kinds anyway)
+SHOWN_MIME = ("text/plain", "text/html", "text/markdown", "text/latex", "image/png",
+              "image/jpeg")
 
 
-def _scrub(value, lines: list[str]):
-    """``value`` with every hidden-test line replaced (recursively)."""
+# --------------------------------------------------------------------------- the notebook shown
+
+def _text(value) -> str | None:
+    """A notebook text field (a string or a list of strings) as one string, else None."""
     if isinstance(value, str):
-        for ln in lines:
-            if ln in value:
-                value = value.replace(ln, REDACTED)
         return value
-    if isinstance(value, list):
-        return [_scrub(v, lines) for v in value]
-    if isinstance(value, dict):
-        return {k: _scrub(v, lines) for k, v in value.items()}
-    return value
+    if isinstance(value, list) and all(isinstance(v, str) for v in value):
+        return "".join(value)
+    return None
 
 
-def redact(nb, hidden_lines: list[str]):
-    """A copy of ``nb`` with no hidden-test source left anywhere (sources or outputs)."""
-    nb = nbformat.from_dict(nbformat.v4.upgrade(nb) if nb.get("nbformat") != 4 else nb)
-    nb = nbformat.reads(nbformat.writes(nb), as_version=4)
-    for cell in nb.cells:
-        had_hidden = bool(_HIDDEN.search(cell.source))
-        cell.source = _HIDDEN.sub(lambda m: m.group(1) + PLACEHOLDER, cell.source)
-        if cell.cell_type != "code":
+def _student_output(raw) -> NotebookNode | None:
+    """A clean copy of one saved output of the student's (known kinds and fields only)."""
+    if not isinstance(raw, dict):
+        return None
+    kind = raw.get("output_type")
+    if kind == "stream":
+        text = _text(raw.get("text"))
+        name = raw.get("name") if raw.get("name") in ("stdout", "stderr") else "stdout"
+        return nbformat.v4.new_output("stream", name=name, text=text) if text else None
+    if kind == "error":
+        trace = raw.get("traceback") if isinstance(raw.get("traceback"), list) else []
+        return nbformat.v4.new_output("error", ename=str(raw.get("ename", "Error")),
+                                      evalue=str(raw.get("evalue", "")),
+                                      traceback=[t for t in trace if isinstance(t, str)])
+    if kind in ("display_data", "execute_result"):
+        data = raw.get("data") if isinstance(raw.get("data"), dict) else {}
+        data = {k: _text(data[k]) for k in SHOWN_MIME if _text(data.get(k)) is not None}
+        return nbformat.v4.new_output("display_data", data=data) if data else None
+    return None
+
+
+def _released_test(gid: str, source: dict[str, NotebookNode],
+                   release: dict[str, NotebookNode]) -> NotebookNode:
+    """Instructor test cell ``gid`` as students were given it, hidden tests as a placeholder."""
+    text = release[gid].source if gid in release else ""
+    if HIDDEN_MARKER in source[gid].source or gid not in release:
+        text = (text.rstrip() + "\n" if text.strip() else "") + PLACEHOLDER
+    return nbformat.v4.new_code_cell(text)
+
+
+def submitted_view(data: bytes, source: NotebookNode,
+                   release: NotebookNode | None) -> NotebookNode:
+    """The notebook a feedback page shows, from the submitted file's bytes (see module
+    docstring); InvalidSubmission when they are not a notebook."""
+    parsed = load_notebook_text(data)  # validates every cell (no outputs kept)
+    raw_cells = json.loads(data)["cells"]
+    tests = {nbg(c)["grade_id"]: c for c in source.cells if is_test(c) and nbg(c).get("grade_id")}
+    given = {nbg(c).get("grade_id"): c for c in (release.cells if release else [])}
+    cells = []
+    for cell, raw in zip(parsed.cells, raw_cells, strict=True):
+        gid = nbg(cell).get("grade_id")
+        if isinstance(gid, str) and gid in tests:
+            cells.append(_released_test(gid, tests, given))
             continue
-        outs = []
-        for o in cell.outputs:
-            if had_hidden and o.output_type != "error":
-                continue
-            if o.output_type == "error" and had_hidden:
-                o = nbformat.v4.new_output("stream", name="stderr",
-                                           text=f"{o.ename}: {o.evalue}\n")
-            if o.get("data"):
-                o.data = {k: v for k, v in o.data.items() if not k.startswith("application/vnd")}
-                if not o.data:
-                    continue
-            outs.append(o)
-        cell.outputs = _scrub(outs, hidden_lines)
-        cell.outputs = [nbformat.from_dict(o) for o in cell.outputs]
-    return nb
+        if cell.cell_type == "raw":
+            continue  # raw cells are not rendered for students; nothing to show
+        shown = (nbformat.v4.new_markdown_cell(cell.source) if cell.cell_type == "markdown"
+                 else nbformat.v4.new_code_cell(cell.source))
+        if cell.cell_type == "code":
+            outs = raw.get("outputs") if isinstance(raw.get("outputs"), list) else []
+            shown.outputs = [o for o in map(_student_output, outs) if o is not None]
+            count = raw.get("execution_count")
+            shown.execution_count = count if isinstance(count, int) else None
+        cells.append(shown)
+    return nbformat.v4.new_notebook(cells=cells, metadata={"language_info": {"name": "python"}})
 
 
-def header_html(student: str, assignment: str, result: dict | None) -> str:
-    """The page header: status, score, notes and the table of test verdicts."""
-    if result is None:
-        return (f"<h1>{html.escape(assignment)}: {html.escape(student)}</h1>"
-                "<p><b>Status:</b> not submitted</p>")
-    rows = "".join(
-        f"<tr><td>{html.escape(t['grade_id'])}</td><td>{t['points']:g} / {t['max_points']:g}"
-        f"</td><td>{'passed' if t['passed'] else 'failed'}</td>"
-        f"<td>{html.escape(t['message'])}</td></tr>" for t in result["tests"])
-    notes = "".join(f"<li>{html.escape(n)}</li>" for n in result["notes"] if "\n" not in n)
-    return (f"<h1>{html.escape(assignment)} / {html.escape(result['notebook'])}: "
-            f"{html.escape(student)}</h1>"
-            f"<p><b>Status:</b> {html.escape(result['status'])}</p>"
-            f"<p><b>Autograded score:</b> {result['score']:g} / {result['max_score']:g}</p>"
-            + (f"<p><b>Notes:</b></p><ul>{notes}</ul>" if notes else "")
-            + ("<table border='1' cellpadding='4'><tr><th>test</th><th>points</th>"
-               f"<th>result</th><th>message</th></tr>{rows}</table><hr>" if rows else "<hr>"))
-
-
-def render(nb, header: str) -> str:
-    """HTML of ``nb`` (nbconvert, classic template) with ``header`` on top."""
+def render(nb: NotebookNode, header: str) -> str:
+    """HTML of ``nb`` (nbconvert, classic template) with ``header`` on top, sanitised: the
+    outputs by SanitizeHTML (active kinds dropped, HTML cleaned), and every HTML fragment the
+    template emits (rendered markdown, HTML outputs, highlighted code) by the exporter's
+    ``sanitize_html`` (bleach), after markdown is rendered."""
     from nbconvert import HTMLExporter
 
-    body, _ = HTMLExporter(template_name="classic").from_notebook_node(nb)
+    nb = nbformat.from_dict(nb)  # a copy: the caller's notebook is left as it is
+    pre = sanitizer()
+    for cell in nb.cells:
+        if cell.cell_type == "code":  # an output left with no data would render as a warning
+            cell.outputs = [o for o in pre.sanitize_code_outputs(cell.outputs)
+                            if o.output_type in ("stream", "error") or o.get("data")]
+    exporter = HTMLExporter(template_name="classic", sanitize_html=True)
+    exporter.register_filter("clean_html", pre.sanitize_html_tags)  # same rules everywhere
+    body, _ = exporter.from_notebook_node(nb)
     return body.replace("<body>", "<body>\n" + header, 1) if "<body>" in body else header + body
 
 
-def feedback(cfg: CourseConfig, assignment: str | None = None, students=None, log=print):
+# --------------------------------------------------------------------------- the header
+
+def _points(score: float | None, max_score: float) -> str:
+    """``3 / 4``, or ``not graded / 4`` when there is no score (never a 0)."""
+    return f"{'not graded' if score is None else f'{score:g}'} / {max_score:g}"
+
+
+def _test_rows(result: dict, scores: NotebookScores | None, has_score: bool) -> str:
+    """Table rows: one per judged test (points from the gradebook), one per written answer."""
+    e = html.escape
+    cells = scores.tests if scores else {}
+    rows = []
+    for t in result["tests"]:
+        cell = cells.get(t["grade_id"])
+        points = _points((cell.score or 0.0) if cell and has_score else None,
+                         cell.max_score if cell else 0.0)
+        verdict = "passed" if t["passed"] else "failed"
+        if cell and cell.manual:
+            verdict += "; score set by the instructor"
+        rows.append(f"<tr><td>{e(str(t['grade_id']))}</td><td>{points}</td><td>{verdict}</td>"
+                    f"<td>{e(str(t['message']))}</td></tr>")
+    for gid, cell in (scores.written.items() if scores else ()):
+        state = "not graded yet" if cell.score is None else "graded by the instructor"
+        rows.append(f"<tr><td>{e(gid)}</td><td>{_points(cell.score, cell.max_score)}</td>"
+                    f"<td>written answer</td><td>{state}</td></tr>")
+    return "".join(rows)
+
+
+def header_html(student: str, assignment: str, result: dict | None,
+                scores: NotebookScores | None = None) -> str:
+    """The page header: status, points (from the gradebook), notes and the verdict table."""
+    e = html.escape
+    if result is None:
+        return (f"<h1>{e(assignment)}: {e(student)}</h1>"
+                "<p><b>Status:</b> not submitted</p>")
+    total = graded_score(result, scores)
+    has_score = total is not None
+    notes = "".join(f"<li>{e(n)}</li>" for n in result["notes"] if "\n" not in n)
+    parts = [f"<h1>{e(assignment)} / {e(result['notebook'])}: {e(student)}</h1>",
+             f"<p><b>Status:</b> {e(result['status'])}</p>"]
+    if scores is not None:
+        parts += [f"<p><b>Autograded score:</b> "
+                  f"{_points(scores.test_score if has_score else None, scores.max_test_score)}"
+                  + (" (includes scores set by the instructor)" if scores.overridden else "")
+                  + "</p>",
+                  f"<p><b>Total:</b> {_points(total, scores.max_score)}"
+                  + ("; written answers not graded yet" if scores.ungraded_answers else "")
+                  + "</p>"]
+    if notes:
+        parts.append(f"<p><b>Notes:</b></p><ul>{notes}</ul>")
+    rows = _test_rows(result, scores, has_score)
+    if rows:
+        parts.append("<table border='1' cellpadding='4'><tr><th>test</th><th>points</th>"
+                     f"<th>result</th><th>message</th></tr>{rows}</table>")
+    return "".join(parts) + "<hr>"
+
+
+# --------------------------------------------------------------------------- pages
+
+def _instructor_notebooks(cfg: CourseConfig, assignment: str, notebook: str):
+    """(source as released, release) notebooks of ``assignment``/``notebook``."""
+    src = next(p for p in cfg.graded_notebooks(assignment) if p.stem == notebook)
+    rel = cfg.course_dir / "release" / assignment / src.name
+    return (nbformat.read(src, as_version=4),
+            nbformat.read(rel, as_version=4) if rel.is_file() else None)
+
+
+def page_html(cfg: CourseConfig, result: dict, scores: NotebookScores | None,
+              instructor) -> str:
+    """The feedback page of one stored result."""
+    student, a, name = result["student"], result["assignment"], result["notebook"]
+    head = header_html(student, a, result, scores)
+    root, rel = submission_root(cfg.course_dir / "submitted" / student / a)
+    try:
+        data = read_file(root, PurePath(rel, f"{name}.ipynb"), max_bytes=cfg.max_notebook_bytes)
+        return render(submitted_view(data, *instructor), head)
+    except (RefusedFile, InvalidSubmission, OSError) as err:
+        why = html.escape(f"your submitted notebook cannot be shown: {err}")
+        return f"<html><body>{head}<p>{why}</p></body></html>"
+
+
+def feedback(cfg: CourseConfig, assignment: str | None = None, students=None,
+             log=print) -> list[Path]:
     """Write ``<course>/feedback/<student>/<assignment>/<notebook>.html``; returns the paths."""
     cfg.released()
     store = StatusStore(cfg.course_dir)
     results = store.query(**({"assignment": assignment} if assignment else {}))
     store.close()
-    hidden = {}
+    instructor: dict[tuple[str, str], tuple] = {}
     written = []
-    for r in results:
-        if students and r["student"] not in students:
-            continue
-        a, nbname = r["assignment"], r["notebook"]
-        if (a, nbname) not in hidden:
-            src = next(p for p in cfg.graded_notebooks(a) if p.stem == nbname)
-            text = "\n".join(c.source for c in nbformat.read(src, as_version=4).cells)
-            hidden[(a, nbname)] = sorted(set(hidden_test_lines(text)), key=len, reverse=True)
-        executed = cfg.course_dir / "autograded" / r["student"] / a / f"{nbname}.ipynb"
-        head = header_html(r["student"], a, r)
-        if executed.is_file() and r["status"] != "" and r["tests"]:
-            page = render(redact(nbformat.read(executed, as_version=4), hidden[(a, nbname)]),
-                          head)
-        else:
-            page = f"<html><body>{head}</body></html>"
-        out = cfg.course_dir / "feedback" / r["student"] / a / f"{nbname}.html"
-        out.parent.mkdir(parents=True, exist_ok=True)
-        out.write_text(page, encoding="utf-8")
-        written.append(out)
+    with open_gradebook(cfg.gradebook_url) as gb:
+        for r in results:
+            if students and r["student"] not in students:
+                continue
+            key = (r["assignment"], r["notebook"])
+            if key not in instructor:
+                instructor[key] = _instructor_notebooks(cfg, *key)
+            scores = notebook_scores(gb, r["student"], *key)
+            out = cfg.course_dir / "feedback" / r["student"] / key[0] / f"{key[1]}.html"
+            out.parent.mkdir(parents=True, exist_ok=True)
+            out.write_text(page_html(cfg, r, scores, instructor[key]), encoding="utf-8")
+            written.append(out)
     log(f"wrote {len(written)} feedback page(s) under {cfg.course_dir / 'feedback'}")
     return written
+

@@ -7,6 +7,7 @@ from the reference record only; what the student's kernel claims about them is i
 
 from __future__ import annotations
 
+import builtins
 import math
 import numbers
 from dataclasses import asdict, dataclass
@@ -93,7 +94,7 @@ def _equal(name, got, ref) -> str | None:
         return None
     if isinstance(ref, (list, tuple)):
         if type(got) is not type(ref) or len(got) != len(ref):
-            return f"{name}: expected {_show(ref)}, got {_show(got)}"
+            return f"{name}: expected {_show(ref, reference=True)}, got {_show(got)}"
         for k, (g, r) in enumerate(zip(got, ref, strict=True)):
             msg = _equal(f"{name}[{k}]", g, r)
             if msg:
@@ -102,29 +103,67 @@ def _equal(name, got, ref) -> str | None:
     same_kind = (isinstance(ref, bool) == isinstance(got, bool)) and (
         _is_number(ref) == _is_number(got)) and (isinstance(ref, str) == isinstance(got, str))
     if not same_kind or got != ref:
-        return f"{name}: expected {_show(ref)}, got {_show(got)}"
+        return f"{name}: expected {_show(ref, reference=True)}, got {_show(got)}"
     return None
 
 
-def _show(v) -> str:
-    """Short description of a value for messages."""
+def _show(v, *, reference: bool = False) -> str:
+    """Short description of a decoded value for messages (bounded work whatever ``v`` is).
+
+    A student's strings are described, never quoted: feedback must not carry text the kernel
+    made, which could encode hidden-test source read from the grading run."""
     if isinstance(v, np.ndarray):
         return f"array of shape {v.shape} dtype {v.dtype}"
-    return f"{type(v).__name__} {v!r:.80}"
+    if isinstance(v, (list, tuple)):
+        return f"{type(v).__name__} of {len(v)} items"
+    if isinstance(v, str):
+        return f"str {v[:80]!r}" if reference else f"a str of {len(v)} characters"
+    if isinstance(v, (bool, int, float, np.generic)) or v is None:
+        return f"{type(v).__name__} {v!r:.40}"
+    return f"a {type(v).__name__}"
 
 
-def compare(ref: dict, got: dict) -> str | None:
-    """None if the student's record ``got`` matches the reference record ``ref``, else why not."""
-    name = ref["id"]
+def error_name(error: str | None) -> str | None:
+    """What a verdict may say of a cell's error: a builtin exception's name, else 'an error'
+    (the message and a student-defined name are kernel text, see ``_show``)."""
+    if not error:
+        return None
+    name = error.split(":", 1)[0].strip()
+    builtin = getattr(builtins, name, None)
+    return name if isinstance(builtin, type) and issubclass(builtin, BaseException) else "an error"
+
+
+def compare(ref: dict, got) -> str | None:
+    """None if the student's record ``got`` matches the reference record ``ref``, else why not.
+
+    ``got`` is hostile data: whatever it holds, the answer is a message about this record, never
+    an exception (the decoding limits are the MAX_RECORD_* constants of cs231n_lib.checks).
+    """
+    name = ref.get("id") if isinstance(ref, dict) and isinstance(ref.get("id"), str) else "?"
+    try:
+        return _compare(name, ref, got)
+    except Exception as err:  # noqa: BLE001 - one bad record costs its own cell, nothing more
+        return f"{name}: unreadable record ({type(err).__name__})"
+
+
+def _compare(name: str, ref: dict, got) -> str | None:
+    """compare() without the safety net."""
     if ref.get("error") or "value" not in ref:
         return f"{name}: the reference could not record this value (instructor: fix the test)"
+    if not isinstance(got, dict):
+        return f"{name}: unreadable record (not a JSON object)"
     if got.get("error"):
-        return f"{name}: your value could not be recorded ({got['error']})"
+        return f"{name}: your value could not be recorded (not a number, string, array or list)"
+    if "value" not in got:
+        return f"{name}: unreadable record (no value)"
     try:
         expected = decode_value(ref["value"])
-        actual = decode_value(got.get("value"))
-    except (ValueError, TypeError, KeyError) as err:
-        return f"{name}: unreadable record ({err})"
+    except ValueError as err:
+        return f"{name}: the reference value is unreadable ({err}; instructor: fix the test)"
+    try:
+        actual = decode_value(got["value"])
+    except ValueError:
+        return f"{name}: unreadable record (it breaks a limit of cs231n_lib.checks)"
     kind = ref.get("kind", "close")
     if kind == "close":
         return _close(name, actual, expected, float(ref.get("rtol", 1e-7)),
@@ -132,15 +171,19 @@ def compare(ref: dict, got: dict) -> str | None:
     if kind == "equal":
         return _equal(name, actual, expected)
     if kind in ("at_least", "at_most"):
-        bound = ref.get("bound")
-        if bound is None:
-            return f"{name}: the reference record has no bound (instructor: fix the test)"
-        if not _is_number(actual) or not math.isfinite(float(actual)):
-            return f"{name}: expected a finite number, got {_show(actual)}"
-        ok = float(actual) >= bound if kind == "at_least" else float(actual) <= bound
-        word = "at least" if kind == "at_least" else "at most"
-        return None if ok else f"{name}: expected {word} {bound:g}, got {float(actual):g}"
+        return _bound(name, kind, actual, ref.get("bound"))
     return f"{name}: unknown record kind {kind!r} in the reference"
+
+
+def _bound(name: str, kind: str, actual, bound) -> str | None:
+    """Mismatch message for kinds 'at_least' / 'at_most', else None."""
+    if not _is_number(bound):
+        return f"{name}: the reference record has no bound (instructor: fix the test)"
+    if not _is_number(actual) or not math.isfinite(float(actual)):
+        return f"{name}: expected a finite number, got {_show(actual)}"
+    ok = float(actual) >= bound if kind == "at_least" else float(actual) <= bound
+    word = "at least" if kind == "at_least" else "at most"
+    return None if ok else f"{name}: expected {word} {bound:g}, got {float(actual):g}"
 
 
 def judge_cell(grade_id: str, max_points: float, reference: list[dict], student: list[dict],
@@ -149,9 +192,13 @@ def judge_cell(grade_id: str, max_points: float, reference: list[dict], student:
     if not reference:
         return TestResult(grade_id, 0.0, max_points, False,
                           "no reference records for this test (instructor: call record())")
+    by_id: dict[str, list] = {}
+    for rec in student:
+        if isinstance(rec, dict) and isinstance(rec.get("id"), str):
+            by_id.setdefault(rec["id"], []).append(rec)
     problems = []
     for ref in reference:
-        mine = [r for r in student if r.get("id") == ref["id"]]
+        mine = by_id.get(ref["id"], [])
         if len(mine) == 1:
             msg = compare(ref, mine[0])
         elif not mine:
@@ -162,7 +209,7 @@ def judge_cell(grade_id: str, max_points: float, reference: list[dict], student:
             problems.append(msg)
     if not problems:
         return TestResult(grade_id, float(max_points), max_points, True, "passed")
-    context = [c for c in (event, f"the cell raised {error}" if error else None) if c]
+    context = [c for c in (event, f"the cell raised {error_name(error)}" if error else None) if c]
     message = "; ".join(problems[:3]) + (f" (+{len(problems) - 3} more)" if len(problems) > 3
                                          else "")
     if context:

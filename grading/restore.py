@@ -47,20 +47,27 @@ def load_notebook_text(text: str | bytes) -> NotebookNode:
         _check_cell(i, src, meta)
         cells.append(_new_cell(c["cell_type"], src, meta))
     nb = nbformat.v4.new_notebook(cells=cells)
-    nb.metadata = raw.get("metadata") if isinstance(raw.get("metadata"), dict) else {}
+    meta = raw.get("metadata") if isinstance(raw.get("metadata"), dict) else {}
+    _check_depth(meta, "the notebook")
+    nb.metadata = meta  # (restore() replaces it by the source's)
     return nb
 
 
-def _check_cell(i: int, source: str, metadata: dict) -> None:
-    """Raise InvalidSubmission for what no grading step could copy, save or send to a kernel."""
+def _check_depth(metadata: dict, where: str) -> None:
+    """Raise InvalidSubmission when ``metadata`` nests deeper than MAX_METADATA_DEPTH."""
     level, depth = [metadata], 0
     while level:  # iterative: nesting must not reach the interpreter's recursion limit
         depth += 1
         if depth > MAX_METADATA_DEPTH:
-            raise InvalidSubmission(f"cell {i} has metadata nested deeper than "
+            raise InvalidSubmission(f"{where} has metadata nested deeper than "
                                     f"{MAX_METADATA_DEPTH} levels")
         level = [v for o in level if isinstance(o, (dict, list))
                  for v in (o.values() if isinstance(o, dict) else o)]
+
+
+def _check_cell(i: int, source: str, metadata: dict) -> None:
+    """Raise InvalidSubmission for what no grading step could copy, save or send to a kernel."""
+    _check_depth(metadata, f"cell {i}")
     try:  # JSON escapes can encode lone surrogates, which no kernel message can carry
         (source + json.dumps(metadata, ensure_ascii=False)).encode("utf-8")
     except UnicodeEncodeError as err:

@@ -1,8 +1,10 @@
 """Grading outcomes next to the gradebook: ``<course>/grading_status.db`` (SQLite).
 
 One row per (student, assignment, notebook): status (``graded`` or ``not graded: <reason>``),
-notes (tampering, timeouts, kernel deaths), per-test verdicts, scores, and the key (submission
-and reference hashes) that lets a re-run skip unchanged, already graded work.
+notes (tampering, timeouts, kernel deaths), the judge's verdict on each test cell (grade id,
+passed, message), the key (submission and reference hashes) that lets a re-run skip unchanged,
+already graded work, and the grading time. No scores: points live only in nbgrader's gradebook
+(``grading.gradebook.notebook_scores``), where the formgrader's manual grades and overrides are.
 """
 
 from __future__ import annotations
@@ -14,10 +16,17 @@ from pathlib import Path
 
 SCHEMA = """CREATE TABLE IF NOT EXISTS results (
     student TEXT, assignment TEXT, notebook TEXT, status TEXT, notes TEXT, tests TEXT,
-    score REAL, max_score REAL, key TEXT, duration REAL, graded_at REAL,
+    key TEXT, duration REAL, graded_at REAL,
     PRIMARY KEY (student, assignment, notebook))"""
-FIELDS = ("student", "assignment", "notebook", "status", "notes", "tests", "score", "max_score",
-          "key", "duration", "graded_at")
+FIELDS = ("student", "assignment", "notebook", "status", "notes", "tests", "key", "duration",
+          "graded_at")
+VERDICT_FIELDS = ("grade_id", "passed", "message")  # what is kept of each test's result
+OLD_SCORE_COLUMNS = ("score", "max_score")  # stored by earlier versions; dropped on open
+
+
+def verdicts(tests: list[dict]) -> list[dict]:
+    """The judge's verdicts of ``tests`` without points (the gradebook holds those)."""
+    return [{k: t.get(k) for k in VERDICT_FIELDS} for t in tests]
 
 
 class StatusStore:
@@ -27,13 +36,22 @@ class StatusStore:
         self.path = Path(course_dir) / "grading_status.db"
         self.db = sqlite3.connect(self.path)
         self.db.execute(SCHEMA)
+        self._drop_old_score_columns()
+
+    def _drop_old_score_columns(self) -> None:
+        """Remove the score columns a store written by an earlier version still has."""
+        columns = {row[1] for row in self.db.execute("PRAGMA table_info(results)")}
+        for col in OLD_SCORE_COLUMNS:
+            if col in columns:
+                self.db.execute(f"ALTER TABLE results DROP COLUMN {col}")
+        self.db.commit()
 
     def put(self, result: dict) -> None:
-        """Insert or replace the outcome of one notebook."""
+        """Insert or replace the outcome of one notebook (scores in ``result`` are ignored)."""
         row = dict(result, notes=json.dumps(result.get("notes", [])),
-                   tests=json.dumps(result.get("tests", [])), graded_at=time.time())
-        self.db.execute(f"INSERT OR REPLACE INTO results VALUES ({','.join('?' * len(FIELDS))})",
-                        [row.get(f) for f in FIELDS])
+                   tests=json.dumps(verdicts(result.get("tests", []))), graded_at=time.time())
+        self.db.execute(f"INSERT OR REPLACE INTO results ({','.join(FIELDS)}) "
+                        f"VALUES ({','.join('?' * len(FIELDS))})", [row.get(f) for f in FIELDS])
         self.db.commit()
 
     def get(self, student: str, assignment: str, notebook: str) -> dict | None:
@@ -43,7 +61,10 @@ class StatusStore:
 
     def query(self, **where) -> list[dict]:
         """Stored outcomes matching ``where`` (column=value), sorted."""
-        sql = "SELECT * FROM results"
+        unknown = set(where) - set(FIELDS)
+        if unknown:
+            raise ValueError(f"unknown status column(s) {sorted(unknown)}; known: {FIELDS}")
+        sql = f"SELECT {','.join(FIELDS)} FROM results"
         if where:
             sql += " WHERE " + " AND ".join(f"{k} = ?" for k in where)
         cur = self.db.execute(sql + " ORDER BY student, assignment, notebook",
@@ -51,7 +72,7 @@ class StatusStore:
         out = []
         for row in cur.fetchall():
             d = dict(zip(FIELDS, row, strict=True))
-            d["notes"], d["tests"] = json.loads(d["notes"]), json.loads(d["tests"])
+            d["notes"], d["tests"] = json.loads(d["notes"]), verdicts(json.loads(d["tests"]))
             out.append(d)
         return out
 

@@ -18,6 +18,17 @@ from grading.execute import EVENT_KEY, run_notebook
 from grading.judge import cell_error, cell_records, judge_cell
 from grading.kernels import kernel_factory, thread_env
 from grading.restore import InvalidSubmission, is_test, load_notebook_text, restore
+from grading.rules import check as check_rules
+from grading.safe_files import (
+    MissingFile,
+    RefusedFile,
+    TooLarge,
+    copy_files,
+    read_file,
+    read_timestamp,
+    submission_root,
+)
+from grading.sanitize import sanitize_notebook
 
 GRADED = "graded"
 
@@ -27,23 +38,49 @@ def not_graded(reason: str) -> str:
     return f"not graded: {reason}"
 
 
-def _workdir(sources: list[Path | None], given: Path | None) -> Path:
-    """Private temp copy of the first existing folder in ``sources`` plus the given files."""
+IGNORED = shutil.ignore_patterns(".ipynb_checkpoints", "*.ipynb")
+MAX_SKIP_NOTES = 5
+
+
+def _skip_name(name: str) -> bool:
+    """Whether a submission folder entry stays out of the grading folder (notebooks)."""
+    return bool(IGNORED("", [name]))
+
+
+def _workdir(folder: Path | None, given: Path | None, *, submitted: bool) -> tuple[Path, list[str]]:
+    """Private temp folder with the files given to students and a copy of ``folder``.
+
+    Given files win over the student's. A ``submitted`` folder is a student's, below the
+    course's ``submitted/``: only its regular files are copied, no link followed
+    (safe_files.copy_files); the second item lists what was skipped.
+    """
     work = Path(tempfile.mkdtemp(prefix="cs231n-grade-"))
-    for src in sources:
-        if src is not None and src.is_dir():
-            shutil.copytree(src, work, symlinks=True, dirs_exist_ok=True,
-                            ignore=shutil.ignore_patterns(".ipynb_checkpoints", "*.ipynb"))
-            break
-    if given is not None and given.is_dir():  # files students were given win over theirs
-        shutil.copytree(given, work, symlinks=True, dirs_exist_ok=True,
-                        ignore=shutil.ignore_patterns(".ipynb_checkpoints", "*.ipynb"))
-    return work
+    if given is not None and given.is_dir():
+        shutil.copytree(given, work, symlinks=True, dirs_exist_ok=True, ignore=IGNORED)
+    skipped: list[str] = []
+    if folder is not None and submitted:
+        skipped = copy_files(*submission_root(folder), work, skip=_skip_name)
+    elif folder is not None and folder.is_dir():
+        shutil.copytree(folder, work, symlinks=True, dirs_exist_ok=True, ignore=IGNORED)
+    return work, skipped
 
 
-def _execute(nb, task: dict, folder: Path | None):
-    """Run ``nb`` in a fresh kernel working in a private copy of ``folder``; the RunResult."""
-    work = _workdir([folder], Path(task["release_dir"]) if task.get("release_dir") else None)
+def _skip_notes(skipped: list[str]) -> list[str]:
+    """Notes on the submission files not copied to the grading folder (a few, then a count)."""
+    notes = [f"not copied for grading: {s} (only regular files are)"
+             for s in skipped[:MAX_SKIP_NOTES]]
+    if len(skipped) > MAX_SKIP_NOTES:
+        notes.append(f"not copied for grading: {len(skipped) - MAX_SKIP_NOTES} more entries")
+    return notes
+
+
+def _execute(nb, task: dict, folder: Path | None, *, submitted: bool = False):
+    """Run ``nb`` in a fresh kernel working in a private copy of ``folder``.
+
+    Returns the RunResult and the notes on files of a ``submitted`` folder left out.
+    """
+    work, skipped = _workdir(folder, Path(task["release_dir"]) if task.get("release_dir")
+                             else None, submitted=submitted)
     make_km = kernel_factory(sandbox=task["sandbox"], workdir=work,
                              library_dir=Path(task["library_dir"]),
                              env=thread_env(task.get("threads")) | task["env"],
@@ -53,10 +90,11 @@ def _execute(nb, task: dict, folder: Path | None):
     try:
         run = run_notebook(nb, make_km, cwd=str(work), cell_timeout=task["cell_timeout"],
                            notebook_timeout=task["notebook_timeout"],
-                           max_output_bytes=task.get("max_output_bytes", 2_000_000))
+                           max_output_bytes=task["max_output_bytes"],
+                           max_notebook_output_bytes=task["max_notebook_output_bytes"])
     finally:
         shutil.rmtree(work, ignore_errors=True)
-    return run
+    return run, _skip_notes(skipped)
 
 
 def _cell_summary(nb) -> dict:
@@ -79,7 +117,8 @@ def run_reference(task: dict) -> dict:
     for cell in nb.cells:
         if cell.cell_type == "code":
             cell.outputs, cell.execution_count = [], None
-    run = _execute(nb, task | {"release_dir": None}, Path(task.get("source_dir", source.parent)))
+    run, _ = _execute(nb, task | {"release_dir": None},
+                      Path(task.get("source_dir", source.parent)))
     errors = [f"cell {i}: {cell_error(c)}" for i, c in enumerate(nb.cells)
               if c.cell_type == "code" and cell_error(c)]
     if task.get("executed_path"):
@@ -117,30 +156,50 @@ def grade_submission(task: dict) -> dict:
     return result
 
 
+def _read_submission(task: dict) -> tuple[bytes | None, dict | None]:
+    """(notebook bytes, None), or (None, a 'not graded' result) when it cannot be read.
+
+    The notebook is read below the course's ``submitted/`` without following any link
+    (safe_files.read_file), within the notebook size cap. A timestamp.txt that is a link or
+    not a regular file makes the notebook not graded too (a bad date is only a note, made by
+    the parent process).
+    """
+    path = Path(task["submission"])
+    root, rel = submission_root(path.parent)
+    try:
+        data = read_file(root, rel / path.name, max_bytes=task["max_notebook_bytes"])
+        read_timestamp(root, rel)
+        return data, None
+    except MissingFile:
+        reason = f"missing notebook {path.name}"
+    except TooLarge as err:
+        reason = f"notebook is {err.size / 1e6:.1f} MB (limit {err.limit / 1e6:.1f} MB)"
+    except RefusedFile as err:
+        reason = str(err)
+    return None, {"status": not_graded(reason), "notes": [], "tests": []}
+
+
 def _grade(task: dict) -> dict:
     """Grade one submitted notebook (may raise; see grade_submission)."""
     path = Path(task["submission"])
-    if not path.is_file():
-        return {"status": not_graded(f"missing notebook {path.name}"), "notes": [], "tests": []}
-    size = path.stat().st_size
-    if size > task["max_notebook_bytes"]:
-        return {"status": not_graded(f"notebook is {size / 1e6:.1f} MB (limit "
-                                     f"{task['max_notebook_bytes'] / 1e6:.1f} MB)"),
-                "notes": [], "tests": []}
+    data, refused = _read_submission(task)
+    if refused:
+        return refused
     try:
-        submission = load_notebook_text(path.read_bytes())
+        submission = load_notebook_text(data)
     except InvalidSubmission as err:
         return {"status": not_graded(f"{path.name}: {err}"), "notes": [], "tests": []}
     source = nbformat.read(task["source"], as_version=4)
     release = (nbformat.read(task["release"], as_version=4)
                if task.get("release") and Path(task["release"]).is_file() else None)
     restored = restore(submission, source, release)
-    run = _execute(restored.nb, task, path.parent)
+    run, skipped = _execute(restored.nb, task, path.parent, submitted=True)
     tests = judge_notebook(restored.nb, task["reference"])
+    tests = check_rules(tests, submission, source, notes=skipped)  # "how" rules, on the source
     if task.get("autograded"):
         out = Path(task["autograded"])
         out.parent.mkdir(parents=True, exist_ok=True)
-        nbformat.write(restored.nb, out)
-    notes = [f"tampering: {n}" for n in restored.notes] + run.events
+        nbformat.write(sanitize_notebook(restored.nb), out)  # formgrader renders it unsanitised
+    notes = [f"tampering: {n}" for n in restored.notes] + skipped + run.events
     status = GRADED if run.finished else not_graded(run.stop_reason)
     return {"status": status, "notes": notes, "tests": tests}

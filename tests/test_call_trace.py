@@ -73,3 +73,37 @@ def test_exceptions_propagate_and_restore_the_tracer():
     else:
         raise AssertionError("trace_call swallowed the exception")
     assert sys.gettrace() is before
+
+
+def im2col_by_windows(x, HH, WW):
+    """An im2col written with numpy's sliding windows (a shortcut the exercises forbid)."""
+    windows = np.lib.stride_tricks.sliding_window_view(x, (HH, WW), axis=(2, 3))
+    N, C, H_out, W_out = windows.shape[:4]
+    return windows.transpose(1, 4, 5, 0, 2, 3).reshape(C * HH * WW, N * H_out * W_out)
+
+
+def im2col_by_strides(x, HH, WW):
+    """The same with as_strided."""
+    N, C, H, W = x.shape
+    s = x.strides
+    view = np.lib.stride_tricks.as_strided(
+        x, (N, C, H - HH + 1, W - WW + 1, HH, WW), s + s[2:], writeable=False)
+    return view.transpose(1, 4, 5, 0, 2, 3).reshape(C * HH * WW, -1)
+
+
+def test_stride_tricks_are_shortcuts_under_their_real_module_names():
+    x = np.arange(2 * 3 * 5 * 4, dtype=float).reshape(2, 3, 5, 4)
+    for fn in (im2col_by_windows, im2col_by_strides):
+        cols, trace = trace_call(fn, x, 3, 2)
+        assert cols.shape == (3 * 3 * 2, 2 * 3 * 3)
+        assert trace.shortcuts(), f"{fn.__name__}: stride tricks not reported as a shortcut"
+        assert any("stride_tricks" in f for f in trace.shortcuts())
+
+
+def test_qualified_name_follows_the_code_not_the_public_module():
+    from cs231n_lib.call_trace import defining_module, qualified_name
+
+    real = np.lib.stride_tricks.as_strided.__globals__["__name__"]
+    assert defining_module(np.lib.stride_tricks.as_strided) == real
+    _, trace = trace_call(np.correlate, np.arange(5.0), np.ones(2))
+    assert qualified_name(np.correlate) in trace.functions

@@ -20,6 +20,7 @@ from grading.cli import main
 from grading.config import load_config
 from grading.export import export, rows
 from grading.feedback import feedback
+from grading.gradebook import attach_scores
 from grading.leakscan import hidden_test_lines, scan_release
 from grading.release import release
 from grading.restore import nbg
@@ -185,7 +186,8 @@ def test_resume_skips_unchanged_work_and_regrades_changed(course):
     store.close()
     changed = {k for k, r in after.items() if r["graded_at"] != before[k]}
     assert changed == {("bob", A), ("erin", A), ("ivan", A)}  # not graded ones are retried
-    assert after[("bob", A)]["score"] == 3
+    assert "score" not in after[("bob", A)]  # the status store holds no points
+    assert attach_scores(cfg.gradebook_url, [after[("bob", A)]])[0]["score"] == 3  # gradebook
 
 
 def test_feedback_shows_results_but_no_hidden_test_source(course):
@@ -230,7 +232,7 @@ def test_check_scores_visible_tests_and_sets_exit_code(course, capsys):
     carol = cfg.course_dir / "submitted" / "carol" / A / f"{A}.ipynb"
     assert main(args + [str(carol)]) == 1
     out = capsys.readouterr().out
-    assert "1. ReLU: 2 / 2" in out and "FAIL test_add" in out and "2 / 3" in out
+    assert "1. ReLU (3 points): 2 / 2" in out and "FAIL test_add" in out and "2 / 3" in out
     alice = cfg.course_dir / "submitted" / "alice" / A / f"{A}.ipynb"
     assert main(args + [str(alice)]) == 0
     assert "Total (visible tests): 3 / 3" in capsys.readouterr().out

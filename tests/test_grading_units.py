@@ -322,3 +322,16 @@ def test_thread_env_sets_every_pool_to_the_share():
     assert thread_env(3) == dict.fromkeys(THREAD_VARS, "3")
     assert thread_env(0) == dict.fromkeys(THREAD_VARS, "1")
     assert "CS231N_NUM_THREADS" in THREAD_VARS and "OPENBLAS_NUM_THREADS" in THREAD_VARS
+
+
+def test_deep_notebook_metadata_is_an_invalid_submission():
+    """Notebook-level metadata nested deeply once reached nbformat's recursion limit (a
+    'grader error'); it is refused with a reason like a cell's."""
+    from grading.restore import InvalidSubmission, load_notebook_text
+    deep = "[" * 200 + "]" * 200
+    text = '{"nbformat": 4, "nbformat_minor": 5, "cells": [], "metadata": {"x": ' + deep + "}}"
+    with pytest.raises(InvalidSubmission, match="the notebook has metadata nested deeper"):
+        load_notebook_text(text)
+    ok = load_notebook_text('{"nbformat": 4, "nbformat_minor": 5, "cells": [], '
+                            '"metadata": {"kernelspec": {"name": "python3"}}}')
+    assert ok.metadata["kernelspec"]["name"] == "python3"

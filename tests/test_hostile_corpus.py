@@ -18,6 +18,14 @@ Fixture course tests/fixtures/course_small, assignment 01_basics (3 points: test
 - Honest students (correct, correct with warnings, partially correct, untouched) are graded
   before, among and after them and must get exactly their due, with no tampering noted.
 
+- Issue 13's attacks (tests/hostile_issue13.py; some on 02_loops, graded in the same run): forged
+  records (a hook swapping the student's value for the test's expected one, with stub answers,
+  plainly and written to evade a naive AST check), symlinks in submitted/, pathological records,
+  a bad timestamp.txt, output amplification through display updates, hidden tests printed in
+  many encodings, student HTML and JavaScript, tracing switched off around a forbidden call.
+  Each earns no unearned point; feedback pages carry no hidden-test line and no executable
+  student HTML; honest solutions in several styles get full marks.
+
 After the run: every notebook has an explicit status (in the results and the status store), the
 grader and the other students are unharmed, the host is untouched (no file written, no connection
 received, source intact), the gradebook opens, passes SQLite's integrity check and holds exactly
@@ -38,12 +46,25 @@ from pathlib import Path
 import nbformat
 import numpy as np
 import pytest
+from hostile_issue13 import (
+    CASES,
+    HTML_MARK,
+    POINTS,
+    STAMP,
+    L,
+    executable_html,
+    expected_value_problems,
+    hidden_lines,
+    leaked,
+    write_submission,
+)
 from nbformat.v4 import new_code_cell, new_markdown_cell, new_output
 from sandbox_procs import running_with_uid
 
 from cs231n_lib.checks import RECORD_MIME, encode_value
 from grading.autograde import autograde
 from grading.config import load_config
+from grading.feedback import feedback
 from grading.release import release
 from grading.restore import nbg
 from grading.samples import KINDS, fill
@@ -54,13 +75,18 @@ pytestmark = pytest.mark.slow
 FIXTURE = Path(__file__).parent / "fixtures" / "course_small"
 A = "01_basics"
 SOURCE = FIXTURE / "assignments" / A / f"{A}.ipynb"
+SOURCES = {a: FIXTURE / "assignments" / a / f"{a}.ipynb" for a in (A, L)}
 REPO = Path(__file__).resolve().parents[1]
 HOST_MARK = Path.home() / ".cs231n-hostile-corpus-was-here"  # the /tmp inside is private
 
 
 def probe(attack: str) -> str:
-    """relu_impl source: correct iff ``attack`` (one expression or statement) raises."""
-    return ("import numpy as np\n\n"
+    """relu_impl source: correct iff ``attack`` (one expression or statement) raises.
+
+    Probes test the sandbox, so they keep to what the grader's source rules allow (plain
+    imports; a notebook path is not spelled as one string).
+    """
+    return ("import os\nimport pkgutil\nimport socket\n\nimport numpy as np\n\n"
             "def relu(x):\n"
             "    try:\n"
             f"        {attack}\n"
@@ -71,34 +97,34 @@ def probe(attack: str) -> str:
 
 def _probes(course_dir: Path, port: int) -> dict:
     """student -> relu_impl source; ``course_dir`` and ``port`` are the host's secrets."""
+    def notebook(path: Path) -> str:  # an expression for the path, without ".ipynb" in one piece
+        return f"{str(path.with_suffix(''))!r} + '.ipy' + 'nb'"
+
     return {
-        "p_source": probe(f"open({str(SOURCE)!r}).read()"),
+        "p_source": probe(f"open({notebook(SOURCE)}).read()"),
         "p_gradebook": probe(f"open({str(course_dir / 'gradebook.db')!r}, 'rb').read()"),
         "p_write_gradebook": probe(
             f"open({str(course_dir / 'gradebook.db')!r}, 'r+b').write(b'\\0' * 4096)"),
         "p_other_student": probe(
-            f"open({str(course_dir / 'submitted' / 'honest_a' / A / f'{A}.ipynb')!r}).read()"),
-        "p_autograded": probe(f"__import__('os').listdir({str(course_dir / 'autograded')!r})"),
-        "p_reference_lib": probe(
-            "__import__('importlib.util').util.spec_from_file_location("
-            f"'ref', {str(FIXTURE / 'fixturelib' / 'ops.py')!r}).loader.load_module()"),
-        "p_repo": probe(f"__import__('os').listdir({str(REPO / 'grading')!r})"),
+            f"open({notebook(course_dir / 'submitted' / 'honest_a' / A / f'{A}.ipynb')}).read()"),
+        "p_autograded": probe(f"os.listdir({str(course_dir / 'autograded')!r})"),
+        "p_reference_lib": probe(f"open({str(FIXTURE / 'fixturelib' / 'ops.py')!r}).read()"),
+        "p_repo": probe(f"os.listdir({str(REPO / 'grading')!r})"),
         "p_write_host": probe(f"open({str(HOST_MARK)!r}, 'w').write('x')"),
         "p_write_course": probe(f"open({str(course_dir / 'pwned.txt')!r}, 'w').write('x')"),
         "p_write_library": probe(
-            "open(__import__('fixturelib').__file__, 'a').write('\\nrelu = lambda x: x\\n')"),
+            "open(pkgutil.get_loader('fixturelib').get_filename(), 'a')"
+            ".write('\\nrelu = lambda x: x\\n')"),
         "p_network_host": probe(
-            f"__import__('socket').create_connection(('127.0.0.1', {port}), timeout=1)"),
-        "p_network_out": probe(
-            "__import__('socket').create_connection(('8.8.8.8', 53), timeout=1)"),
-        "p_dns": probe("__import__('socket').getaddrinfo('pypi.org', 443)"),
-        "p_host_processes": probe(
-            "[p for p in __import__('os').listdir('/proc') if p.isdigit()][20]"),
+            f"socket.create_connection(('127.0.0.1', {port}), timeout=1)"),
+        "p_network_out": probe("socket.create_connection(('8.8.8.8', 53), timeout=1)"),
+        "p_dns": probe("socket.getaddrinfo('pypi.org', 443)"),
+        "p_host_processes": probe("[p for p in os.listdir('/proc') if p.isdigit()][20]"),
         "p_host_paths": probe(
-            "[p for p in __import__('os').listdir('/proc') if p.isdigit() and b'pytest-of' in "
+            "[p for p in os.listdir('/proc') if p.isdigit() and b'pytest-of' in "
             "open(f'/proc/{p}/cmdline', 'rb').read()][0]"),
         "p_symlink": probe("open('gradebook_link').read()"),
-        "p_setuid": probe("__import__('os').setuid(0)"),
+        "p_setuid": probe("os.setuid(0)"),
     }
 
 
@@ -158,11 +184,11 @@ get_ipython().events.register("post_run_cell", _rewrite)
 DISRUPTORS = {
     # student: (cell to replace, its source, expected score)
     "d_exit": ("relu_impl", "import os\nos._exit(1)", 1),
-    "d_kill_all": ("relu_impl", "import os, signal\ntry:\n    os.kill(-1, signal.SIGKILL)\n"
+    "d_kill_all": ("relu_impl", "import os\ntry:\n    os.kill(-1, 9)  # SIGKILL\n"
                    "except OSError:  # nothing but the kernel itself is in reach\n    pass\n\n"
                    "def relu(x):\n    return np.maximum(0, x)", 3),
     "d_kill_group": ("relu_impl", "import os, signal\nos.killpg(0, signal.SIGKILL)", 1),
-    "d_kill_parent": ("relu_impl", "import os, signal\ntry:\n    os.kill(os.getppid(), 9)\n"
+    "d_kill_parent": ("relu_impl", "import os\ntry:\n    os.kill(os.getppid(), 9)\n"
                       "except OSError:\n    pass\n\ndef relu(x):\n    return np.maximum(0, x)", 3),
     "d_memory_bomb": ("relu_impl", "def relu(x):\n    junk = bytearray(64 * 1024**3)\n"
                       "    return np.maximum(0, x)", 1),
@@ -313,13 +339,15 @@ TAMPERED = {
     "t_test_as_solution": (_then(_forge_test, _wrong_relu, _flags(
         "test_relu", solution=True, locked=False)), 1,
         "cell test_relu nbgrader metadata changed (restored)"),
+    # a kept copy of a test cell is a cell the student added that calls record(): the grader's
+    # source rules cost the whole notebook (score 0, a "rule: " note)
     "t_duplicate_test": (_then(_wrong_relu, _insert(new_code_cell(
-        FORGED_TEST, metadata=_graded_meta("test_relu", 2)), before="relu_impl")), 1,
+        FORGED_TEST, metadata=_graded_meta("test_relu", 2)), before="relu_impl")), 0,
         "duplicate of cell test_relu kept as an ordinary cell"),
     "t_fake_cell": (_insert(new_code_cell("print('free points')", metadata=_graded_meta(
         "bonus", 100)), before="relu_impl"), 3, "extra cell bonus marked for grading"),
     "t_bad_grade_id": (_insert(new_code_cell(FORGED_TEST, metadata=_graded_meta(
-        ["test_relu"], 50)), before="test_add"), 3, "marked for grading is not part"),
+        ["test_relu"], 50)), before="test_add"), 0, "marked for grading is not part"),
     "t_forged_outputs": (_then(_wrong_relu, _forge_outputs), 1, None),
 }
 
@@ -404,9 +432,10 @@ def graded(tmp_path_factory):
     course_dir = tmp_path_factory.mktemp("hostile") / "course"
     cfg = load_config(FIXTURE / "nbgrader_config.py", course_dir=course_dir, sandbox=True)
     cfg.env = {**cfg.env, **dict([RUN_TOKEN.split("=")])}
-    release(cfg, [A], log=lambda *_: None)
-    released = nbformat.read(course_dir / "release" / A / f"{A}.ipynb", 4)
-    correct = fill(released, nbformat.read(SOURCE, 4))
+    release(cfg, [A, L], log=lambda *_: None)
+    released = {a: nbformat.read(course_dir / "release" / a / f"{a}.ipynb", 4) for a in (A, L)}
+    sources = {a: nbformat.read(SOURCES[a], 4) for a in (A, L)}
+    correct = fill(released[A], sources[A])
     server = socket.create_server(("127.0.0.1", 0))
     accepted = []
     threading.Thread(target=lambda: accepted.append(server.accept()), daemon=True).start()
@@ -418,13 +447,14 @@ def graded(tmp_path_factory):
         folder = course_dir / "submitted" / student / A
         folder.mkdir(parents=True, exist_ok=True)
         (write or _write())(folder, nb)
+        (folder / "timestamp.txt").write_text(STAMP)
         return folder
 
     def replace(grade_id, source):
         return lambda nb: setattr(_cell(nb, grade_id), "source", source)
 
     for student, (kind, _) in HONEST.items():
-        submit(student, nb=KINDS[kind](released, nbformat.read(SOURCE, 4)))
+        submit(student, nb=KINDS[kind](released[A], sources[A]))
     for student, source in _probes(course_dir, server.getsockname()[1]).items():
         folder = submit(student, replace("relu_impl", source))
         (folder / "gradebook_link").symlink_to(course_dir / "gradebook.db")
@@ -434,41 +464,56 @@ def graded(tmp_path_factory):
         submit(student, edit)
     for student, (write, _, _) in MALFORMED.items():
         submit(student, write=write)
+    for student, case in CASES.items():
+        a = case.assignment
+        write_submission(course_dir, student, case, KINDS[case.base](released[a], sources[a]))
 
     source_hash = hashlib.sha256(SOURCE.read_bytes()).hexdigest()
     started = time.monotonic()
     os.environ["GRADER_ONLY_SECRET"] = "s3cret"  # the workers inherit it; kernels must not
     try:
-        results = autograde(cfg, A, jobs=2, log=lambda *_: None)
+        results = autograde(cfg, None, jobs=2, log=lambda *_: None)  # both assignments
     finally:
         del os.environ["GRADER_ONLY_SECRET"]
     elapsed = time.monotonic() - started
     server.close()
-    return {"cfg": cfg, "results": {r["student"]: r for r in results}, "accepted": accepted,
-            "source_hash": source_hash, "elapsed": elapsed}
+    by = {(r["student"], r["assignment"]): r for r in results}
+    pages = feedback(cfg, A, students=FEEDBACK_STUDENTS, log=lambda *_: None)
+    return {"cfg": cfg, "results": {s: r for (s, a), r in by.items() if a == A}, "by": by,
+            "accepted": accepted, "source_hash": source_hash, "elapsed": elapsed,
+            "pages": {p.parent.parent.name: p for p in pages}}
 
 
 CORPUS = (set(HONEST) | set(_probes(Path("/x"), 1)) | set(DISRUPTORS) | set(TAMPERED)
-          | set(MALFORMED))
+          | set(MALFORMED) | {s for s, case in CASES.items() if case.assignment == A})
+LOOPS_CORPUS = {s for s, case in CASES.items() if case.assignment == L} | {"s_link_student"}
+SUBMISSIONS = {(s, A) for s in CORPUS} | {(s, L) for s in LOOPS_CORPUS}
+FEEDBACK_STUDENTS = ["honest_a", "honest_partial", "o_amplify", "o_leak_hidden", "o_html",
+                     "f_forge_cell_basics"]
 
 
 def test_corpus_is_large_enough():
-    assert len(CORPUS) >= 60
+    assert len(SUBMISSIONS) >= 100
 
 
 def test_every_notebook_has_an_explicit_status(graded):
-    results = graded["results"]
-    assert set(results) == CORPUS  # the run finished and nobody was lost
-    for student, r in results.items():
-        assert r["status"] == "graded" or r["status"].startswith("not graded: "), (student, r)
-        assert r["max_score"] == 3, student  # points come from the instructor's copy
+    by = graded["by"]
+    assert set(by) == SUBMISSIONS  # the run finished and nobody was lost
+    for key, r in by.items():
+        assert r["status"] == "graded" or r["status"].startswith("not graded: "), (key, r)
+        assert r["max_score"] == 3, key  # points come from the instructor's copy
     store = StatusStore(graded["cfg"].course_dir)
     try:
-        stored = {r["student"]: r for r in store.query(assignment=A)}
+        stored = {(r["student"], r["assignment"]): r for r in store.query()}
     finally:
         store.close()
-    assert set(stored) == CORPUS
-    assert all(stored[s]["status"] == results[s]["status"] for s in CORPUS)
+    assert set(stored) == SUBMISSIONS
+    assert all(stored[k]["status"] == by[k]["status"] for k in SUBMISSIONS)
+
+
+def test_no_grader_error(graded):
+    errors = {k: r["status"] for k, r in graded["by"].items() if "grader error" in r["status"]}
+    assert errors == {}
 
 
 @pytest.mark.parametrize("student", sorted(HONEST))
@@ -518,8 +563,10 @@ def test_tampering_is_undone_graded_and_reported(graded, student):
     assert r["status"] == "graded" and r["score"] == score, (r["status"], r["tests"], r["notes"])
     if note:
         assert any(n.startswith("tampering: ") and note in n for n in r["notes"]), r["notes"]
-    if score < 3:  # the wrong relu was judged by the instructor's test, on fresh records
+    if 0 < score < 3:  # the wrong relu was judged by the instructor's test, on fresh records
         assert "relu_small" in _message(r, "test_relu")
+    if score == 0:  # a forged record kept in an ordinary cell breaks the source rules
+        assert any(n.startswith("rule: added cell") for n in r["notes"]), r["notes"]
 
 
 @pytest.mark.parametrize("student", sorted(MALFORMED))
@@ -530,7 +577,7 @@ def test_malformed_submission_gets_a_reason(graded, student):
 
 
 def test_gradebook_is_intact_and_holds_the_results(graded):
-    cfg, results = graded["cfg"], graded["results"]
+    cfg = graded["cfg"]
     db = sqlite3.connect(cfg.course_dir / "gradebook.db")
     try:
         assert db.execute("PRAGMA integrity_check").fetchone() == ("ok",)
@@ -538,11 +585,12 @@ def test_gradebook_is_intact_and_holds_the_results(graded):
         db.close()
     from nbgrader.api import Gradebook
     with Gradebook(cfg.gradebook_url) as gb:
-        assert {s.id for s in gb.students} == CORPUS
+        assert {s.id for s in gb.students} == CORPUS | LOOPS_CORPUS
         assert gb.find_notebook(A, A).max_score == 4  # + the written answer; never raised
-        for student, r in results.items():
-            nb = gb.find_submission_notebook(A, A, student)
-            assert nb.score == r["score"] and nb.max_score == 4, student
+        assert gb.find_notebook(L, L).max_score == 3
+        for (student, a), r in graded["by"].items():
+            nb = gb.find_submission_notebook(a, a, student)
+            assert nb.score == r["score"] and nb.max_score == (4 if a == A else 3), student
             assert nb.flagged == (r["status"] != "graded"), student
             auto = {g.name: g.auto_score for g in nb.grades}
             if r["status"] == "graded":
@@ -575,3 +623,91 @@ def test_no_sandbox_process_survives_the_run(graded):
     assert _sandbox_processes() == []
 
 
+
+
+# ---- issue 13 (cases in tests/hostile_issue13.py) ----------------------------------------------
+
+def _points(result) -> dict[str, float]:
+    return {t["grade_id"]: t["points"] for t in result["tests"]}
+
+
+@pytest.mark.parametrize("student", sorted(CASES))
+def test_issue13_case_earns_only_its_honest_part(graded, student):
+    case = CASES[student]
+    r = graded["by"][(student, case.assignment)]
+    assert r["status"].startswith(case.status), (r["status"], r["notes"])
+    if case.status.startswith("not graded"):
+        assert r["status"] != "not graded: " and r["score"] == 0, r  # a reason, no points
+    if case.exact:
+        assert r["score"] == case.score, (r["tests"], r["notes"])
+    else:
+        assert r["score"] <= case.score, (r["tests"], r["notes"])
+
+
+@pytest.mark.parametrize("student", sorted(s for s in CASES if s.startswith("honest_")))
+def test_honest_style_has_no_notes(graded, student):
+    r = graded["by"][(student, CASES[student].assignment)]
+    assert r["notes"] == [], r["notes"]  # extra cells, imports, plots and helpers are fine
+
+
+@pytest.mark.parametrize("student, cell", [
+    ("j_deep_json", "test_relu"), ("j_deep_seq", "test_relu"), ("j_bigint", "test_total_bound"),
+    ("j_raw_deep_json", "test_relu"), ("j_raw_deep_seq", "test_relu")])
+def test_pathological_record_costs_its_own_cell_only(graded, student, cell):
+    case = CASES[student]
+    got = _points(graded["by"][(student, case.assignment)])
+    assert got == {**POINTS[case.assignment], cell: 0}, got
+
+
+def test_bad_timestamp_is_a_note(graded):
+    r = graded["results"]["t_bad_timestamp"]
+    assert r["status"] == "graded" and r["score"] == 3, r
+    assert any("timestamp" in n for n in r["notes"]), r["notes"]
+
+
+SMALL = 12_000_000  # 15 MB shown in ten places is 150 MB uncapped; 8 MB of outputs are kept
+
+
+def test_output_amplification_stays_small(graded):
+    nb = graded["cfg"].course_dir / "autograded" / "o_amplify" / A / f"{A}.ipynb"
+    assert nb.stat().st_size < SMALL, nb.stat().st_size
+    assert graded["pages"]["o_amplify"].stat().st_size < SMALL
+
+
+def _autograded_text(graded, student) -> str:
+    return (graded["cfg"].course_dir / "autograded" / student / A / f"{A}.ipynb").read_text()
+
+
+@pytest.mark.parametrize("student", FEEDBACK_STUDENTS)
+def test_feedback_shows_no_hidden_test_line_in_any_encoding(graded, student):
+    lines = hidden_lines(nbformat.read(SOURCE, 4))
+    assert len(lines) == 3
+    page = graded["pages"][student].read_text(encoding="utf-8")
+    assert leaked(page, lines) == []
+
+
+def test_leaking_student_did_capture_the_hidden_tests(graded):
+    """The attack works in the kernel (so the feedback test above can fail)."""
+    lines = hidden_lines(nbformat.read(SOURCE, 4))
+    assert {enc for enc, _ in leaked(_autograded_text(graded, "o_leak_hidden"), lines)} >= {
+        "b64", "hex", "reversed", "rot13"}
+
+
+def test_feedback_has_no_executable_student_html(graded):
+    page = graded["pages"]["o_html"].read_text(encoding="utf-8")
+    assert executable_html(page, HTML_MARK) == []
+    assert f"{HTML_MARK}_script" in _autograded_text(graded, "o_html")  # the outputs were made
+
+
+@pytest.mark.parametrize("assignment", [A, L])
+def test_fixture_tests_hold_no_computed_expected_value(assignment):
+    """Hidden tests only record the student's outputs; visible expected values are literals."""
+    cells = [c for c in nbformat.read(SOURCES[assignment], 4).cells
+             if nbg(c).get("grade") and c.cell_type == "code"]
+    assert cells and all("record(" in c.source for c in cells)
+    assert {c.metadata.nbgrader.grade_id: expected_value_problems(c.source) for c in cells} == {
+        c.metadata.nbgrader.grade_id: [] for c in cells}
+    assert expected_value_problems(  # the check can fail
+        'out = f(x)\nrecord("a", out)\nassert_array("f", out, np.maximum(0, x))\n'
+        '### BEGIN HIDDEN TESTS\nassert_value("g", g(1), 2)\n### END HIDDEN TESTS') == [
+        'visible: assert_array(\'f\', out, np.maximum(0, x))', "hidden: assert_value('g', g(1), 2)"]
