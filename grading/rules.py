@@ -64,6 +64,10 @@ PROTECTED_NAMES = frozenset({"record", "assert_array", "assert_value", "trace_ca
 # Forbidden names that are harmless as a direct call at the top level of a cell: ``display``
 # there shows its output in that cell; inside a function a test cell could call it.
 TOP_LEVEL_CALLS = frozenset({"display"})
+# The same for IPython's rich-display tools, imported and used at the top level of a cell (a
+# student showing an image or a table); inside a function they are IPython and forbidden.
+TOP_LEVEL_DISPLAY = frozenset(f"IPython.display.{n}" for n in (
+    "display", "HTML", "Markdown", "Latex", "Math", "Image", "SVG", "clear_output"))
 SAFE_DUNDERS = frozenset({"__init__", "__name__", "__qualname__", "__doc__", "__version__",
                           "__module__"})
 SAFE_MAGICS = frozenset({"matplotlib", "pinfo", "pinfo2", "psearch", "pdoc", "pdef"})
@@ -312,7 +316,8 @@ class _Collector(ast.NodeVisitor):
         return None
 
     def _ref(self, node: ast.AST) -> None:
-        self.facts.refs.extend((node.lineno, q) for q in self._resolve(node))
+        self.facts.refs.extend((node.lineno, q) for q in self._resolve(node)
+                               if self.scopes or q not in TOP_LEVEL_DISPLAY)
 
     def _attr_name(self, line: int, attr: str, resolved: bool = False) -> None:
         if not resolved:  # a resolved name is judged by its qualified name (with allow lists)
@@ -396,7 +401,7 @@ class _Collector(ast.NodeVisitor):
         if any(a.name == "*" for a in node.names):
             self.facts.refs.append((node.lineno, module))
         for a in node.names:
-            if a.name != "*":
+            if a.name != "*" and (self.scopes or f"{module}.{a.name}" not in TOP_LEVEL_DISPLAY):
                 self.facts.refs.append((node.lineno, f"{module}.{a.name}"))
             self._bind(a.asname or a.name, node.lineno, f"{module}.{a.name}")
 
@@ -533,20 +538,39 @@ def top_level_statements(source: str) -> list[tuple[ast.stmt, set[str]]]:
         tree = ast.parse(_transform(source))
     except (SyntaxError, ValueError, RecursionError, MemoryError):
         return []
-    out = []
-    for stmt in tree.body:
-        names: set[str] = set()
-        if isinstance(stmt, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
-            names.add(stmt.name)
-        elif isinstance(stmt, (ast.Import, ast.ImportFrom)):
-            names.update((a.asname or a.name).split(".")[0] for a in stmt.names)
-        for sub in ast.walk(stmt):  # assignments (also nested in if/for/with/try)
-            if isinstance(sub, ast.Name) and isinstance(sub.ctx, (ast.Store, ast.Del)):
-                names.add(sub.id)
-            elif isinstance(sub, ast.Global):
-                names.update(sub.names)
-        out.append((stmt, names))
-    return out
+    return [(stmt, _bound_globals(stmt)) for stmt in tree.body]
+
+
+_SCOPES = (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef, ast.Lambda, ast.ListComp,
+           ast.SetComp, ast.DictComp, ast.GeneratorExp)
+
+
+def _bound_globals(stmt: ast.stmt) -> set[str]:
+    """Names a top-level statement binds in the notebook's global namespace: assignments and
+    imports (also nested in if/for/with/try), defined functions and classes, ``global`` names;
+    not the local variables of a function, class body or comprehension."""
+    names: set[str] = set()
+
+    def visit(node: ast.AST, local: bool) -> None:
+        if isinstance(node, ast.Global):
+            names.update(node.names)
+        elif isinstance(node, _SCOPES):
+            if not local and isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef,
+                                               ast.ClassDef)):
+                names.add(node.name)
+            for child in ast.iter_child_nodes(node):
+                visit(child, True)  # only its ``global`` statements reach the notebook
+            return
+        elif not local and isinstance(node, ast.Name) and isinstance(node.ctx,
+                                                                        (ast.Store, ast.Del)):
+            names.add(node.id)
+        elif not local and isinstance(node, (ast.Import, ast.ImportFrom)):
+            names.update((a.asname or a.name).split(".")[0] for a in node.names)
+        for child in ast.iter_child_nodes(node):
+            visit(child, local)
+
+    visit(stmt, False)
+    return names
 
 
 # ---------------------------------------------------------------------------------------------

@@ -73,6 +73,26 @@ def test_release_stubs_trip_no_rule(name):
     assert rules.violations(stubbed(nb), nb) == []
 
 
+@pytest.mark.parametrize("fraction", [0.25, 0.5, 0.75])
+@pytest.mark.parametrize("name", NAMES)
+def test_partly_solved_notebooks_trip_no_rule(name, fraction):
+    """A student who solved the first exercises: a stub's leftover names (``return r`` after
+    nbgrader's ``raise``) are not uses of another exercise's local variables (a function binds
+    only its own name in the notebook)."""
+    from grading.samples import fill
+    nb = source(name)
+    partial = fill(stubbed(nb), nb, fraction=fraction)
+    assert rules.violations(partial, nb) == []
+
+
+def test_a_function_binds_only_its_name_and_its_globals():
+    stmts = rules.top_level_statements(
+        "def f(x):\n    global G\n    r = 1\n    G = [k for k in x]\n"
+        "for i in range(3):\n    y = [k for k in range(i)]\n"
+        "import numpy as np\nclass A:\n    z = 1\n")
+    assert [names for _, names in stmts] == [{"f", "G"}, {"i", "y"}, {"np"}, {"A"}]
+
+
 @pytest.mark.parametrize("name", NAMES)
 def test_reference_with_noisy_prefix_and_scratch_cells_trips_no_rule(name):
     nb = copy.deepcopy(source(name))
@@ -129,6 +149,21 @@ def test_honest_styles_trip_no_rule():
                "ref, _ = conv_forward_fast(x, w, np.zeros(1), {})\n"
                "assert_array('mine', mine, ref)\nprint(type(mine).__name__)")
     assert found("01_convolution", added={"conv_forward_naive": scratch}) == []
+
+
+def test_ipython_display_tools_at_the_top_level_are_honest():
+    """Showing an image or a table in an added cell is honest; the same tools inside a function
+    (which a test cell could call) or IPython's other parts are not."""
+    shown = ("from IPython.display import HTML, Markdown, display\n"
+             "display(Markdown('**my result**'))\nHTML('<b>ok</b>')")
+    assert found("01_convolution", added={"conv_forward_naive": shown}) == []
+    hidden_call = ("from IPython.display import display\n\ndef show(x):\n"
+                   "    display(x)\n    return x")
+    assert found("01_convolution", added={"conv_forward_naive": hidden_call})
+    assert found("01_convolution", added={
+        "conv_forward_naive": "from IPython import get_ipython\nget_ipython()"})
+    assert found("01_convolution", added={
+        "conv_forward_naive": "import IPython.display\nIPython.display.display(1)"})
 
 
 # --- exercise rules ------------------------------------------------------------------------------
