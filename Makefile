@@ -1,12 +1,14 @@
 # Two commands for a fresh machine:  make demo   and   make test
-VENV   ?= .venv
+# The environment: .venv (created here), or the active conda environment made from
+# environment.yml (`conda activate cs231n-course`), or any VENV=/path/to/env with bin/python.
+VENV   ?= $(if $(filter cs231n-course,$(CONDA_DEFAULT_ENV)),$(CONDA_PREFIX),.venv)
 PYTHON ?= python3
 PY     := $(VENV)/bin/python
 # apt waits for another apt/dpkg (e.g. unattended upgrades) to release its locks instead of failing
 APT    := DEBIAN_FRONTEND=noninteractive apt-get -o DPkg::Lock::Timeout=600 -y -qq
 STAMP  := $(VENV)/.installed
 
-.PHONY: demo train test lint bench setup sysdeps clean notebooks lab
+.PHONY: demo train test test-quick lint bench setup sysdeps browserdeps clean notebooks lab
 
 setup: sysdeps $(STAMP)
 
@@ -36,10 +38,10 @@ sysdeps:
 	         "install the 'bubblewrap' package as root (apt/dnf/pacman)." >&2; \
 	  fi; }
 
-$(STAMP): pyproject.toml
-	test -x $(PY) || $(PYTHON) -m venv $(VENV)
-	$(PY) -m pip install -q --upgrade pip
-	$(PY) -m pip install -q -e '.[test]'
+# The library, the student and instructor tools and the (exactly pinned) test tools, editable.
+$(STAMP): pyproject.toml setup.py
+	test -x $(PY) || { $(PYTHON) -m venv $(VENV) && $(PY) -m pip install -q --upgrade pip; }
+	$(PY) -m pip install -q -e '.[course,grading,test]'
 	touch $(STAMP)
 
 # The main job: release the course, grade a sample class in parallel, write feedback and grades.
@@ -55,9 +57,28 @@ lab: $(STAMP)
 train: setup
 	$(PY) -m cs231n_lib.demo
 
-test: setup
+test: setup browserdeps
 	$(PY) -m ruff check .
 	$(PY) -m pytest
+
+# Debian's Chromium for the real-browser tests (tests/test_browser.py; Playwright drives it, no
+# browser download) and a CJK font, so the glossaries' Chinese terms are not empty boxes in its
+# screenshots. Installed as root with apt; otherwise the exact command is printed.
+browserdeps:
+	@test -x /usr/bin/chromium -a -n "$$(fc-list :lang=zh 2>/dev/null | head -n 1)" || { \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+	    echo "installing chromium and fonts-noto-cjk (real-browser tests)"; \
+	    $(APT) update && $(APT) install chromium fonts-noto-cjk; \
+	  else \
+	    echo "NOTE: chromium or a CJK font is missing; tests/test_browser.py will be skipped" \
+	         "without chromium: sudo apt-get install chromium fonts-noto-cjk" >&2; \
+	  fi; }
+
+# The quick loop (a few minutes): everything but the tests marked slow (notebooks executed with
+# a kernel, grading end to end, the sandbox, the wheel).
+test-quick: setup
+	$(PY) -m ruff check .
+	$(PY) -m pytest -m "not slow"
 
 lint: $(STAMP)
 	$(PY) -m ruff check .
@@ -72,5 +93,7 @@ bench: $(STAMP)
 	$(PY) -m pip install -q -e '.[bench]'
 	env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE $(PY) bench/conv.py
 
+# Removes the environment make created, never a conda environment.
 clean:
-	rm -rf $(VENV) build *.egg-info
+	$(if $(filter $(CONDA_PREFIX),$(VENV)),,rm -rf $(VENV))
+	rm -rf build *.egg-info

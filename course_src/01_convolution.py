@@ -39,16 +39,21 @@
 # | 中文 | English | Meaning here |
 # |---|---|---|
 # | 卷积 | convolution | slide a filter over the input; multiply and sum at each position |
-# | 汇聚 | pooling | summarise each window of a feature map (max or average), per channel |
+# | 汇聚 | pooling | summarise each window of a feature map (max, mean, L2 norm), per channel |
 # | 零填充 | zero padding | P rows/columns of zeros added on each side of the input |
 # | 步长 | stride | S, the step between neighbouring filter positions |
 # | 数据体 | volume | a 3-D array of activations: width x height x depth (channels) |
 # | 感受野 | receptive field | the input region that one output neuron sees |
 # | 参数共享 | parameter sharing | all positions of one depth slice use the same filter weights |
+# | 滤波器 | filter | F x F x C weights (and a bias) slid over the input |
+# | 局部连接 | local connectivity | a neuron sees only its receptive field, not the whole input |
+# | 深度切片 | depth slice | the 2-D slice of a volume at one depth: one feature map |
+# | 降采样 | down-sampling | shrinking width and height (pooling, or a stride above 1) |
+# | 最大汇聚 | max pooling | pooling that keeps the largest value of each window |
+# | 平均汇聚 | average pooling | pooling that keeps the mean of each window |
+# | L-2范式汇聚 | L2-norm pooling | keeps the L2 norm of each window (范数 in most texts) |
 
 # %%
-import timeit
-
 import matplotlib.pyplot as plt
 import numpy as np
 
@@ -57,9 +62,10 @@ from cs231n_lib.budget import budget
 from cs231n_lib.call_trace import trace_call
 from cs231n_lib.checks import assert_array, assert_value, record
 from cs231n_lib.data import load_image
-from cs231n_lib.fast_layers import conv_forward_fast
+from cs231n_lib.fast_layers import conv_backward_fast, conv_forward_fast
 from cs231n_lib.gradient_check import eval_numerical_gradient_array, rel_error
-from cs231n_lib.vis_utils import plot_filters
+from cs231n_lib.timing import time_layer
+from cs231n_lib.vis_utils import plot_filters, plot_timings
 
 plt.rcParams["figure.figsize"] = (9, 3.5)
 
@@ -595,25 +601,31 @@ print(f"X_col holds {X_col.size:,} numbers, the image {3 * 227 * 227:,}: {blowup
       f"({X_col.nbytes / 2**20:.2f} MiB vs {3 * 227 * 227 * 4 / 2**20:.2f} MiB in float32)")
 
 # %% [markdown]
-# **What it buys in speed.** The same layer, timed with your loops, your im2col version and the
-# library's fast layer (best of a few runs; the numbers depend on the machine, the ratios much
-# less):
+# **What it buys in speed.** The same layer with your loops, your im2col version and the
+# library's fast layer, forward and backward. `time_layer` (from `cs231n_lib.timing`) times one
+# call of each pass: the backward pass alone, on the cache of a forward call, after one untimed
+# warm-up call, as the best of several runs (`timeit.repeat`, then the minimum: the run least
+# disturbed by other programs). numpy's matrix product is held to one thread while timing: on a
+# busy machine its idle threads can stall a small product for milliseconds in every run (the
+# library's fast layer still splits the batch over its own threads). The numbers depend on the
+# machine, the ratios much less. Pooling is timed the same way in notebook 3.
 
 # %%
 rng = np.random.default_rng(6)
-x, w, b = rng.standard_normal((8, 3, 32, 32)), rng.standard_normal((16, 3, 3, 3)), np.zeros(16)
+N = budget(full=8, graded=2)  # a smaller batch under the grader
+x, w, b = rng.standard_normal((N, 3, 32, 32)), rng.standard_normal((16, 3, 3, 3)), np.zeros(16)
 conv_param = {"stride": 1, "pad": 1}
-repeats = budget(full=5, graded=1)
-timings = {name: min(timeit.repeat(lambda f=f: f(x, w, b, conv_param), number=1, repeat=repeats))
-           for name, f in (("naive loops", conv_forward_naive), ("im2col", conv_forward_im2col),
-                           ("library fast", conv_forward_fast))}
-for name, seconds in timings.items():
-    print(f"{name:>12}: {seconds * 1e3:8.2f} ms   speed-up over loops: "
-          f"{timings['naive loops'] / seconds:6.1f}x")
-plt.bar(list(timings), [1e3 * s for s in timings.values()])
-plt.ylabel("ms per forward pass (log scale)")
-plt.yscale("log")
-plt.title("Conv forward, x (8, 3, 32, 32), 16 filters 3x3")
+repeats = budget(full=7, graded=3)
+layers = {"naive loops": (conv_forward_naive, conv_backward_naive),
+          "im2col": (conv_forward_im2col, conv_backward_im2col),
+          "library fast": (conv_forward_fast, conv_backward_fast)}
+timings = {name: time_layer(forward, backward, (x, w, b, conv_param), repeats, blas_threads=1)
+           for name, (forward, backward) in layers.items()}
+for name, times in timings.items():
+    print(f"{name:>12}: " + ", ".join(
+        f"{p} {1e3 * s:8.3f} ms ({timings['naive loops'][p] / s:5.1f}x the loops' speed)"
+        for p, s in times.items()))
+plot_timings(timings, repeats, title=f"Conv layer: x {x.shape}, 16 filters 3x3, stride 1, pad 1")
 plt.show()
 
 # %% [markdown]
@@ -642,7 +654,8 @@ for ax, name, image in zip(axes[1:], kernels, filtered[0], strict=True):
 for ax in axes:
     ax.axis("off")
 plt.show()
-plot_filters(w_photo, title="the three filters")
+plot_filters(w_photo, title="the three filters, each on its own colour scale", names=kernels,
+             scale="filter")
 plt.show()
 
 # %% [markdown]
@@ -843,10 +856,38 @@ for size in (224, 384):
     print(f"{size} x {size} image -> {volume} x {volume} x 512 volume -> "
           f"{scores} x {scores} score map ({scores * scores} crop positions, "
           f"{total_stride} px apart)")
-step = 16
-passes = (total_stride // step) ** 2
-print(f"score positions every {step} px: {passes} passes, the input shifted by "
-      f"{[(dy, dx) for dy in range(0, total_stride, step) for dx in range(0, total_stride, step)]}")
+step, size, crop = 16, 384, 224
+shifts = [(dy, dx) for dy in range(0, total_stride, step) for dx in range(0, total_stride, step)]
+print(f"score positions every {step} px: {len(shifts)} passes, the input shifted by {shifts}")
+
+
+def crops_scored(shift):
+    """Top-left corners of the crops scored by one pass over the image shifted by (dy, dx),
+    i.e. with its first dy rows and dx columns cut off (pixels past the last 32 px step unused)."""
+    dy, dx = shift
+    n_rows = (size - dy - crop) // total_stride + 1
+    n_cols = (size - dx - crop) // total_stride + 1
+    return {(dy + total_stride * i, dx + total_stride * j)
+            for i in range(n_rows) for j in range(n_cols)}
+
+
+grid = range(0, size - crop + 1, step)
+every_16px = {(y, x) for y in grid for x in grid}
+twice = crops_scored((0, 0)) | crops_scored((step, step))
+four_times = set().union(*(crops_scored(shift) for shift in shifts))
+print(f"crops of {crop} px every {step} px in a {size} x {size} image: {len(every_16px)}; "
+      f"two passes (original, shifted along both axes) score {len(twice)}, "
+      f"{len(shifts)} passes score {len(four_times & every_16px)}")
+
+# %% [markdown]
+# **An erratum in the English notes.** To score crops every 16 pixels, the notes say to forward
+# the converted network *twice*, over the original image and over the image shifted by 16
+# pixels along both width and height. The two passes score only the crops whose corner is
+# shifted along both axes or along neither, about half of them (the count above); the crops
+# shifted along one axis only need two more passes, one shifted along the width and one along
+# the height: $(32 / 16)^2 = 4$ passes. The Chinese translation has it right: after the pass over
+# the original image it shifts the image by 16 pixels along the width, along the height, and
+# along both.
 
 # %% [markdown]
 # ## 8. Dilation and receptive field (3 points)

@@ -6,7 +6,8 @@
 # Pooling (汇聚) summarises each window of a feature map, channel by channel, and so shrinks the
 # volume (数据体) in width and height while keeping its depth. This notebook implements max and
 # average pooling forward and backward, compares them on a photo and in a small trained network,
-# and then drops pooling altogether, as the all-convolutional net does. Terms are defined in the
+# adds L2-norm pooling and asks why max pooling won, and then drops pooling altogether, as the
+# all-convolutional net does. Terms are defined in the
 # [glossary of notebook 1](../01_convolution/01_convolution.ipynb).
 #
 # **How to work.** Write your code between the lines that say `# YOUR CODE HERE` (remove the
@@ -19,9 +20,10 @@
 # | 2 | Max pooling: backward | 7 |
 # | 3 | Average pooling: forward and backward | 6 |
 # | 4 | Max vs average: a photo and a small trained network | 2 |
-# | 5 | Without pooling: the all-convolutional net | 10 |
+# | 5 | General pooling: L2-norm pooling | 5 |
+# | 6 | Without pooling: the all-convolutional net | 10 |
 #
-# **Total: 30 points**
+# **Total: 35 points**
 #
 # Conventions: NCHW tensors; `pool_param` holds `pool_height`, `pool_width` and `stride`; windows
 # may overlap (stride smaller than the window); the output size follows the rule
@@ -41,9 +43,17 @@ from cs231n_lib.call_trace import trace_call
 from cs231n_lib.checks import assert_array, assert_value, record
 from cs231n_lib.classifiers.convnet import ConvNet
 from cs231n_lib.data import load_dataset, load_image
-from cs231n_lib.fast_layers import conv_forward_fast
+from cs231n_lib.fast_layers import (
+    avg_pool_backward_fast,
+    avg_pool_forward_fast,
+    conv_forward_fast,
+    max_pool_backward_fast,
+    max_pool_forward_fast,
+)
 from cs231n_lib.gradient_check import eval_numerical_gradient_array, rel_error
 from cs231n_lib.solver import Solver
+from cs231n_lib.timing import time_layer
+from cs231n_lib.vis_utils import plot_timings
 
 plt.rcParams["figure.figsize"] = (9, 3.5)
 
@@ -400,7 +410,219 @@ plt.show()
 # compare on held-out data.
 
 # %% [markdown]
-# ## 5. Without pooling: the all-convolutional net (10 points)
+# ## 5. General pooling: L2-norm pooling (5 points)
+#
+# The notes: besides max pooling, a pooling unit can compute other functions, such as average
+# pooling or **L2-norm pooling** (L-2范式汇聚), which outputs the Euclidean length of each window:
+#
+# $$y_{ij} = \sqrt{\textstyle\sum_{(r, s) \in \text{window}(i, j)} x_{rs}^2}.$$
+#
+# Its backward pass follows from $\partial y_{ij} / \partial x_{rs} = x_{rs} / y_{ij}$: each
+# window's upstream gradient is shared among all its pixels in proportion to their values (a
+# negative pixel gets a negative share), and a pixel in several overlapping windows receives the
+# sum of its shares. A window of zeros has $y = 0$, where the norm has a corner (like $|x|$
+# at $x = 0$) and no derivative: send its pixels a gradient of **0** there, a valid subgradient
+# and what the hidden tests expect (never divide by zero: that gives NaN).
+#
+# **Exercise.** Write `l2_pool_forward_naive` and `l2_pool_backward_naive` under the same rules
+# as the other pooling layers of this notebook: an explicit Python loop over the output rows (at
+# least; vectorise over N and C), `shapes.pool_geometry` for the geometry, and no
+# `sliding_window_view`, `as_strided` or course library layer. The grader checks both rules
+# (a loop is required: the naive layers are the ones compared with the library's vectorised
+# pooling at the end of this part).
+
+# %% solution: l2_pool
+# rules: forbid @shortcuts, cs231n_lib; allow cs231n_lib.shapes; require loop
+def l2_pool_forward_naive(x, pool_param):
+    """
+    Naive forward pass of an L2-norm pooling layer.
+
+    Inputs and outputs as max_pool_forward_naive: out[n, c, i, j] is the L2 norm of the window
+    of channel c of image n at row i * stride, column j * stride; dtype of x. The cache is
+    yours to choose.
+    """
+    ### BEGIN SOLUTION
+    ph, pw, stride, H_out, W_out = shapes.pool_geometry(x.shape, pool_param)
+    out = np.empty(x.shape[:2] + (H_out, W_out), dtype=x.dtype)
+    for i in range(H_out):
+        for j in range(W_out):
+            window = x[:, :, i * stride:i * stride + ph, j * stride:j * stride + pw]
+            out[:, :, i, j] = np.sqrt((window * window).sum(axis=(2, 3)))
+    cache = (x, out, pool_param)
+    ### END SOLUTION
+    return out, cache
+
+
+def l2_pool_backward_naive(dout, cache):
+    """
+    Naive backward pass of an L2-norm pooling layer.
+
+    Inputs:
+    - dout: upstream gradient of shape (N, C, H_out, W_out)
+    - cache: the cache your l2_pool_forward_naive returned
+
+    Returns:
+    - dx: gradient with respect to x, shape (N, C, H, W); 0 for the pixels of an all-zero
+      window
+    """
+    ### BEGIN SOLUTION
+    x, out, pool_param = cache
+    ph, pw, stride, H_out, W_out = shapes.pool_geometry(x.shape, pool_param)
+    dx = np.zeros(x.shape, dtype=np.result_type(x, dout))
+    nonzero = out != 0
+    scale = np.divide(dout, out, out=np.zeros(dx.shape[:2] + out.shape[2:], dx.dtype),
+                      where=nonzero)  # dout / y, 0 where the window is all zeros
+    for i in range(H_out):
+        for j in range(W_out):
+            rows = slice(i * stride, i * stride + ph)
+            cols = slice(j * stride, j * stride + pw)
+            dx[:, :, rows, cols] += x[:, :, rows, cols] * scale[:, :, i, j, None, None]
+    ### END SOLUTION
+    return dx
+
+
+# %% [markdown]
+# A case to check by hand: 2 x 2 windows at stride 2 on a 2 x 6 image. The left window holds 3
+# and 4 (norm 5), the middle one four 1s (norm 2), the right one zeros (norm 0). With upstream
+# gradients 10, 1 and 7, the left window sends 10 x 3/5 = 6 and 10 x 4/5 = 8, the middle one
+# 1 x 1/2 to each pixel, the zero window nothing.
+
+# %% tests: test_l2_pool (2 points)
+"""l2_pool forward and backward by hand (with an all-zero window); numerical gradient."""
+x = np.array([[3.0, 0, 1, 1, 0, 0],
+              [0, 4, 1, 1, 0, 0]])[None, None]  # (1, 1, 2, 6)
+pool2 = {"pool_height": 2, "pool_width": 2, "stride": 2}
+out, cache = l2_pool_forward_naive(x, pool2)
+record("l2_forward_by_hand", out, rtol=1e-12, atol=1e-12)
+assert_array("out (2x2 windows, stride 2)", out, np.array([[[[5.0, 2.0, 0.0]]]]), rtol=1e-12)
+dx = l2_pool_backward_naive(np.array([[[[10.0, 1.0, 7.0]]]]), cache)
+record("l2_backward_by_hand", dx, rtol=1e-12, atol=1e-12)
+assert_array("dx (the zero window gets 0, not NaN)", dx,
+             np.array([[[[6.0, 0, 0.5, 0.5, 0, 0], [0, 8, 0.5, 0.5, 0, 0]]]]), rtol=1e-12)
+out32, _ = l2_pool_forward_naive(x.astype(np.float32), pool2)
+assert_value("dtype for float32 input", str(out32.dtype), "float32")
+rng = np.random.default_rng(5)
+x = rng.standard_normal((2, 2, 5, 5))  # pool3: the overlapping 3x3 windows at stride 2 of part 1
+dout = rng.standard_normal((2, 2, 2, 2))
+_, cache = l2_pool_forward_naive(x, pool3)
+dx = l2_pool_backward_naive(dout, cache)
+record("l2_backward_random", dx, rtol=1e-10, atol=1e-12)
+dx_num = eval_numerical_gradient_array(lambda v: l2_pool_forward_naive(v, pool3)[0], x, dout)
+print(f"dx relative error vs numerical gradient: {rel_error(dx, dx_num):.2e}")
+assert_array("dx vs numerical gradient (3x3 windows, stride 2)", dx, dx_num, rtol=1e-6,
+             atol=1e-8)
+
+# %% tests: test_l2_pool_hidden (3 points)
+"""l2_pool forward and backward on random shapes, windows and zero windows (hidden tests)."""
+### BEGIN HIDDEN TESTS
+rng = np.random.default_rng(44)
+for case in range(8):  # odd cases: integers 0..2, so small windows may be all zeros
+    x, pool_param, out_shape, label = _random_pool_case(rng, integers=case % 2 == 1)
+    out, cache = l2_pool_forward_naive(x, pool_param)
+    dx = l2_pool_backward_naive(rng.standard_normal(out_shape), cache)
+    record(f"l2_forward_hidden_{case} ({label})", out, rtol=1e-10, atol=1e-12)
+    record(f"l2_backward_hidden_{case} ({label})", dx, rtol=1e-10, atol=1e-12)
+x = rng.standard_normal((2, 3, 13, 13))
+(_, cache), fwd = trace_call(l2_pool_forward_naive, x, pool3)
+_, bwd = trace_call(l2_pool_backward_naive, rng.standard_normal((2, 3, 6, 6)), cache)
+record("l2_forward_loop_over_the_6_output_rows", fwd.lines, kind="at_least", bound=6)
+record("l2_no_library_shortcut", fwd.shortcuts() + bwd.shortcuts(), kind="equal")
+### END HIDDEN TESTS
+
+# %% [markdown]
+# **Max, average and L2 side by side.** For the $n$ values of a window that are all $\ge 0$, as
+# after a ReLU, $\text{mean} \le \text{L2}/\sqrt{n} \le \max \le \text{L2} \le \sqrt{n}\,\max$:
+# the L2 norm divided by $\sqrt{n}$ (the root mean square) lies between the average and the
+# max. It weighs large values more than the mean does, yet still counts every pixel. A feature
+# map to pool: the vertical-edge (Sobel) response of the photo of part 4 after a ReLU, pooled
+# with 8 x 8 windows by your three layers:
+
+# %%
+edge_map = np.maximum(conv_forward_fast(camera, sobel, np.zeros(1), {"pad": 1})[0], 0)
+n = pool8["pool_height"] * pool8["pool_width"]
+pooled_maps = {"max": max_pool_forward_naive(edge_map, pool8)[0],
+               "average": avg_pool_forward_naive(edge_map, pool8)[0],
+               "L2 / sqrt(n)": l2_pool_forward_naive(edge_map, pool8)[0] / np.sqrt(n)}
+print(f"feature map {edge_map.shape[2]}x{edge_map.shape[3]}, {n} pixels per window, "
+      f"{np.mean(edge_map > 0):.1%} of its pixels > 0")
+for name, values in pooled_maps.items():
+    print(f"{name:>13}: mean over the {values.size} windows {values.mean():.3f}")
+ordered = (pooled_maps["average"] <= pooled_maps["L2 / sqrt(n)"] + 1e-12) & \
+    (pooled_maps["L2 / sqrt(n)"] <= pooled_maps["max"] + 1e-12)
+print(f"windows with average <= L2 / sqrt(n) <= max: {ordered.mean():.0%}")
+fig, axes = plt.subplots(1, 4, figsize=(14, 3.6))
+axes[0].imshow(edge_map[0, 0], cmap="gray", interpolation="nearest")
+axes[0].set_title("feature map: ReLU(Sobel)")
+for ax, (name, values) in zip(axes[1:], pooled_maps.items(), strict=True):
+    ax.imshow(values[0, 0], cmap="gray", vmin=0, vmax=pooled_maps["max"].max(),
+              interpolation="nearest")
+    ax.set_title(f"{name}, 8x8/8")
+for ax in axes:
+    ax.axis("off")
+fig.suptitle("the three pooled maps on one grey scale (0 to the largest max)")
+plt.show()
+
+# %% [markdown]
+# What a pooling unit should report is whether its feature is present in the window. Two 8 x 8
+# windows with the same energy (sum of squares 1): one strong response at a single pixel, and a
+# faint response of 1/8 everywhere. And how the backward pass of each layer spreads a gradient
+# of 1 per window over the feature map above:
+
+# %%
+strong = np.zeros((1, 1, 8, 8))
+strong[0, 0, 3, 5] = 1.0
+windows = {"one strong pixel": strong, "faint everywhere": np.full((1, 1, 8, 8), 1 / 8)}
+layers = {"max": (max_pool_forward_naive, max_pool_backward_naive),
+          "average": (avg_pool_forward_naive, avg_pool_backward_naive),
+          "L2": (l2_pool_forward_naive, l2_pool_backward_naive)}
+for name, (forward, backward) in layers.items():
+    strong_out, faint_out = (float(forward(w, pool8)[0][0, 0, 0, 0]) for w in windows.values())
+    out, cache = forward(edge_map, pool8)
+    reached = np.mean(backward(np.ones_like(out), cache) != 0)
+    print(f"{name:>7}: strong {strong_out:.4f}, faint {faint_out:.4f} (ratio "
+          f"{strong_out / faint_out:5.3f}); gradient reaches {reached:6.1%} of the feature map")
+
+# %% [markdown]
+# Max pooling reports the strong, localised response far above the faint texture (the ratios
+# printed above); average pooling does the opposite, diluting a strong response by the window's
+# area, and L2 pooling cannot tell the two apart. In the backward pass max sends each window's
+# gradient to one pixel (the position of the maximum, the notes' "switches"), average and L2 to
+# every pixel that contributed. This is why max pooling suits a convolutional network, whose
+# filters detect features, and why average pooling "has recently fallen out of favor compared to
+# the max pooling operation, which has been shown to work better in practice", as the notes say;
+# in the seed's translation:
+#
+# > 平均汇聚历史上比较常用,但是现在已经很少使用了。因为实践证明,最大汇聚的效果比平均汇聚要好。
+#
+# The evidence is empirical (e.g. Scherer, Müller and Behnke, 2010, found max pooling clearly
+# better than subsampling on object recognition benchmarks): the arithmetic above explains the
+# finding, it does not prove it.
+#
+# **What pooling costs.** Your loops against the library's vectorised pooling
+# (`cs231n_lib.fast_layers`), forward and backward, with 2 x 2 windows at stride 2, timed as in
+# notebook 1 (best of several runs after a warm-up call); the library has no L2 pooling.
+
+# %%
+rng = np.random.default_rng(7)
+x = rng.standard_normal((budget(full=8, graded=2), 16, 32, 32))
+repeats = budget(full=7, graded=3)
+fast = {"max": (max_pool_forward_fast, max_pool_backward_fast),
+        "average": (avg_pool_forward_fast, avg_pool_backward_fast)}
+pool_times = {"your loops": {}, "library fast": {}}  # {implementation: {"max forward": s, ...}}
+for name, implementations in (("your loops", layers), ("library fast", fast)):
+    for kind, (forward, backward) in implementations.items():
+        for p, seconds in time_layer(forward, backward, (x, pool2), repeats).items():
+            pool_times[name][f"{kind} {p}"] = seconds
+for group, loops in pool_times["your loops"].items():
+    library = pool_times["library fast"].get(group)
+    print(f"{group:>16}: your loops {1e3 * loops:7.3f} ms, " + (
+        f"library fast {1e3 * library:7.3f} ms ({loops / library:5.1f}x faster)"
+        if library else "no library version"))
+plot_timings(pool_times, repeats, title=f"Pooling 2x2/2 on x {x.shape}")
+plt.show()
+
+# %% [markdown]
+# ## 6. Without pooling: the all-convolutional net (10 points)
 #
 # "Striving for Simplicity: The All Convolutional Net" (Springenberg et al., 2015) replaces every
 # pooling layer with a convolution of the same window and stride: the network *learns* how to

@@ -15,7 +15,7 @@
 #
 # You write a memory calculator for a list of layers, reproduce the notes' VGG-16 table row by
 # row (and find that its total is misprinted), reconcile the notes' "72MB" example (and find the
-# word the Chinese translation lost), implement and measure the test-time trick of keeping only
+# two slips of the Chinese translation), implement and measure the test-time trick of keeping only
 # the current layer's activations, compare first-layer compromises, and find the largest batch
 # that fits a memory budget. The library's `cs231n_lib.memory` holds the full calculator that
 # the next notebooks use; here you build its core yourself.
@@ -53,6 +53,7 @@
 # | 中文 | English | Meaning here |
 # |---|---|---|
 # | 激活数据 | activations | the values of an intermediate volume (a layer's output) |
+# | 激活函数 | activation function | the elementwise non-linearity (ReLU, sigmoid), not its values |
 # | 梯度 | gradient | derivative of the loss with respect to an activation or a parameter |
 # | 内存 | memory | bytes held at once (in RAM or on the GPU) |
 # | 妥协 | compromise | a design choice made to save memory (e.g. a large first-layer stride) |
@@ -280,7 +281,12 @@ forward = activation_bytes(total_activations)
 both = activation_bytes(total_activations, with_gradients=True)
 print(f"\nTOTAL activations {total_activations:,}: {forward[1]:.1f} MB / {forward[2]:.1f} MiB "
       f"forward, {both[1]:.1f} MB / {both[2]:.1f} MiB with gradients (float32, per image)")
-print(f"the notes' '24M * 4 bytes': {24e6 * 4 / MB:.0f} MB / {24e6 * 4 / MIB:.1f} MiB")
+notes_count, notes_mb = 24 * 10**6, 93  # the notes' printed "24M * 4 bytes ~= 93MB"
+printed = activation_bytes(notes_count)
+print(f"the notes' '24M * 4 bytes' = {printed[0]:,} B = {printed[1]:.2f} MB = {printed[2]:.2f} MiB:"
+      f" '{notes_mb}MB' is {notes_mb / printed[2] - 1:+.1%} off the MiB figure and "
+      f"{notes_mb / printed[1] - 1:+.1%} off the MB figure; exactly {notes_mb} MiB would be "
+      f"{notes_mb * MIB // 4:,} activations")
 print(f"TOTAL parameters {total_params:,} (the notes: 138M); "
       f"{activation_bytes(total_params)[2]:.0f} MiB in float32")
 fc1 = vgg_rows[-3][3]
@@ -306,8 +312,11 @@ plt.show()
 # **Reference answer.** The rows (input included) sum to 15,237,608 activations, about 15.2M,
 # not 24M: 61.0 MB = 58.1 MiB forward, 121.9 MB = 116.3 MiB with gradients per image; a batch
 # of 32 needs 32 times that for training, about 3.9 GB = 3.6 GiB (before parameters, their
-# gradients and the optimizer state). "93MB" is consistent with "24M": 24M x 4 B = 96 MB =
-# 91.6 MiB, so the misprint is in the count, which then carried into the bytes.
+# gradients and the optimizer state). "93MB" agrees with "24M" only roughly, not exactly:
+# 24M x 4 B = 96,000,000 B = 96.00 MB = 91.55 MiB, and 93 is neither (1.6% above the MiB
+# figure, 3.1% below the MB figure; exactly 93 MiB would need 24,379,392 activations). So "not
+# exactly" is the right answer; the real error is the count, 24M instead of 15.2M, which the
+# bytes then follow within a few percent.
 
 # %% [markdown]
 # ## 4. The "10 million activations, 72MB" example (5 points)
@@ -333,30 +342,66 @@ assert_value("activations of the three volumes", three, 3 * 224 * 224 * 64)
 assert_value("bytes with gradients, float32", nbytes, 3 * 224 * 224 * 64 * 2 * 4)
 
 # %%
-example = memory.memory_example()  # the library's figures for the notes' example
-single = activation_bytes(224 * 224 * 64)
 print(f"three volumes: {three:,} activations (about 10 million)")
-print(f"  with gradients, float32: {nbytes:,} B = {mb:.1f} MB = {mib:.1f} MiB")
-print(f"  the notes' 72MB: 224*224*64 rounded to 3.0M -> 3 volumes x 3.0M x 2 x 4 B = "
-      f"{example['notes_72MB'] / MB:.0f} MB")
-print(f"one volume: {224 * 224 * 64:,} activations = {single[2]:.2f} MiB "
-      f"({activation_bytes(224 * 224 * 64, with_gradients=True)[2]:.1f} MiB with gradients)")
+print(f"  with gradients, float32: {nbytes:,} B = {mb:.2f} MB = {mib:.2f} MiB")
+
+# %% [markdown]
+# **Where does "72MB" come from?** The notes do not show their arithmetic, and the exact figure
+# above is neither 72 MB nor 72 MiB. Each reading below is one choice of how many volumes, whether
+# the gradients count, and how a volume's 224 x 224 x 64 activations are rounded; the last two
+# columns say how far "72" is from the result in MB and in MiB (72 / result - 1).
+
+# %%
+volume = 224 * 224 * 64  # activations of one [224x224x64] volume
+notes_72 = 72  # the notes' "72MB"
+rounded = {"3.0M": 3 * 10**6, "3 Mi": 3 * 2**20}  # a volume rounded in decimal or binary units
+readings = [  # (reading, volumes, activations per volume, gradients counted)
+    ("3 volumes, exact, with gradients (English notes)", 3, volume, True),
+    ("3 volumes, exact, activations only", 3, volume, False),
+    ("1 volume, exact, with gradients (the translation)", 1, volume, True),
+    ("1 volume, exact, activations only", 1, volume, False),
+    ("3 volumes of 3.0M = 3 x 10^6, with gradients", 3, rounded["3.0M"], True),
+    ("3 volumes of 3 Mi = 3 x 2^20, with gradients", 3, rounded["3 Mi"], True),
+    ("'about 10 million' activations, with gradients", 1, 10**7, True),
+]
+print(f"{'reading':<51}{'bytes':>12}{'MB':>8}{'MiB':>8}{f'{notes_72} vs MB':>10}"
+      f"{f'{notes_72} vs MiB':>11}")
+readings_72 = {}  # reading -> (bytes, MB, MiB)
+for name, volumes, per_volume, grads in readings:
+    readings_72[name] = activation_bytes(volumes * per_volume, "float32", with_gradients=grads)
+    b, in_mb, in_mib = readings_72[name]
+    print(f"{name:<51}{b:>12,}{in_mb:>8.2f}{in_mib:>8.2f}{notes_72 / in_mb - 1:>+10.1%}"
+          f"{notes_72 / in_mib - 1:>+11.1%}")
+print(f"rounding a volume's {volume:,} activations to 3.0M changes them by "
+      f"{rounded['3.0M'] / volume - 1:+.1%}, to 3 Mi by {rounded['3 Mi'] / volume - 1:+.1%}; one "
+      f"volume is {activation_bytes(volume)[1]:.2f} MB = {activation_bytes(volume)[2]:.2f} MiB "
+      "in float32")
 
 # %% [markdown]
 # **Question (3 points).**
-# Compare the English sentence with the Chinese translation above. What did the translation
-# lose, and what numbers would a reader of the translation compute for the single
-# [224x224x64] volume it describes (activations, and MiB with and without gradients)? Explain
-# where "72MB" comes from, and whether it is MB or MiB.
+# Compare the English sentence with the Chinese translation above: the translation makes two
+# slips, one word lost and one term put in the place of another (the terms at the top of this
+# notebook help). Find both. What numbers would a reader of the translation compute for the
+# single [224x224x64] volume it describes (activations, and MiB with and without gradients)?
+# Which readings of the table give "72MB", which one is the most likely, and why?
 
 # %% [markdown] answer: q_translation (3 points)
-# **Reference answer.** The translation dropped "three" (three conv layers, three volumes): it
-# describes one conv layer and one [224x224x64] volume, yet keeps the totals of three. One
-# volume is 3,211,264 activations (about 3 million, not 10 million), 12.25 MiB in float32, 24.5
-# MiB with gradients. Three volumes are 9,633,792 (about 10 million) activations; with gradients
-# in float32 that is 77,070,336 B = 77.1 MB = 73.5 MiB. The notes' 72MB is 3 x 3.0M x 2 x 4 B
-# with each volume rounded down to 3.0M activations; since the notes divide by 1024 elsewhere,
-# the exact figure is 73.5 MiB.
+# **Reference answer.** First slip: the translation dropped "three" (three conv layers, three
+# volumes): it describes one conv layer and one [224x224x64] volume, yet keeps the totals of
+# three. Second slip: it renders "for both activations and gradients" as 激活函数和梯度都是,
+# "activation functions and gradients alike"; an activation function (ReLU) holds no memory per
+# image, the notes mean the activations, 激活数据, the term the translation itself uses for "10
+# million activations" (一千万的激活数据). A reader of the translation gets, for one volume,
+# 3,211,264 activations (about 3 million, not 10 million), 12.25 MiB in float32, 24.50 MiB with
+# gradients. Three volumes are 9,633,792 (about 10 million) activations; with gradients in
+# float32 that is 77,070,336 B = 77.07 MB = 73.50 MiB, so no exact count gives 72. Two readings
+# give exactly 72, both rounding each volume down: to 3.0M activations and counting in MB
+# ($3 \cdot 3.0\text{M} \cdot 2 \cdot 4$ B = 72,000,000 B = 72.00 MB), or to 3 Mi =
+# $3 \cdot 2^{20}$ activations and counting in MiB (72.00 MiB: 3 volumes x 12 MiB x 2, each
+# volume's 12.25 MiB rounded to 12). The MiB reading is the more likely: the notes convert bytes
+# to MB by dividing by 1024, it needs the smaller rounding (-2.0% per volume against -6.6%), and
+# 72 is 2.0% below the exact total in MiB but 6.6% below it in MB. It remains a reconstruction:
+# the notes do not show their arithmetic.
 
 # %% [markdown]
 # ## 5. Keeping only the current layer at test time (8 points)

@@ -9,7 +9,9 @@
 # (the initial loss, a gradient check of the whole network, overfitting a tiny training set),
 # train on real images (a 5,000-image subset of Fashion-MNIST that ships with the course), look
 # at learning curves, first-layer filters and feature maps, write spatial batch normalisation,
-# and end with the comparison the notes raise: max pooling or an all-convolutional network?
+# compare max pooling with an all-convolutional network (a question the notes raise), meet the
+# normalisation layers that came before and after batch normalisation (LRN, group
+# normalisation), and see why the scale of the initial weights matters.
 #
 # **How to work.** Write your code between the lines that say `# YOUR CODE HERE` (remove the
 # `raise NotImplementedError()`), run the test cell below each exercise, and fix what its message
@@ -31,12 +33,39 @@
 # | 4 | First-layer filters and feature maps | 2 |
 # | 5 | Spatial batch normalisation | 6 |
 # | 6 | Max pooling vs an all-convolutional network | 5 |
+# | 7 | Other normalisation layers: LRN and group normalisation | 6 |
+# | 8 | Weight initialisation | 2 |
 #
-# **Total: 26 points**
+# **Total: 34 points**
 #
 # **Conventions** (the whole course): NCHW tensors; `pad` is zero padding per side; the Solver's
 # contract is in its docstring (`help(Solver)`). Terms of the Chinese notes: see the
 # [glossary of notebook 1](../01_convolution/01_convolution.ipynb#Glossary).
+
+# %% [markdown]
+# ## Terms
+#
+# The terms of the Chinese notes that this notebook uses, as the translation writes them (the
+# full list: [glossary of notebook 1](../01_convolution/01_convolution.ipynb#Glossary)):
+#
+# | 中文 | English | Meaning here |
+# |---|---|---|
+# | 卷积 | convolution | slide a filter over the input; multiply and sum at each position |
+# | 滤波器 | filter | one set of weights (F x F x input depth) slid over the input |
+# | 激活图 | activation map | the output of one filter over all positions (a feature map) |
+# | 汇聚 | pooling | summarise each window of a feature map (max or average), per channel |
+# | 步长 | stride | S, the step between neighbouring filter positions |
+# | 零填充 | zero padding | P rows/columns of zeros added on each side of the input |
+# | 降采样 | down-sampling | reducing the spatial size (pooling, or a stride above 1) |
+# | 数据体 | volume | a 3-D array of activations: width x height x depth (channels) |
+# | 深度切片 | depth slice | one channel of a volume: a 2-D array at one depth |
+# | 参数共享 | parameter sharing | all positions of one depth slice use the same filter weights |
+# | 激活数据 | activations | the values of an intermediate volume (a layer's output) |
+# | 损失函数 | loss function | what training minimises (here softmax cross-entropy) |
+# | 梯度 | gradient | derivative of the loss with respect to an activation or a parameter |
+# | 学习率 | learning rate | the step size of each gradient update |
+# | 过拟合 | overfitting | fitting the training set much better than unseen data |
+# | 批量归一化 | batch normalisation | normalise each channel by the batch's mean and variance |
 
 # %%
 import time
@@ -59,6 +88,7 @@ from cs231n_lib.gradient_check import (
     rel_error,
 )
 from cs231n_lib.layer_utils import conv_relu_forward
+from cs231n_lib.normalization import ALEXNET_LRN, lrn_denominator, lrn_forward
 from cs231n_lib.solver import Solver
 from cs231n_lib.vis_utils import plot_feature_maps, plot_filters, plot_grid
 
@@ -76,7 +106,9 @@ print(f"grading mode: {grading_mode()}; {NUM_TRAIN} training images, {EPOCHS} ep
 # %% [markdown]
 # The data: Fashion-MNIST, 28 x 28 grey images of 10 kinds of clothing (Zalando, MIT licence),
 # a class-balanced subset of 5,000 training, 1,000 validation and 1,000 test images.
-# `prepare_data` subtracts the mean training image and scales the pixels to about [-1, 1].
+# `prepare_data` subtracts the mean training image and scales the pixels to about [-1, 1]: that
+# is what the network sees. To show the images as a person sees them, the grid below draws the
+# same images before the mean is subtracted (grey levels 0 to 255, black to white).
 
 # %%
 data = prepare_data("fashion_small", num_training=NUM_TRAIN)
@@ -84,9 +116,10 @@ for key in ("X_train", "y_train", "X_val", "y_val", "X_test", "y_test"):
     print(f"{key:>8}: {data[key].shape} {data[key].dtype}")
 class_names = list(data["class_names"])
 num_classes = len(class_names)
-examples = np.concatenate([data["X_train"][data["y_train"] == c][:10] for c in range(10)])
-shown = examples - examples.min(axis=(1, 2, 3), keepdims=True)
-plot_grid(shown / shown.max(axis=(1, 2, 3), keepdims=True),
+raw = load_dataset("fashion_small", num_training=NUM_TRAIN, subtract_mean=False)
+assert np.array_equal(raw["y_train"], data["y_train"]), "the two loads differ in order"
+examples = np.concatenate([raw["X_train"][raw["y_train"] == c][:10] for c in range(10)])
+plot_grid(examples / 255,
           title="10 training images per class, one class per row:\n" + ", ".join(class_names))
 plt.show()
 
@@ -383,41 +416,72 @@ plt.show()
 # learned `gamma` and `beta`. For a convolutional layer a "feature" is a channel: the statistics
 # of channel c are taken over the N images *and* all H x W positions (so that every position of a
 # channel is normalised alike, which keeps the convolution's translation equivariance: a shifted
-# input gives a shifted output), giving C means and variances. That is
-# ordinary batch normalisation on an (N * H * W, C) matrix.
+# input gives a shifted output), giving C means and variances. In train mode, with
+# $\mu_c$ and $\sigma_c^2$ the mean and (biased) variance of channel c over the batch,
 #
-# **Exercise.** Write `spatial_batchnorm_forward` and `spatial_batchnorm_backward` by
-# reshaping and calling the library's `layers.batchnorm_forward` / `layers.batchnorm_backward`
-# (the bn_param contract is theirs: mode, eps, momentum, and the running statistics stored in
-# the dict). Mind the axis order: the channel axis must end up last before the reshape. The
-# library's own `layers.spatial_batchnorm_forward` / `_backward` (used by its `ConvNet`) are
-# what you are writing here: do not call them; the grader checks your code for it.
+# $$\hat x_{nchw} = \frac{x_{nchw} - \mu_c}{\sqrt{\sigma_c^2 + \epsilon}}, \qquad
+#   y_{nchw} = \gamma_c \hat x_{nchw} + \beta_c ,$$
+#
+# and the running averages are updated for test time:
+# `running_mean = momentum * running_mean + (1 - momentum) * mean` (the same for `running_var`;
+# they start as zeros and ones). Test mode normalises with the running averages instead.
+# Backward, in train mode the mean and the variance depend on every x of the channel too; with
+# $g = \gamma_c \, \partial L / \partial y$ and $m = N H W$ values per channel, the chain rule
+# gives the compact form
+#
+# $$\frac{\partial L}{\partial x_{nchw}} = \frac{1}{\sqrt{\sigma_c^2 + \epsilon}}
+#   \Big(g_{nchw} - \frac{1}{m}\sum_{n'h'w'} g_{n'ch'w'} -
+#   \hat x_{nchw} \frac{1}{m}\sum_{n'h'w'} g_{n'ch'w'} \hat x_{n'ch'w'}\Big)$$
+#
+# (in test mode the statistics are constants and only the first term remains), and
+# `dgamma`, `dbeta` are sums over N, H and W of `dout * x_hat` and `dout`.
+#
+# **Exercise.** Write `spatial_batchnorm_forward` and `spatial_batchnorm_backward` with numpy
+# alone. The `bn_param` contract is CS231n's: `mode` ("train" or "test", required), `eps`
+# (default 1e-5), `momentum` (default 0.9), and the running statistics, which the forward pass
+# stores into the dict in train mode. The library's batch normalisation layers (used by its
+# `ConvNet`) are what you are writing here: do not call them; the grader checks your code for
+# it (the rule at the top of the cell).
 
 # %% solution: spatial_batchnorm_forward
-# rules: forbid cs231n_lib; allow cs231n_lib.layers.{batchnorm_forward,batchnorm_backward}
+# rules: forbid cs231n_lib
 def spatial_batchnorm_forward(x, gamma, beta, bn_param):
     """
     Inputs:
     - x: input of shape (N, C, H, W); gamma, beta: shape (C,)
-    - bn_param: dict as for layers.batchnorm_forward ("mode" required)
+    - bn_param: dict with "mode" (required), "eps", "momentum", "running_mean", "running_var"
 
-    Returns a tuple (out of shape (N, C, H, W), cache).
+    Returns a tuple (out of shape (N, C, H, W) and x's dtype, cache).
     """
     ### BEGIN SOLUTION
-    N, C, H, W = x.shape
-    flat = x.transpose(0, 2, 3, 1).reshape(-1, C)  # (N*H*W, C): one row per position
-    out, cache = layers.batchnorm_forward(flat, gamma, beta, bn_param)
-    return out.reshape(N, H, W, C).transpose(0, 3, 1, 2), cache
+    C = x.shape[1]
+    eps, momentum = bn_param.get("eps", 1e-5), bn_param.get("momentum", 0.9)
+    running_mean = bn_param.get("running_mean", np.zeros(C, dtype=x.dtype))
+    running_var = bn_param.get("running_var", np.ones(C, dtype=x.dtype))
+    if bn_param["mode"] == "train":
+        mean, var = x.mean(axis=(0, 2, 3)), x.var(axis=(0, 2, 3))  # (C,) each
+        bn_param["running_mean"] = momentum * running_mean + (1 - momentum) * mean
+        bn_param["running_var"] = momentum * running_var + (1 - momentum) * var
+    else:
+        mean, var = running_mean, running_var
+    inv_std = (1 / np.sqrt(var + eps))[:, None, None]  # (C, 1, 1): broadcasts over (N, C, H, W)
+    x_hat = ((x - mean[:, None, None]) * inv_std).astype(x.dtype)
+    out = gamma[:, None, None] * x_hat + beta[:, None, None]
+    return out.astype(x.dtype), (x_hat, inv_std, gamma, bn_param["mode"])
     ### END SOLUTION
 
 
 def spatial_batchnorm_backward(dout, cache):
     """Returns a tuple (dx of shape (N, C, H, W), dgamma (C,), dbeta (C,))."""
     ### BEGIN SOLUTION
-    N, C, H, W = dout.shape
-    dx, dgamma, dbeta = layers.batchnorm_backward(dout.transpose(0, 2, 3, 1).reshape(-1, C),
-                                                  cache)
-    return dx.reshape(N, H, W, C).transpose(0, 3, 1, 2), dgamma, dbeta
+    x_hat, inv_std, gamma, mode = cache
+    axes = (0, 2, 3)  # the axes each channel's statistics are taken over
+    dbeta, dgamma = dout.sum(axis=axes), (dout * x_hat).sum(axis=axes)
+    g = dout * gamma[:, None, None]  # gradient with respect to x_hat
+    if mode == "train":
+        g = (g - g.mean(axis=axes, keepdims=True)
+             - x_hat * (g * x_hat).mean(axis=axes, keepdims=True))
+    return (g * inv_std).astype(dout.dtype), dgamma, dbeta
     ### END SOLUTION
 
 
@@ -590,3 +654,309 @@ plt.show()
 # window rather than only to the maximum. Generative models must *produce* images: learned
 # up/downsampling (strided and transposed convolutions) is differentiable everywhere and has no
 # fixed, information-discarding selection, which makes training such models easier.
+
+# %% [markdown]
+# ## 7. Other normalisation layers: LRN and group normalisation (6 points)
+#
+# **Local response normalisation (LRN).** The AlexNet and ZF Net specs of notebook 5 contain
+# layers labelled `lrn` that nothing explained. AlexNet divides every activation by a power of
+# the sum of squares of the same position in the `size` neighbouring channels (a "lateral
+# inhibition" idea borrowed from neuroscience: a strong channel damps its neighbours):
+#
+# $$b_{c} = a_{c} \Big/ \Big(k + \alpha \sum_{c' = c - \lfloor n/2 \rfloor}^{c + \lfloor n/2
+#   \rfloor} a_{c'}^2\Big)^{\beta}$$
+#
+# with the paper's constants n = 5, k = 2, alpha = 1e-4, beta = 0.75 (the sum stops at the first
+# and last channel). It has no parameters and no effect on the shape. The library computes it
+# (`cs231n_lib.normalization.lrn_forward`, a given tool, not an exercise). The cell below shows
+# where the specs use it and what it does to one pixel's channels, then measures how far it is
+# from a plain division by the constant $k^\beta$ on the feature maps of the network you
+# trained in part 3, once at this notebook's pixel scale and once at AlexNet's (pixels 0 to 255).
+
+# %%
+for spec in (arch.alexnet(), arch.zfnet()):
+    labels = [layer.label() for layer in spec.layers]
+    second_lrn = [i for i, label in enumerate(labels) if label == "lrn"][1]
+    print(f"{spec.name}: " + " -> ".join(labels[:second_lrn + 1]) + " -> ...")
+print("LRN constants (AlexNet paper):", ALEXNET_LRN)
+pixel = np.array([10.0, 20.0, 200.0, 20.0, 10.0, 0.0, 50.0])[None, :, None, None]  # 7 channels
+scale = ALEXNET_LRN["k"] ** ALEXNET_LRN["beta"]
+print(f"{'channel':>8}{'a':>8}{'denominator':>13}{'b = LRN(a)':>12}{'a / k^beta':>12}")
+for c, (a, d, b) in enumerate(zip(pixel.ravel(), lrn_denominator(pixel, **ALEXNET_LRN).ravel(),
+                                  lrn_forward(pixel, **ALEXNET_LRN).ravel(), strict=True)):
+    print(f"{c:>8}{a:>8.1f}{d:>13.4f}{b:>12.4f}{a / scale:>12.4f}")
+W1, b1 = solver.model.params["W1"], solver.model.params["b1"]
+feature_maps = conv_relu_forward(data["X_test"][:50], W1, b1,
+                                 {"stride": 1, "pad": (W1.shape[2] - 1) // 2})[0]
+for label, factor in (("this notebook's pixels (about -1 to 1)", 1.0),
+                      ("AlexNet's pixels (0 to 255)", 255.0)):
+    maps = factor * feature_maps.astype(np.float64)
+    active = maps > 0
+    ratio = lrn_forward(maps, **ALEXNET_LRN)[active] / (maps[active] / scale)
+    print(f"conv1 maps at {label}: LRN(a) / (a / k^beta) from {ratio.min():.4f} to "
+          f"{ratio.max():.4f} (median {np.median(ratio):.4f})")
+
+# %% [markdown]
+# The notes' verdict: many normalisation layers were proposed, "sometimes with the intentions of
+# implementing inhibition schemes observed in the biological brain. However, these layers have
+# since fallen out of favor because in practice their contribution has been shown to be
+# minimal, if any." The numbers above show one reason: unless activations are large, the sum of
+# squares is small next to k and LRN is close to a division by the constant $k^\beta$, which
+# the next layer's weights absorb. Where it does bite, it is a fixed rule with hand-set
+# constants. VGGNet reported no gain from it, and batch normalisation (part 5), which learns
+# its scale and shift and keeps every layer's inputs in a good range, replaced it.
+#
+# **Group normalisation** (Wu and He, 2018) normalises each image on its own: the C channels
+# are split into G groups of C/G consecutive channels, and the statistics of a group are taken
+# over its C/G channels and all H x W positions of **one** image. So it does not depend on the
+# other images in the batch (batch normalisation becomes noisy when a batch holds only a few
+# images, as in detection and segmentation), behaves the same in training and at test time (no
+# running averages), and still gives each channel its own learned `gamma` and `beta`. G = 1 is
+# layer normalisation, G = C instance normalisation. With $\mu_{ng}$, $\sigma^2_{ng}$ the mean
+# and (biased) variance of group g of image n:
+#
+# $$\hat x_{nchw} = \frac{x_{nchw} - \mu_{ng}}{\sqrt{\sigma_{ng}^2 + \epsilon}}, \qquad
+#   y_{nchw} = \gamma_c \hat x_{nchw} + \beta_c \qquad (c \text{ in group } g).$$
+#
+# The backward pass is part 5's formula with the sums taken over a group of one image (its C/G
+# channels and H x W positions) instead of over a channel of the whole batch; `dgamma` and
+# `dbeta` are still per channel.
+#
+# **Exercise.** Write `spatial_groupnorm_forward(x, gamma, beta, G, eps)` and
+# `spatial_groupnorm_backward(dout, cache)` with numpy alone (the grader checks that your code
+# calls no library normalisation: the rule at the top of the cell). Raise a `ValueError` naming
+# C and G when C is not a multiple of G. Hint: reshape x to (N, G, C/G, H, W).
+
+# %% solution: spatial_groupnorm_forward
+# rules: forbid cs231n_lib
+def spatial_groupnorm_forward(x, gamma, beta, G, eps=1e-5):
+    """
+    Inputs:
+    - x: input of shape (N, C, H, W); gamma, beta: shape (C,)
+    - G: number of groups, a divisor of C; eps: constant added to the variance
+
+    Returns a tuple (out of shape (N, C, H, W) and x's dtype, cache).
+    """
+    ### BEGIN SOLUTION
+    N, C, H, W = x.shape
+    if C % G:
+        raise ValueError(f"C={C} channels cannot be split into G={G} equal groups")
+    groups = x.reshape(N, G, C // G, H, W)
+    mean = groups.mean(axis=(2, 3, 4), keepdims=True)  # (N, G, 1, 1, 1)
+    inv_std = 1 / np.sqrt(groups.var(axis=(2, 3, 4), keepdims=True) + eps)
+    x_hat = ((groups - mean) * inv_std).reshape(x.shape).astype(x.dtype)
+    out = gamma[:, None, None] * x_hat + beta[:, None, None]
+    return out.astype(x.dtype), (x_hat, inv_std, gamma, G)
+    ### END SOLUTION
+
+
+def spatial_groupnorm_backward(dout, cache):
+    """Returns a tuple (dx of shape (N, C, H, W), dgamma (C,), dbeta (C,))."""
+    ### BEGIN SOLUTION
+    x_hat, inv_std, gamma, G = cache
+    N, C, H, W = dout.shape
+    dbeta, dgamma = dout.sum(axis=(0, 2, 3)), (dout * x_hat).sum(axis=(0, 2, 3))
+    g = (dout * gamma[:, None, None]).reshape(N, G, C // G, H, W)  # gradient wrt x_hat
+    x_hat_g = x_hat.reshape(g.shape)
+    axes = (2, 3, 4)  # a group of one image
+    dx = inv_std * (g - g.mean(axis=axes, keepdims=True)
+                    - x_hat_g * (g * x_hat_g).mean(axis=axes, keepdims=True))
+    return dx.reshape(dout.shape).astype(dout.dtype), dgamma, dbeta
+    ### END SOLUTION
+
+
+# %% tests: test_spatial_groupnorm_forward (2 points)
+"""spatial_groupnorm_forward: statistics per image and group, written out; batch independence."""
+rng = np.random.default_rng(7)
+x7 = 3 * rng.standard_normal((2, 6, 3, 4)) + np.arange(6.0)[None, :, None, None]
+gamma7, beta7 = np.linspace(0.5, 2.0, 6), np.linspace(-1.0, 1.0, 6)
+out7, _ = spatial_groupnorm_forward(x7, gamma7, beta7, 3)
+record("gn_out", out7, rtol=1e-8, atol=1e-10)
+# The definition: 3 groups of 2 channels; statistics over a group's channels, H and W per image.
+groups7 = x7.reshape(2, 3, 2, 3, 4)
+mean7 = groups7.mean(axis=(2, 3, 4), keepdims=True)
+var7 = groups7.var(axis=(2, 3, 4), keepdims=True)
+x_hat7 = ((groups7 - mean7) / np.sqrt(var7 + 1e-5)).reshape(x7.shape)
+assert_array("out", out7, gamma7[:, None, None] * x_hat7 + beta7[:, None, None],
+             rtol=1e-8, atol=1e-10)
+alone, _ = spatial_groupnorm_forward(x7[1:], gamma7, beta7, 3)
+assert_array("image 1 normalised alone (group norm ignores the rest of the batch)", alone,
+             out7[1:], rtol=1e-10, atol=1e-12)
+layer_norm, _ = spatial_groupnorm_forward(x7, np.ones(6), np.zeros(6), 1)
+assert_array("G=1 (layer norm): per-image means", layer_norm.mean(axis=(1, 2, 3)), np.zeros(2),
+             atol=1e-10)
+try:
+    spatial_groupnorm_forward(x7, gamma7, beta7, 4)
+except ValueError:
+    pass
+else:
+    raise AssertionError("C=6, G=4 must raise ValueError (6 channels in 4 groups)")
+
+# %% tests: test_spatial_groupnorm_backward (2 points)
+"""spatial_groupnorm_backward against numerical gradients."""
+rng = np.random.default_rng(8)
+x8, dout8 = rng.standard_normal((2, 4, 3, 3)), rng.standard_normal((2, 4, 3, 3))
+gamma8, beta8 = rng.standard_normal(4), rng.standard_normal(4)
+_, cache8 = spatial_groupnorm_forward(x8, gamma8, beta8, 2)
+dx8, dgamma8, dbeta8 = spatial_groupnorm_backward(dout8, cache8)
+record("gn_grads", (dx8, dgamma8, dbeta8), rtol=1e-6, atol=1e-8)
+
+
+def gn_out(x, g, b):
+    return spatial_groupnorm_forward(x, g, b, 2)[0]
+
+
+assert_array("dx", dx8, eval_numerical_gradient_array(
+    lambda v: gn_out(v, gamma8, beta8), x8, dout8), rtol=1e-5, atol=1e-7)
+assert_array("dgamma", dgamma8, eval_numerical_gradient_array(
+    lambda v: gn_out(x8, v, beta8), gamma8, dout8), rtol=1e-5, atol=1e-7)
+assert_array("dbeta", dbeta8, eval_numerical_gradient_array(
+    lambda v: gn_out(x8, gamma8, v), beta8, dout8), rtol=1e-5, atol=1e-7)
+
+# %% tests: test_spatial_groupnorm_hidden (2 points)
+"""Group normalisation with other shapes, G = 1 and G = C, and float32 (hidden tests)."""
+### BEGIN HIDDEN TESTS
+rng = np.random.default_rng(77)
+for case, (shape, G, dtype) in enumerate((((3, 4, 5, 2), 1, np.float64),
+                                          ((2, 6, 3, 3), 6, np.float64),
+                                          ((4, 8, 4, 4), 4, np.float32))):
+    x = (2 * rng.standard_normal(shape) - 1).astype(dtype)
+    gamma, beta = rng.standard_normal(shape[1]).astype(dtype), \
+        rng.standard_normal(shape[1]).astype(dtype)
+    out, cache = spatial_groupnorm_forward(x, gamma, beta, G)
+    tol = 1e-4 if dtype == np.float32 else 1e-8
+    record(f"gn_hidden_out_{case}", out, rtol=tol, atol=tol)
+    grads = spatial_groupnorm_backward(rng.standard_normal(shape).astype(dtype), cache)
+    record(f"gn_hidden_grads_{case}", tuple(grads), rtol=tol * 10, atol=tol * 10)
+### END HIDDEN TESTS
+
+# %% [markdown]
+# Batch against group normalisation on the same images: the first image's output, computed in
+# a batch of 8 and in a batch of its own (with your two forward passes).
+
+# %%
+rng = np.random.default_rng(9)
+batch = rng.standard_normal((8, 4, 5, 5)) * np.arange(1.0, 9.0)[:, None, None, None]
+ones, zeros = np.ones(4), np.zeros(4)
+for label, forward in (("batch norm", lambda v: spatial_batchnorm_forward(
+                            v, ones, zeros, {"mode": "train"})[0]),
+                       ("group norm (G=2)", lambda v: spatial_groupnorm_forward(
+                            v, ones, zeros, 2)[0])):
+    change = np.abs(forward(batch)[:1] - forward(batch[:1])).max()
+    print(f"{label:>17}: largest change of image 0's output when the batch shrinks to 1: "
+          f"{change:.3g}")
+
+# %% [markdown]
+# ## 8. Weight initialisation (2 points)
+#
+# The networks above started from random weights of a chosen scale: `ConvNet` silently uses
+# **He initialisation** (He et al., 2015), weights with standard deviation
+# $\sqrt{2 / n_\mathrm{in}}$, where the fan-in $n_\mathrm{in}$ is the number of inputs of one
+# neuron ($C F^2$ for a convolution with C input channels and F x F filters);
+# `ThreeLayerConvNet` uses one
+# hand-picked `weight_scale` for all its layers. Why the scale matters: the first cell sends
+# 1,000 random inputs through 10 fully-connected ReLU layers of 256 neurons and prints the
+# standard deviation of each layer's output, for a small scale, for $\sqrt{1/n_\mathrm{in}}$
+# (Xavier/Glorot's scale, derived for layers without ReLU), for He's scale and for a large one.
+
+# %%
+DEPTH, WIDTH = 10, 256
+init_scales = {"small (0.01)": 0.01, "Xavier sqrt(1/fan_in)": np.sqrt(1 / WIDTH),
+               "He sqrt(2/fan_in)": np.sqrt(2 / WIDTH), "large (0.2)": 0.2}
+rng = np.random.default_rng(10)
+inputs = rng.standard_normal((1000, WIDTH))
+layer_stds = {}
+for label, std in init_scales.items():
+    h, stds = inputs, []
+    for _ in range(DEPTH):
+        weights = std * rng.standard_normal((WIDTH, WIDTH))
+        h = layers.relu_forward(layers.affine_forward(h, weights, np.zeros(WIDTH))[0])[0]
+        stds.append(float(h.std()))
+    layer_stds[label] = stds
+print(f"{'weights':>22}" + "".join(f"{f'layer {i}':>10}" for i in (1, 2, 5, 10)))
+for label, stds in layer_stds.items():
+    print(f"{label:>22}" + "".join(f"{stds[i - 1]:>10.3g}" for i in (1, 2, 5, 10)))
+for label, stds in layer_stds.items():
+    plt.semilogy(range(1, DEPTH + 1), stds, "o-", label=label)
+plt.xlabel("layer")
+plt.ylabel("std of the layer's output (log scale)")
+plt.title(f"{DEPTH} ReLU layers of {WIDTH} neurons, inputs of std 1")
+plt.legend()
+plt.show()
+
+# %% [markdown]
+# What it does to training: the same six-layer ReLU network (`ConvNet` from a spec of
+# fully-connected layers) trained by SGD with momentum on the same data with the same budget,
+# once with weights of std 0.01 everywhere and once with He initialisation.
+
+# %%
+def deep_mlp(depth=6, width=100):
+    """Flatten, then ``depth`` fully-connected ReLU layers of ``width``, then 10 scores."""
+    hidden = [layer for _ in range(depth) for layer in (arch.FC(width), arch.ReLU())]
+    return arch.Spec("deep_mlp", (1, 28, 28), (arch.Flatten(), *hidden, arch.FC(10)))
+
+
+init_runs = {}
+for label, weight_scale in (("std 0.01", 1e-2), ("He", None)):
+    run = Solver(ConvNet(deep_mlp(), weight_scale=weight_scale, seed=0), data,
+                 update_rule="sgd_momentum", optim_config={"learning_rate": 1e-2},
+                 num_epochs=COMPARE_EPOCHS, batch_size=50, num_train_samples=200,
+                 num_val_samples=500, seed=0, verbose=False, time_budget=MAX_SECONDS)
+    init_runs[label] = run.train()
+for label, run in init_runs.items():
+    losses = np.asarray(run.loss_history)
+    print(f"{label:>9}: training loss {losses[:5].mean():.3f} -> {losses[-5:].mean():.3f} "
+          f"(ln 10 = {np.log(10):.3f}), best validation accuracy {run.best_val_acc:.2f}")
+    plt.plot(losses, alpha=0.8, label=label)
+plt.xlabel("iteration")
+plt.ylabel("training loss")
+plt.title("six ReLU layers: weight scale 0.01 vs He")
+plt.legend()
+plt.show()
+
+# %% [markdown]
+# The weights of the network you trained in part 3: each one's fan-in and the He scale for it,
+# next to the standard deviation of the weights after training.
+
+# %%
+print(f"{'weights':>8}{'shape':>18}{'fan_in':>8}{'He std':>9}{'std now':>9}")
+for name in sorted(p for p in solver.model.params if p.startswith("W")):
+    weights = solver.model.params[name]
+    fan_in = int(np.prod(weights.shape[1:])) if weights.ndim == 4 else weights.shape[0]
+    print(f"{name:>8}{str(weights.shape):>18}{fan_in:>8}{np.sqrt(2 / fan_in):>9.4f}"
+          f"{weights.std():>9.4f}")
+
+# %% [markdown]
+# **Question (2 points).**
+# (a) Derive He's scale. Take one neuron $y = \sum_{i=1}^{n} w_i x_i$ with $n$ = fan-in,
+# weights independent, of mean 0 and variance $\mathrm{Var}[w]$, independent of the inputs,
+# and inputs $x_i = \max(0, y'_i)$ where the previous layer's $y'_i$ is symmetric around 0.
+# Show that $\mathrm{Var}[y] = n \, \mathrm{Var}[w] \, E[x^2]$ and
+# $E[x^2] = \mathrm{Var}[y'] / 2$,
+# and conclude which $\mathrm{Var}[w]$ keeps the variance the same from layer to layer.
+# (b) By what factor per layer does your derivation predict the standard deviation changes for
+# the small scale and for Xavier's scale in the plot above, and does the printed table agree?
+# (c) Why did the network with std 0.01 not learn, and why could part 3's network train
+# although its scale was picked by hand?
+
+# %% [markdown] answer: q_he_init (2 points)
+# **Reference answer.** (a) The terms $w_i x_i$ are independent with mean 0 (since
+# $E[w_i] = 0$), so $\mathrm{Var}[y] = \sum_i \mathrm{Var}[w_i x_i] = n \, \mathrm{Var}[w] \,
+# E[x^2]$ (for independent $w$ and $x$ with $E[w] = 0$: $\mathrm{Var}[wx] = E[w^2] E[x^2]$;
+# note $E[x^2]$, not $\mathrm{Var}[x]$, because a ReLU output has a positive mean). If $y'$ is
+# symmetric around 0, $\max(0, y')^2$ keeps exactly the half of $y'^2$ where $y' > 0$, so
+# $E[x^2] = E[y'^2] / 2 = \mathrm{Var}[y'] / 2$. Hence
+# $\mathrm{Var}[y] = \frac{n}{2} \mathrm{Var}[w] \, \mathrm{Var}[y']$, which stays constant iff
+# $\mathrm{Var}[w] = 2 / n$, i.e. std $\sqrt{2 / n_\mathrm{in}}$. (b) The std is multiplied by
+# $\sqrt{n \, \mathrm{Var}[w] / 2}$ per layer: for std 0.01 and n = 256 that is
+# $\sqrt{256 \cdot 10^{-4} / 2} \approx 0.11$, so the signal shrinks about ninefold per layer
+# and has all but vanished after 10 layers; Xavier's $\mathrm{Var}[w] = 1/n$ gives
+# $\sqrt{1/2} \approx 0.71$ per layer, a slow decay (about $2^{-5}$ over 10 layers); He keeps
+# it flat; std 0.2 gives $\sqrt{256 \cdot 0.04 / 2} \approx 2.3$, an explosion. The table
+# agrees within sampling noise. (c) With std 0.01 the last layers' inputs are nearly 0: all
+# scores are equal (loss stuck at ln 10) and the backward pass shrinks the gradient by the same
+# factor per layer, so the first layers' gradients vanish and SGD makes no progress within the
+# budget. Part 3's network has only three weight layers (the shrinkage compounds over few
+# layers, and the table above shows its scale within a small factor of He's), and Adam
+# rescales each parameter's step by its gradient's running magnitude, which compensates for
+# small gradients.

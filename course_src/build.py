@@ -23,6 +23,12 @@ grader reads them from the instructor's source notebook only.
 Markdown lines are written as comments (``# text``). The build writes each cell with exact nbgrader
 metadata (schema v3), deterministic cell ids (the grade ids), and no outputs or execution counts.
 
+Test cells get one line from the build: a test cell that runs visible tests ends with
+``print("✓ <grade_id> passed (visible tests; ...)")`` (``cs231n_lib.checks.pass_message``), so it
+ends with that line or with its first failure; a cell that holds only hidden tests has its
+docstring written as a comment, so the student's placeholder (nbgrader strips the hidden region)
+runs silently instead of echoing the docstring as ``Out[n]``.
+
 nbgrader replaces a whole written-answer cell by "YOUR ANSWER HERE" in the student version, so
 the question must not live in it: when an answer cell's text has a question above a line
 starting with ``**Reference answer`` the build puts the question in a read-only markdown cell of
@@ -35,6 +41,8 @@ its own, just before the answer cell.
 from __future__ import annotations
 
 import argparse
+import ast
+import json
 import re
 import sys
 import textwrap
@@ -42,6 +50,15 @@ from pathlib import Path
 
 import nbformat
 
+from cs231n_lib.checks import pass_message
+from grading.markers import (
+    BEGIN_HIDDEN_TESTS,
+    BEGIN_SOLUTION,
+    END_HIDDEN_TESTS,
+    END_SOLUTION,
+    HIDDEN_TESTS,
+    REGION,
+)
 from grading.rules import META_KEY, RULES_LINE, RulesError, parse_rules
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -99,6 +116,39 @@ def _solution_rules(lines: list[str], where: str) -> tuple[list[str], dict | Non
     return [f"# {line}" for line in shown] + lines[1:], rules.to_metadata()
 
 
+def _docstring(tree: ast.Module) -> ast.Expr | None:
+    """The leading string statement of a module, or None."""
+    first = tree.body[0] if tree.body else None
+    if isinstance(first, ast.Expr) and isinstance(first.value, ast.Constant) and isinstance(
+            first.value.value, str):
+        return first
+    return None
+
+
+def _runs_visible_tests(text: str, where: str) -> bool:
+    """Whether a test cell runs anything besides its docstring once its hidden region is cut."""
+    try:
+        tree = ast.parse(REGION.sub(
+            lambda m: "" if m.group(1) == HIDDEN_TESTS else m.group(0), text))
+    except SyntaxError as err:
+        raise ValueError(f"{where} is not valid Python: {err}") from None
+    doc = _docstring(tree)
+    return any(stmt is not doc for stmt in tree.body)
+
+
+def _finish_test_cell(text: str, grade_id: str, where: str) -> str:
+    """A test cell as built: the pass line appended when it runs visible tests, else (hidden
+    tests only) its docstring written as a comment so the released placeholder is silent."""
+    if _runs_visible_tests(text, f"{where}: test cell {grade_id}"):
+        return f"{text}\nprint({json.dumps(pass_message(grade_id), ensure_ascii=False)})"
+    doc = _docstring(ast.parse(text))
+    if doc is None:
+        return text
+    lines = text.split("\n")
+    comment = [f"# {ln}".rstrip() for ln in doc.value.value.strip().split("\n")]
+    return "\n".join(lines[:doc.lineno - 1] + comment + lines[doc.end_lineno:])
+
+
 def _check_cell(role, cell_type, grade_id, points, text, where):
     """Raise ValueError for a cell whose role and content disagree."""
     if role in ("tests", "answer") and points is None:
@@ -109,13 +159,13 @@ def _check_cell(role, cell_type, grade_id, points, text, where):
         raise ValueError(f"{where}: answer cells are markdown")
     if role in ("solution", "tests") and cell_type != "code":
         raise ValueError(f"{where}: {role} cells are code")
-    has_solution = "### BEGIN SOLUTION" in text
-    if role == "solution" and (not has_solution or text.count("### BEGIN SOLUTION")
-                               != text.count("### END SOLUTION")):
+    has_solution = BEGIN_SOLUTION in text
+    if role == "solution" and (not has_solution or text.count(BEGIN_SOLUTION)
+                               != text.count(END_SOLUTION)):
         raise ValueError(f"{where}: solution cell {grade_id} needs balanced BEGIN/END SOLUTION")
     if role != "solution" and has_solution:
         raise ValueError(f"{where}: solution markers outside a solution cell")
-    hidden = text.count("### BEGIN HIDDEN TESTS"), text.count("### END HIDDEN TESTS")
+    hidden = text.count(BEGIN_HIDDEN_TESTS), text.count(END_HIDDEN_TESTS)
     if hidden[0] != hidden[1] or (role != "tests" and hidden[0]):
         raise ValueError(f"{where}: hidden-test markers only in tests cells, balanced")
     if not text.strip():
@@ -167,6 +217,8 @@ def parse_cells(text: str, name: str = "<source>") -> list[nbformat.NotebookNode
             grade_id = match["id"]
         points = None if match["points"] is None else int(match["points"])
         _check_cell(role, cell_type, grade_id, points, body, where)
+        if role == "tests":
+            body = _finish_test_cell(body, grade_id, where)
         if grade_id in seen:
             raise ValueError(f"{where}: duplicate grade id {grade_id!r}")
         seen.add(grade_id)

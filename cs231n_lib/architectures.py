@@ -517,15 +517,25 @@ def vgg16() -> Spec:
                      "notes' printed 24M")
 
 
-def googlenet() -> Spec:
-    """GoogLeNet as in torchvision, without the auxiliary classifiers (6,624,904 parameters)."""
-    # torchvision's BasicConv2d is conv (no bias) -> BatchNorm(eps=0.001) -> ReLU, and its
-    # "5x5" branch uses a 3x3 conv (a known bug kept for the pretrained weights): size5=3.
+def googlenet(true_5x5: bool = False) -> Spec:
+    """GoogLeNet as in torchvision, without the auxiliary classifiers (6,624,904 parameters).
+
+    torchvision's "5x5" branch is a 3x3 convolution (a slip in its port of the network, kept
+    for the pretrained weights), and so is this spec's by default, to match torchvision's
+    published count. ``true_5x5=True`` gives the paper's 5x5 filters (pad 2) instead:
+    7,005,832 parameters and 1,582,671,872 MACs per 224x224 image, against 6,624,904 and
+    1,498,376,192. Neither is the CS231n notes' "4M" (see notebook 5, part 4).
+    """
+    # torchvision's BasicConv2d is conv (no bias) -> BatchNorm(eps=0.001) -> ReLU.
+    size5 = 5 if true_5x5 else 3
+
     def module(*channels):
-        return inception_module(*channels, size5=3)
+        return inception_module(*channels, size5=size5)
 
     ceil = {"rounding": "ceil"}  # torchvision's MaxPool2d(..., ceil_mode=True)
-    return Spec("googlenet", (3, 224, 224), (
+    branch = ("true 5x5 convolutions in the '5x5' branch" if true_5x5
+              else "3x3 convolutions in the '5x5' branch, as torchvision has them")
+    return Spec("googlenet_5x5" if true_5x5 else "googlenet", (3, 224, 224), (
         # (224 - 7 + 2*3) / 2 + 1 = 112.5, floored by torchvision (unused padding column).
         *conv_bn_relu(64, 7, 2, 3, eps=1e-3, rounding="floor"),
         Pool("max", 3, 2, **ceil),                                   # 112 -> 56
@@ -539,7 +549,8 @@ def googlenet() -> Spec:
         Pool("max", 2, 2, **ceil),                                   # 14 -> 7
         module(256, 160, 320, 32, 128, 128), module(384, 192, 384, 48, 128, 128),
         GlobalAvgPool(), Dropout(0.8), FC(1000)),
-        note="torchvision layout: ceil-mode pools, floor on conv1, no auxiliary classifiers")
+        note=f"torchvision layout: ceil-mode pools, floor on conv1, no auxiliary classifiers, "
+             f"{branch}")
 
 
 def _resnet(name, block, counts, expansion) -> Spec:

@@ -5,14 +5,16 @@ Two jobs, kept separate so the verdict can move out of the student's kernel:
 * ``assert_array`` / ``assert_value`` give the student a readable verdict in the kernel, in the
   order type -> shape -> values, with expected and actual values in the message.
 * ``record`` hands a computed value *out* of the kernel as a display output with the MIME type
-  ``RECORD_MIME``. The grader executes the same test cell with the reference solution in a process
-  the student's code never touched, and compares each student record with the reference record of
-  the same id (tolerances and bounds are taken from the reference record only). In-kernel
-  assertions are feedback for honest students; they are never what earns points.
+  ``RECORD_MIME`` only (front ends show nothing for it). The grader executes the same test
+  cell with the reference solution in a process the student's code never touched, and
+  compares each student record with the reference record of the same id (tolerances and bounds
+  are taken from the reference record only). In-kernel assertions are feedback for honest
+  students; they are never what earns points.
 
 A test cell should therefore be: (1) seeded inputs, (2) one call of the student's function,
 (3) ``record(...)`` of the result and, for visible tests, an ``assert_*`` against a value computed
-by code that does not depend on the student.
+by code that does not depend on the student. The course build appends a ``print`` of
+``pass_message`` to each test cell, so a cell whose visible checks hold ends with one clear line.
 """
 
 from __future__ import annotations
@@ -212,7 +214,17 @@ def record(check_id: str, value, *, kind: str = "close", rtol: float = 1e-7,
     except ValueError as err:
         payload["value"] = None
         payload["error"] = str(err)
-    display({RECORD_MIME: payload, "text/plain": f"[recorded {check_id}]"}, raw=True)
+    # Only the record MIME type, no text/plain: JupyterLab has no renderer for it and shows
+    # nothing (a student has nothing to interpret), while nbclient and nbformat keep the output.
+    display({RECORD_MIME: payload}, raw=True)
+
+
+def pass_message(test_id: str) -> str:
+    """The line a test cell prints when its visible checks hold (``build.py`` appends a
+    ``print`` of it to every test cell that runs visible tests)."""
+    if not re.fullmatch(r"[A-Za-z0-9_-]+", str(test_id)):
+        raise ValueError(f"test id {test_id!r} must be letters, digits, '_' or '-'")
+    return f"\u2713 {test_id} passed (visible tests; hidden tests will also run when graded)"
 
 
 def _type_name(x) -> str:

@@ -2,7 +2,8 @@
 
     python -m cs231n_lib.demo [--epochs 10] [--seed 0] [--time-budget 75] [--dataset NAME]
 
-``train_small_convnet`` is the reusable part (the training notebook calls it too).
+``train_small_convnet`` is the reusable part (``make train`` and the tests call it). The training
+notebook (06) shares only ``prepare_data``: it builds and trains its own models.
 """
 
 from __future__ import annotations

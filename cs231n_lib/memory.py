@@ -257,7 +257,11 @@ def memory_example(dtype="float32") -> dict:
         "volumes": len(rows),
         "activations": three,                    # 9,633,792
         "train_bytes": 2 * item * three,         # with gradients: 77,070,336 B = 73.5 MiB
-        "notes_72MB": 3.0e6 * 3 * 2 * item,      # 224*224*64 rounded to 3.0M: the notes' 72MB
+        # the notes' "72MB" read two ways (04_memory weighs them): 224*224*64 rounded to 3.0M
+        # activations with MB = 10^6 bytes, or to 3 Mi activations with MB = MiB (the notes'
+        # own unit); both give 72 for three volumes with gradients
+        "reading_72MB_decimal": 3.0e6 * 3 * 2 * item,        # 72,000,000 B = 72 MB
+        "reading_72MB_binary": 3 * 2**20 * 3 * 2 * item,     # 75,497,472 B = 72 MiB
         "single_volume": one,                    # 3,211,264 = 12.25 MiB
         "single_bytes": item * one,
         "single_train_bytes": 2 * item * one,    # 24.5 MiB

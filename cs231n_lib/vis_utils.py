@@ -9,6 +9,7 @@ import numpy as np
 from .shapes import check_int
 
 LAYOUTS = ("NCHW", "NHWC")
+FILTER_SCALES = ("shared", "filter")  # plot_filters: one colour scale for all panels, or one each
 
 
 def visualize_grid(Xs, ubound=255.0, padding=1, layout="NCHW", ncols=None):
@@ -86,18 +87,86 @@ def plot_grid(Xs, layout="NCHW", padding=1, title=None, ax=None, ncols=None):
     return fig
 
 
-def plot_filters(W, title=None, ax=None):
+def plot_filters(W, title=None, ax=None, names=None, scale="shared"):
     """
-    Show conv weights W of shape (F, C, HH, WW): RGB tiles when C = 3, otherwise one grey tile
-    per (filter, input channel) pair, filter by filter. Returns the Figure.
+    Show conv weights W of shape (F, C, HH, WW) and return the Figure.
+
+    C = 3: one RGB grid, each tile min-max scaled on its own (CS231n's picture of first-layer
+    filters). Otherwise one panel per (filter, input channel), filter by filter: a diverging
+    colour map centred at 0 (red positive, white 0, blue negative) with a colour bar; each panel
+    titled (``names``: one title per filter, default "filter k", plus ", channel c" when C > 1;
+    no titles beyond 16 panels), no empty panels, and the values written on the tiles when there
+    are at most 6 tiles of at most 5 x 5. A constant filter is thus a flat colour (with its value
+    on it), never black like an empty slot.
+
+    ``scale``: "shared" (one colour scale and bar for all panels, magnitudes comparable) or
+    "filter" (each panel its own scale and bar, shapes comparable). ``ax``: an Axes whose area
+    the panels fill (it is replaced by them).
     """
-    W = np.asarray(W)
+    W = np.asarray(W, dtype=np.float64)
     if W.ndim != 4:
         raise ValueError(f"W must have shape (F, C, HH, WW), got {W.shape}")
     F, C, HH, WW = W.shape
-    if C != 3:
-        W = W.reshape(F * C, 1, HH, WW)
-    return plot_grid(W, layout="NCHW", title=title, ax=ax)
+    if C == 3:
+        return plot_grid(W, layout="NCHW", title=title, ax=ax)
+    if scale not in FILTER_SCALES:
+        raise ValueError(f"scale={scale!r} must be one of {FILTER_SCALES}")
+    names = [f"filter {k}" for k in range(F)] if names is None else list(names)
+    if len(names) != F:
+        raise ValueError(f"names has {len(names)} titles for F={F} filters")
+    tiles = W.reshape(F * C, HH, WW)
+    titles = [name if C == 1 else f"{name}, channel {c}" for name in names for c in range(C)]
+    fig, axes = _panel_axes(len(tiles), ax)
+    annotate = len(tiles) <= 6 and max(HH, WW) <= 5
+    for k, (panel, tile) in enumerate(zip(axes, tiles, strict=True)):
+        image = panel.imshow(tile, interpolation="nearest",
+                             **_filter_colours(tile if scale == "filter" else W))
+        if annotate:
+            _write_values(panel, tile, image)
+        if len(tiles) <= 16:
+            panel.set_title(titles[k], fontsize=9)
+        panel.set_xticks([])
+        panel.set_yticks([])
+        if scale == "filter":
+            fig.colorbar(image, ax=panel, fraction=0.046, pad=0.04)
+    if scale == "shared":
+        fig.colorbar(image, ax=list(axes), fraction=0.046, pad=0.04)
+    if title:
+        fig.suptitle(title)
+    return fig.figure if ax is not None else fig
+
+
+def _filter_colours(values):
+    """imshow colour arguments for filter weights: a diverging map, red positive and blue
+    negative, with limits symmetric about 0 (white)."""
+    limit = float(np.abs(values).max()) or 1.0  # an all-zero filter: any non-empty range
+    return {"cmap": "RdBu_r", "vmin": -limit, "vmax": limit}
+
+
+def _panel_axes(count, ax=None):
+    """(figure to draw in, list of ``count`` Axes): one row when count <= 4, else a roughly
+    square grid filled row by row; the grid's unused cells get no Axes. With ``ax``, the panels
+    fill a subfigure in ax's place (ax is removed)."""
+    import matplotlib.pyplot as plt
+
+    ncols = count if count <= 4 else math.ceil(math.sqrt(count))
+    nrows = math.ceil(count / ncols)
+    if ax is None:
+        fig = plt.figure(figsize=(min(3.2 * ncols + 0.6, 14), 2.8 * nrows + 0.4),
+                         layout="constrained")
+    else:
+        fig = ax.figure.add_subfigure(ax.get_subplotspec())
+        ax.remove()
+    spec = fig.add_gridspec(nrows, ncols)
+    return fig, [fig.add_subplot(spec[divmod(k, ncols)]) for k in range(count)]
+
+
+def _write_values(panel, tile, image):
+    """Write each weight on its pixel, in black or white, whichever reads on its colour."""
+    for (i, j), value in np.ndenumerate(tile):
+        r, g, b, _ = image.cmap(image.norm(value))
+        colour = "black" if 0.299 * r + 0.587 * g + 0.114 * b > 0.5 else "white"
+        panel.text(j, i, f"{value:.2g}", ha="center", va="center", fontsize=8, color=colour)
 
 
 def plot_feature_maps(a, title=None, ax=None):
@@ -109,3 +178,67 @@ def plot_feature_maps(a, title=None, ax=None):
     if a.ndim != 3:
         raise ValueError(f"a must have shape (C, H, W) for one image, got {a.shape}")
     return plot_grid(a, layout="NCHW", title=title, ax=ax)
+
+
+LOG_SCALE_RATIO = 10.0  # plot_timings: log axis when the slowest bar is this many times the fastest
+
+
+def plot_timings(timings, repeats, title=None, ax=None):
+    """
+    Grouped bars of seconds per call, labelled so that they cannot be misread; returns the Figure.
+
+    Inputs:
+    - timings: dict {implementation: {pass name: seconds}}, e.g. {"naive loops": {"forward":
+      0.03, "backward": 0.05}, "im2col": {...}}; one group of bars per pass name (in order of
+      first appearance), one bar per implementation (a pass an implementation lacks is left out)
+    - repeats: the number of timed runs each time is the best of (stated on the axis)
+    - title, ax: the chart's title; an existing Axes to draw into (else a new figure is made)
+
+    Each bar is labelled with its time and, after the first implementation, its speed-up over the
+    first one in the same group. The time axis is logarithmic when the slowest bar is more than
+    LOG_SCALE_RATIO times the fastest (the axis label says which scale it is).
+    """
+    import matplotlib.pyplot as plt
+
+    if not timings:
+        raise ValueError("timings holds no implementation")
+    repeats = check_int(repeats, "repeats", 1)
+    passes = list(dict.fromkeys(p for times in timings.values() for p in times))
+    for name, times in timings.items():
+        for p, seconds in times.items():
+            if not (isinstance(seconds, (int, float)) and math.isfinite(seconds) and seconds > 0):
+                raise ValueError(f"timings[{name!r}][{p!r}]={seconds!r} must be a positive "
+                                 f"number of seconds")
+    if ax is None:
+        fig, ax = plt.subplots(figsize=(max(6.0, 2.2 * len(passes) * len(timings) / 2), 4))
+    else:
+        fig = ax.figure
+    baseline = next(iter(timings.values()))
+    width = 0.8 / len(timings)
+    for k, (name, times) in enumerate(timings.items()):
+        shown = [p for p in passes if p in times]
+        xs = [passes.index(p) - 0.4 + (k + 0.5) * width for p in shown]
+        bars = ax.bar(xs, [1e3 * times[p] for p in shown], width, label=name)
+        ax.bar_label(bars, labels=[_timing_label(times[p], baseline.get(p), k > 0)
+                                   for p in shown], fontsize=8, padding=2)
+    values = [s for times in timings.values() for s in times.values()]
+    log = max(values) / min(values) > LOG_SCALE_RATIO
+    if log:
+        ax.set_yscale("log")
+    ax.margins(y=0.25 if log else 0.15)
+    ax.set_xticks(range(len(passes)), passes)
+    ax.set_ylabel(f"ms per call, best of {repeats} run{'s' * (repeats > 1)}"
+                  f"{' (log scale)' if log else ''}")
+    ax.legend(fontsize=8)
+    if title:
+        ax.set_title(title)
+    return fig
+
+
+def _timing_label(seconds, baseline, compare):
+    """'12.3 ms', and '(4.5x faster)' below it when compared with a baseline time."""
+    label = f"{1e3 * seconds:.3g} ms"
+    if compare and baseline is not None:
+        ratio = baseline / seconds
+        label += f"\n{ratio:.3g}x " + ("faster" if ratio >= 1 else "as fast")
+    return label

@@ -21,9 +21,14 @@ from tqdm import tqdm
 from grading.config import CourseConfig
 from grading.gradebook import attach_scores, open_gradebook, write_result
 from grading.kernels import check_sandbox
-from grading.safe_files import RefusedFile, read_file, read_timestamp, submission_root
+from grading.outcome import is_graded
+from grading.safe_files import RefusedFile, read_file, submission_root
 from grading.status import StatusStore
-from grading.worker import GRADED, grade_submission, not_graded, run_reference
+from grading.tasks import GradingTask, KernelSettings, ReferenceTask, with_threads
+from grading.timestamps import read_timestamp
+from grading.worker import grade_submission, not_graded_result, run_reference
+
+WORKER_MODULES = ["grading.worker"]  # imported once by the fork server, not by every worker
 
 
 def _hash(*parts: bytes) -> str:
@@ -43,16 +48,6 @@ def library_hash(cfg: CourseConfig) -> bytes:
     return h.digest()
 
 
-def base_task(cfg: CourseConfig, assignment: str) -> dict:
-    """Settings shared by every task of ``assignment``."""
-    return {"sandbox": cfg.sandbox, "library_dir": str(cfg.student_library_dir),
-            "env": dict(cfg.env), "cell_timeout": cfg.cell_timeout_for(assignment),
-            "notebook_timeout": cfg.notebook_timeout_for(assignment),
-            "max_output_bytes": cfg.max_output_bytes, "max_notebook_bytes": cfg.max_notebook_bytes,
-            "max_notebook_output_bytes": cfg.max_notebook_output_bytes,
-            "memory_mb": cfg.memory_mb, "data_dir": str(cfg.data_dir) if cfg.data_dir else None}
-
-
 def require_release(cfg: CourseConfig, assignments: list[str]) -> None:
     """Raise ValueError unless ``assignments`` and the student library are released."""
     for a in assignments:
@@ -63,17 +58,19 @@ def require_release(cfg: CourseConfig, assignments: list[str]) -> None:
         raise ValueError(f"no student library in {cfg.student_library_dir}; run release first")
 
 
-def reference_tasks(cfg: CourseConfig, assignments: list[str]) -> dict[Path, dict]:
+def reference_tasks(cfg: CourseConfig, assignments: list[str]) -> dict[Path, ReferenceTask]:
     """{cache path: task} for every source notebook of ``assignments``."""
     lib = library_hash(cfg)
     tasks = {}
     for a in assignments:
+        settings = KernelSettings.for_assignment(cfg, a)
         for src in cfg.graded_notebooks(a):
-            task = base_task(cfg, a) | {"source": str(src),
-                                        "source_dir": str(cfg.assignments_dir / a)}
-            task["key"] = _hash(src.read_bytes(), lib, json.dumps(task, sort_keys=True).encode())
-            task["executed_path"] = str(cfg.course_dir / "reference" / a / src.name)
-            tasks[cfg.course_dir / "reference" / a / f"{src.stem}.json"] = task
+            source_dir = cfg.assignments_dir / a
+            what = json.dumps([settings.key_text(), str(src), str(source_dir)])
+            tasks[cfg.course_dir / "reference" / a / f"{src.stem}.json"] = ReferenceTask(
+                settings=settings, source=src, source_dir=source_dir,
+                executed_path=cfg.course_dir / "reference" / a / src.name,
+                key=_hash(src.read_bytes(), lib, what.encode()))
     return tasks
 
 
@@ -84,7 +81,7 @@ def load_references(cfg: CourseConfig, assignments: list[str], jobs: int, *, log
     refs, todo = {}, {}
     for path, task in tasks.items():
         cached = json.loads(path.read_text()) if path.is_file() else None
-        if cached and cached.get("key") == task["key"]:
+        if cached and cached.get("key") == task.key:
             refs[path] = cached
         else:
             todo[path] = task
@@ -92,7 +89,7 @@ def load_references(cfg: CourseConfig, assignments: list[str], jobs: int, *, log
         results = run_pool(run_reference, list(todo.values()), jobs, desc="reference runs")
         for path, res in zip(todo, results, strict=True):
             if "error" in res and "cells" not in res:
-                raise RuntimeError(f"reference run of {todo[path]['source']} failed: "
+                raise RuntimeError(f"reference run of {todo[path].source} failed: "
                                    f"{res['error']}")
             path.parent.mkdir(parents=True, exist_ok=True)
             path.write_text(json.dumps(res))
@@ -118,7 +115,18 @@ def _safe(fn, task):
         return {"error": f"{type(err).__name__}: {err}"}
 
 
-def run_pool(fn, tasks: list[dict], jobs: int, *, desc: str, on_result=None) -> list[dict]:
+def _context():
+    """The multiprocessing context of the worker pools: ``forkserver`` where it exists (workers
+    are not forked from this process, whose threads (tqdm, nbgrader, zmq) would leave locks
+    held in the child), else ``spawn``. Workers import the task function by name."""
+    if "forkserver" in get_all_start_methods():
+        ctx = get_context("forkserver")
+        ctx.set_forkserver_preload(WORKER_MODULES)
+        return ctx
+    return get_context("spawn")
+
+
+def run_pool(fn, tasks: list, jobs: int, *, desc: str, on_result=None) -> list[dict]:
     """``fn`` over ``tasks`` in ``jobs`` processes with a progress bar; results in task order.
 
     A task whose worker process dies is retried alone in a fresh process; if that dies too its
@@ -130,9 +138,8 @@ def run_pool(fn, tasks: list[dict], jobs: int, *, desc: str, on_result=None) -> 
     # each kernel gets its share of the CPUs (not part of a task's key: results do not depend on
     # it beyond rounding, and a reference run must not be redone because jobs changed)
     share = max(1, (os.cpu_count() or 1) // workers)
-    tasks = [t | {"threads": share} for t in tasks]
-    # fork: workers need no re-import of __main__ (works from scripts, -c and pytest)
-    ctx = get_context("fork" if "fork" in get_all_start_methods() else "spawn")
+    tasks = [with_threads(t, share) for t in tasks]
+    ctx = _context()
 
     def collect(idx, res):
         results[idx] = res
@@ -204,8 +211,7 @@ def _timestamp_problem(folder: Path) -> str | None:
 
 def _failed(reason: str) -> dict:
     """The result of a notebook that could not be graded or saved."""
-    return {"status": not_graded(reason), "notes": [], "tests": [], "score": 0.0,
-            "max_score": 0.0, "duration": 0.0}
+    return not_graded_result(reason) | {"score": 0.0, "max_score": 0.0, "duration": 0.0}
 
 
 class _Saver:
@@ -215,7 +221,7 @@ class _Saver:
     far as possible) and never stops the run.
     """
 
-    def __init__(self, store: StatusStore, gb, tasks: list[dict], log):
+    def __init__(self, store: StatusStore, gb, tasks: list[GradingTask], log):
         self.store, self.gb, self.tasks, self.log = store, gb, tasks, log
         self.saved: dict[int, dict] = {}
 
@@ -224,9 +230,8 @@ class _Saver:
         t = self.tasks[i]
         if "status" not in res:  # the worker itself failed
             res = _failed(res.get("error", "unknown grader failure"))
-        res.update(student=t["student"], assignment=t["assignment"], notebook=t["notebook"],
-                   key=t["key"])
-        folder = Path(t["submission"]).parent
+        res.update(student=t.student, assignment=t.assignment, notebook=t.notebook, key=t.key)
+        folder = Path(t.submission).parent
         try:
             problem = _timestamp_problem(folder)
             if problem:
@@ -239,8 +244,8 @@ class _Saver:
             try:
                 self._write(res, folder)
             except Exception as again:  # noqa: BLE001
-                self.log(f"error: could not store the result of {t['student']}/"
-                         f"{t['notebook']}: {type(again).__name__}: {again}")
+                self.log(f"error: could not store the result of {t.student}/"
+                         f"{t.notebook}: {type(again).__name__}: {again}")
         self.saved[i] = res
 
     def _write(self, res: dict, folder: Path) -> None:
@@ -251,6 +256,21 @@ class _Saver:
         except BaseException:
             self.gb.db.rollback()
             raise
+
+
+def grading_task(cfg: CourseConfig, settings: KernelSettings, student: str, assignment: str,
+                 folder: Path, src: Path, ref: dict) -> GradingTask:
+    """The task of grading ``student``'s copy (in ``folder``) of source notebook ``src``; its key
+    hashes the submitted bytes, the reference and the timeouts."""
+    release_dir = cfg.course_dir / "release" / assignment
+    sub = folder / src.name
+    key = _hash(_submission_bytes(sub, settings.max_notebook_bytes), ref["key"].encode(),
+                str(settings.cell_timeout).encode(), str(settings.notebook_timeout).encode())
+    return GradingTask(settings=settings, student=student, assignment=assignment,
+                       notebook=src.stem, submission=sub, source=src,
+                       release=release_dir / src.name, release_dir=release_dir, reference=ref,
+                       autograded=cfg.course_dir / "autograded" / student / assignment / src.name,
+                       key=key)
 
 
 def autograde(cfg: CourseConfig, assignment: str | None = None, *, students=None,
@@ -268,21 +288,11 @@ def autograde(cfg: CourseConfig, assignment: str | None = None, *, students=None
     store = StatusStore(cfg.course_dir)
     tasks, done = [], []
     for student, a, folder in discover(cfg, assignments, students):
+        settings = KernelSettings.for_assignment(cfg, a)
         for src in cfg.graded_notebooks(a):
-            sub = folder / src.name
-            ref = refs[(a, src.stem)]
-            task = base_task(cfg, a) | {
-                "student": student, "assignment": a, "notebook": src.stem,
-                "submission": str(sub), "source": str(src),
-                "release": str(cfg.course_dir / "release" / a / src.name),
-                "release_dir": str(cfg.course_dir / "release" / a),
-                "autograded": str(cfg.course_dir / "autograded" / student / a / src.name),
-                "reference": ref}
-            task["key"] = _hash(_submission_bytes(sub, cfg.max_notebook_bytes),
-                                ref["key"].encode(), str(task["cell_timeout"]).encode(),
-                                str(task["notebook_timeout"]).encode())
+            task = grading_task(cfg, settings, student, a, folder, src, refs[(a, src.stem)])
             old = store.get(student, a, src.stem)
-            if not force and old and old["key"] == task["key"] and old["status"] == GRADED:
+            if not force and old and old["key"] == task.key and is_graded(old["status"]):
                 done.append(old)
             else:
                 tasks.append(task)

@@ -1,4 +1,9 @@
-"""``cs231n-course``: the course's grading command line (release, autograde, feedback, ...)."""
+"""``cs231n-course``: the course's grading command line (release, autograde, feedback, ...).
+
+Any course setting can be overridden for one run, anywhere on the line, with
+``--CourseGrading.<setting>=<value>`` (e.g. ``cs231n-course autograde
+--CourseGrading.cell_timeout=60``); traitlets checks the value against the setting's type.
+"""
 
 from __future__ import annotations
 
@@ -54,14 +59,37 @@ def _config_path(course: str | None) -> Path | None:
     return path / "nbgrader_config.py" if path.is_dir() else path
 
 
+OVERRIDE_PREFIX = "--CourseGrading."
+
+
+def split_overrides(argv: list[str]) -> tuple[list[str], list[str]]:
+    """(other arguments, ``--CourseGrading.x=y`` overrides); ``--CourseGrading.x y`` is taken as
+    ``--CourseGrading.x=y``."""
+    rest, overrides = [], []
+    args = iter(argv)
+    for arg in args:
+        if not arg.startswith(OVERRIDE_PREFIX):
+            rest.append(arg)
+        elif "=" in arg:
+            overrides.append(arg)
+        else:
+            overrides.append(f"{arg}={next(args, '')}")
+    return rest, overrides
+
+
 def main(argv: list[str] | None = None) -> int:
     """Run the command line; returns the exit code."""
-    args = _parser().parse_args(argv)
+    rest, overrides = split_overrides(sys.argv[1:] if argv is None else list(argv))
+    parser = _parser()
+    parser.epilog = (f"Course settings: {OVERRIDE_PREFIX}<setting>=<value> anywhere on the line "
+                     "overrides the config file (see grading/nbgrader_config.py).")
+    args = parser.parse_args(rest)
     sandbox = args.sandbox
     if args.command == "check" and sandbox is None:
         sandbox = False  # your own notebook on your own machine
     try:
-        cfg = load_config(_config_path(args.course), course_dir=args.course_dir, sandbox=sandbox)
+        cfg = load_config(_config_path(args.course), course_dir=args.course_dir, sandbox=sandbox,
+                          argv=overrides)
         return _run(args, cfg)
     except (ValueError, RuntimeError) as err:
         print(f"cs231n-course {args.command}: error: {err}", file=sys.stderr)

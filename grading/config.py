@@ -1,43 +1,102 @@
-"""Load the course configuration (an nbgrader config file with a ``CourseGrading`` section)."""
+"""Load the course configuration: an nbgrader config file with a ``CourseGrading`` section.
+
+``CourseGrading`` is a traitlets ``Configurable``, as nbgrader's own apps are: its traits hold the
+settings' types and defaults, traitlets checks every value (``sandbox = "false"`` is an error,
+not True), and ``--CourseGrading.<name>=<value>`` on the command line overrides the file.
+``load_config`` turns the loaded traits into a ``CourseConfig`` (paths resolved against the
+config file's folder), what the grading layer uses.
+"""
 
 from __future__ import annotations
 
 import os
-import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from traitlets.config import Config
-from traitlets.config.loader import PyFileConfigLoader
+from traitlets import Bool, Dict, Float, Int, List, TraitError, Unicode, default, validate
+from traitlets.config import Config, Configurable
+from traitlets.config.loader import KVArgParseConfigLoader, PyFileConfigLoader
 
-from grading.execute import MAX_NOTEBOOK_OUTPUT_BYTES, MAX_OUTPUT_BYTES
+from grading.sandbox_argv import DEFAULT_MEMORY_MB
 
 PACKAGE_DIR = Path(__file__).resolve().parent
-DEFAULT_CONFIG = PACKAGE_DIR / "nbgrader_config.py"
+TIMEOUT_KEYS = ("cell", "notebook")
 
-_KEYS = {"assignments_dir", "course_dir", "library", "cell_timeout", "notebook_timeout",
-         "timeouts", "sandbox", "env", "max_notebook_bytes", "max_output_bytes", "data_dir",
-         "memory_mb", "max_notebook_output_bytes"}
+
+class CourseGrading(Configurable):
+    """The grading layer's course settings (the ``c.CourseGrading`` section)."""
+
+    assignments_dir = Unicode("assignments", help="nbgrader source folder: "
+                              "<assignments>/<NN_name>/<NN_name>.ipynb").tag(config=True)
+    course_dir = Unicode("course", help="release/, submitted/, autograded/, feedback/, "
+                         "gradebook.db").tag(config=True)
+    library = List(Unicode(), help="packages whose student edition the kernels import"
+                   ).tag(config=True)
+    data_dir = Unicode(None, allow_none=True, help="datasets folder the kernels may read "
+                       "($CS231N_DATA_DIR)").tag(config=True)
+    cell_timeout = Float(300.0, min=0.001, help="seconds per cell").tag(config=True)
+    notebook_timeout = Float(1200.0, min=0.001, help="seconds per notebook (wall clock)"
+                             ).tag(config=True)
+    timeouts = Dict(value_trait=Dict(value_trait=Float(min=0.001)), key_trait=Unicode(),
+                    help='per-assignment overrides: {"06_training": {"cell": 600, '
+                    '"notebook": 1800}}').tag(config=True)
+    sandbox = Bool(True, help="run kernels through grading.sandbox (bubblewrap)"
+                   ).tag(config=True)
+    env = Dict(value_trait=Unicode(), key_trait=Unicode(), help="extra kernel environment"
+               ).tag(config=True)
+    max_notebook_bytes = Int(20_000_000, min=1, help="larger submissions are not graded"
+                             ).tag(config=True)
+    max_output_bytes = Int(min=1, help="per cell, non-record outputs kept (default: "
+                           "grading.execute.MAX_OUTPUT_BYTES)").tag(config=True)
+    max_notebook_output_bytes = Int(min=1, help="whole notebook, display updates included "
+                                    "(default: grading.execute.MAX_NOTEBOOK_OUTPUT_BYTES)"
+                                    ).tag(config=True)
+    memory_mb = Int(DEFAULT_MEMORY_MB, min=1, help="sandboxed kernel's memory limit"
+                    ).tag(config=True)
+
+    # The output caps are defined beside the code that applies them; imported when first read,
+    # so that loading this module does not load nbclient.
+    @default("max_output_bytes")
+    def _default_max_output_bytes(self) -> int:
+        from grading.execute import MAX_OUTPUT_BYTES
+
+        return MAX_OUTPUT_BYTES
+
+    @default("max_notebook_output_bytes")
+    def _default_max_notebook_output_bytes(self) -> int:
+        from grading.execute import MAX_NOTEBOOK_OUTPUT_BYTES
+
+        return MAX_NOTEBOOK_OUTPUT_BYTES
+
+    @validate("timeouts")
+    def _check_timeouts(self, proposal):
+        """Each override names only 'cell' and 'notebook'."""
+        for name, limits in proposal["value"].items():
+            bad = set(limits) - set(TIMEOUT_KEYS)
+            if bad:
+                raise TraitError(f"timeouts[{name!r}] has unknown keys {sorted(bad)}; "
+                                 f"allowed: {list(TIMEOUT_KEYS)}")
+        return proposal["value"]
 
 
 @dataclass
 class CourseConfig:
-    """Everything the grading layer needs; built by ``load_config``."""
+    """Everything the grading layer needs, built by ``load_config`` from ``CourseGrading``."""
 
     config_file: Path
-    assignments_dir: Path          # nbgrader source folder: <assignments>/<NN_name>/<NN_name>.ipynb
-    course_dir: Path               # release/, submitted/, autograded/, feedback/, gradebook.db
-    library: list[Path]            # packages whose student edition the kernels import
-    cell_timeout: float = 300.0    # seconds per cell
-    notebook_timeout: float = 1200.0  # seconds per notebook (wall clock, all cells)
-    timeouts: dict = field(default_factory=dict)  # {assignment: {"cell": s, "notebook": s}}
-    sandbox: bool = True           # run kernels through grading.sandbox (bubblewrap)
-    env: dict = field(default_factory=dict)       # extra kernel environment
-    max_notebook_bytes: int = 20_000_000          # larger submissions are not graded
-    max_output_bytes: int = MAX_OUTPUT_BYTES      # per cell, non-record outputs kept
-    max_notebook_output_bytes: int = MAX_NOTEBOOK_OUTPUT_BYTES  # whole notebook, display updates
-    memory_mb: int = 3072          # sandboxed kernel's address-space limit
-    data_dir: Path | None = None   # datasets folder the kernels may read ($CS231N_DATA_DIR)
+    assignments_dir: Path
+    course_dir: Path
+    library: list[Path]
+    cell_timeout: float
+    notebook_timeout: float
+    timeouts: dict  # {assignment: {"cell": s, "notebook": s}}
+    sandbox: bool
+    env: dict
+    max_notebook_bytes: int
+    max_output_bytes: int
+    max_notebook_output_bytes: int
+    memory_mb: int
+    data_dir: Path | None = None
     nbgrader: Config = field(default_factory=Config)  # the whole traitlets config
 
     def cell_timeout_for(self, assignment: str) -> float:
@@ -96,52 +155,74 @@ class CourseConfig:
         return sorted(folder.glob("*.ipynb"))
 
 
-def ensure_tools_on_path() -> None:
-    """Put this interpreter's bin folder on PATH (nbgrader runs ``alembic`` for a new gradebook)."""
-    bindir = str(Path(sys.executable).parent)
-    if bindir not in os.environ.get("PATH", "").split(os.pathsep):
-        os.environ["PATH"] = bindir + os.pathsep + os.environ.get("PATH", "")
+def default_config(package_dir: Path = PACKAGE_DIR) -> Path:
+    """The course config used without ``--course``: ``grading/nbgrader_config.py`` in a checkout
+    or editable install (``assignments/`` beside ``grading/``), else the course a wheel ships
+    (``grading/packaged_course/``); ValueError when neither has the source notebooks."""
+    if (package_dir.parent / "assignments").is_dir():
+        return package_dir / "nbgrader_config.py"
+    installed = package_dir / "packaged_course"
+    if (installed / "assignments").is_dir():
+        return installed / "nbgrader_config.py"
+    raise ValueError(f"no course found: neither {package_dir.parent / 'assignments'} (a "
+                     f"checkout) nor {installed / 'assignments'} (an installed wheel) exists; "
+                     "pass --course PATH (a course folder holding nbgrader_config.py)")
+
+
+def command_line_config(argv: list[str]) -> Config:
+    """The traitlets config of ``--CourseGrading.<name>=<value>`` arguments (ValueError for
+    another argument or an unknown setting; values are parsed by each trait's type)."""
+    for arg in argv:
+        name = arg.split("=", 1)[0]
+        if not name.startswith("--CourseGrading."):
+            raise ValueError(f"{arg!r} is not a --CourseGrading.<setting>=<value> argument")
+        _check_names([name.removeprefix("--CourseGrading.")], "the command line")
+    return KVArgParseConfigLoader(argv, classes=[CourseGrading]).load_config()
+
+
+def _check_names(names, where: str) -> None:
+    """ValueError naming the settings of ``names`` that CourseGrading does not have."""
+    known = sorted(CourseGrading.class_trait_names(config=True))
+    unknown = sorted(set(names) - set(known))
+    if unknown:
+        raise ValueError(f"unknown CourseGrading settings {unknown} in {where}; known: {known}")
+
+
+def course_grading(cfg: Config, where: str) -> CourseGrading:
+    """The CourseGrading of a loaded config; ValueError for an unknown or ill-typed setting."""
+    _check_names(cfg.get("CourseGrading", {}), where)
+    try:
+        return CourseGrading(config=cfg)
+    except TraitError as err:
+        raise ValueError(f"bad CourseGrading setting in {where}: {err}") from err
 
 
 def load_config(path: str | os.PathLike | None = None, *, course_dir=None,
-                sandbox: bool | None = None) -> CourseConfig:
-    """Read an nbgrader config file; ``course_dir``/``sandbox`` override its settings."""
-    ensure_tools_on_path()
-    path = Path(path or DEFAULT_CONFIG).resolve()
+                sandbox: bool | None = None, argv: list[str] | None = None) -> CourseConfig:
+    """Read an nbgrader config file; ``argv`` (``--CourseGrading.x=y`` arguments) overrides its
+    settings, and ``course_dir``/``sandbox`` override both."""
+    path = Path(path or default_config()).resolve()
     if not path.is_file():
         raise ValueError(f"config file {path} does not exist")
     cfg = PyFileConfigLoader(path.name, str(path.parent)).load_config()
-    section = dict(cfg.get("CourseGrading", {}))
-    unknown = set(section) - _KEYS
-    if unknown:
-        raise ValueError(f"unknown CourseGrading settings {sorted(unknown)} in {path}; "
-                         f"known: {sorted(_KEYS)}")
+    if argv:
+        cfg.merge(command_line_config(argv))
+    grading = course_grading(cfg, str(path) + (" and the command line" if argv else ""))
     base = path.parent
 
     def rel(p):
         return (base / p).resolve()
 
-    out = CourseConfig(
+    return CourseConfig(
         config_file=path,
-        assignments_dir=rel(section.get("assignments_dir", "assignments")),
-        course_dir=Path(course_dir).resolve() if course_dir else rel(
-            section.get("course_dir", "course")),
-        library=[rel(p) for p in section.get("library", [])],
-        nbgrader=cfg,
-    )
-    if section.get("data_dir"):
-        out.data_dir = rel(section["data_dir"])
-    for key in ("cell_timeout", "notebook_timeout", "max_notebook_bytes", "max_output_bytes",
-                "sandbox", "memory_mb", "max_notebook_output_bytes"):
-        if key in section:
-            setattr(out, key, type(getattr(out, key))(section[key]))
-    out.timeouts = {str(k): dict(v) for k, v in dict(section.get("timeouts", {})).items()}
-    for name, limits in out.timeouts.items():
-        bad = set(limits) - {"cell", "notebook"}
-        if bad:
-            raise ValueError(f"timeouts[{name!r}] has unknown keys {sorted(bad)}; "
-                             "allowed: 'cell', 'notebook'")
-    out.env = {str(k): str(v) for k, v in dict(section.get("env", {})).items()}
-    if sandbox is not None:
-        out.sandbox = sandbox
-    return out
+        assignments_dir=rel(grading.assignments_dir),
+        course_dir=Path(course_dir).resolve() if course_dir else rel(grading.course_dir),
+        library=[rel(p) for p in grading.library],
+        data_dir=rel(grading.data_dir) if grading.data_dir else None,
+        cell_timeout=grading.cell_timeout, notebook_timeout=grading.notebook_timeout,
+        timeouts={k: dict(v) for k, v in grading.timeouts.items()},
+        sandbox=grading.sandbox if sandbox is None else sandbox,
+        env=dict(grading.env), max_notebook_bytes=grading.max_notebook_bytes,
+        max_output_bytes=grading.max_output_bytes,
+        max_notebook_output_bytes=grading.max_notebook_output_bytes,
+        memory_mb=grading.memory_mb, nbgrader=cfg)

@@ -46,7 +46,7 @@ def demo(cfg: CourseConfig, *, jobs: int | None = None, log=print) -> None:
         raise ValueError(f"no assignments in {cfg.assignments_dir}")
     fresh_course_dir(cfg.course_dir)
     if cfg.sandbox:
-        from grading.sandbox import sandbox_available
+        from grading.sandbox_argv import sandbox_available
 
         ok, why = sandbox_available()
         if not ok:  # the demo grades its own sample submissions: trusted code

@@ -12,10 +12,11 @@ from pathlib import Path
 
 from grading.config import CourseConfig
 from grading.gradebook import graded_score, notebook_scores, open_gradebook
+from grading.outcome import GRADED_TEXT, is_graded
 from grading.status import StatusStore, status_line
-from grading.worker import GRADED
 
 CSV_NAME = "grades_with_status.csv"  # nbgrader export writes grades.csv
+INCOMPLETE = "incomplete: "  # a total over parts not all graded
 COLUMNS = ("student", "assignment", "notebook", "score", "max_score", "status")
 
 
@@ -29,7 +30,7 @@ def notebook_row(gb, student: str, assignment: str, src: Path, result: dict | No
         status = status_line(result)
         if scores is None:
             status += "; no gradebook entry"
-        elif score is not None and result["status"] != GRADED:
+        elif score is not None and not is_graded(result["status"]):
             status += "; graded by hand"
         elif score is not None and scores.ungraded_answers:
             status += "; written answers need a manual grade"
@@ -39,9 +40,12 @@ def notebook_row(gb, student: str, assignment: str, src: Path, result: dict | No
 
 
 def _incomplete(states: list[str]) -> str:
-    """``graded`` if every state is, else ``incomplete: <first other state>``."""
-    worst = next((s for s in states if s != GRADED), GRADED)
-    return worst if worst == GRADED or worst.startswith("incomplete: ") else f"incomplete: {worst}"
+    """``graded`` if every state is, else ``incomplete: <first other state>``.
+
+    A state is a notebook's status text, ``not submitted``, or a total's own state."""
+    worst = next((s for s in states if s != GRADED_TEXT), GRADED_TEXT)
+    return (worst if worst == GRADED_TEXT or worst.startswith(INCOMPLETE)
+            else f"{INCOMPLETE}{worst}")
 
 
 def _total(student: str, assignment: str, parts: list[dict]) -> dict:

@@ -22,13 +22,13 @@ from nbformat import NotebookNode
 
 from grading.config import CourseConfig
 from grading.gradebook import NotebookScores, graded_score, notebook_scores, open_gradebook
+from grading.markers import has_hidden_tests
 from grading.restore import InvalidSubmission, is_test, load_notebook_text, nbg
 from grading.safe_files import RefusedFile, read_file, submission_root
 from grading.sanitize import sanitizer
 from grading.status import StatusStore
 
 PLACEHOLDER = "# (hidden tests: not shown)"
-HIDDEN_MARKER = "BEGIN HIDDEN TESTS"
 # what a student's saved output may show (nbconvert's SanitizeHTML drops other kinds anyway)
 SHOWN_MIME = ("text/plain", "text/html", "text/markdown", "text/latex", "image/png",
               "image/jpeg")
@@ -70,7 +70,7 @@ def _released_test(gid: str, source: dict[str, NotebookNode],
                    release: dict[str, NotebookNode]) -> NotebookNode:
     """Instructor test cell ``gid`` as students were given it, hidden tests as a placeholder."""
     text = release[gid].source if gid in release else ""
-    if HIDDEN_MARKER in source[gid].source or gid not in release:
+    if has_hidden_tests(source[gid].source) or gid not in release:
         text = (text.rstrip() + "\n" if text.strip() else "") + PLACEHOLDER
     return nbformat.v4.new_code_cell(text)
 

@@ -8,12 +8,44 @@ from pathlib import Path
 
 from nbgrader.api import Gradebook, MissingEntry
 
-from grading.safe_files import RefusedFile, read_timestamp, submission_root
-from grading.worker import GRADED
+from grading.outcome import is_graded
+from grading.safe_files import RefusedFile, submission_root
+from grading.timestamps import read_timestamp
+
+
+def create_gradebook(url: str) -> bool:
+    """Create nbgrader's gradebook at ``url`` unless it has tables already; True if it did.
+
+    nbgrader creating a gradebook itself runs the ``alembic`` command, found on PATH, to learn
+    the schema revision. Here that revision comes from alembic's API (the head of nbgrader's
+    migration scripts), so no command runs and PATH need not change. Call this before nbgrader
+    touches a new course (``release``); ``open_gradebook`` calls it.
+    """
+    from alembic.script import ScriptDirectory
+    from nbgrader.api import Base
+    from nbgrader.dbutil import ALEMBIC_DIR
+    from sqlalchemy import create_engine, inspect, text
+
+    engine = create_engine(url)
+    try:
+        if inspect(engine).get_table_names():
+            return False
+        Base.metadata.create_all(bind=engine)
+        head = ScriptDirectory(ALEMBIC_DIR).get_current_head()
+        with engine.begin() as conn:
+            conn.execute(text("CREATE TABLE alembic_version "
+                              "(version_num VARCHAR(32) NOT NULL)"))
+            conn.execute(text("INSERT INTO alembic_version (version_num) VALUES (:v)"),
+                         {"v": head})
+    finally:
+        engine.dispose()
+    return True
 
 
 def open_gradebook(url: str) -> Gradebook:
-    """nbgrader's Gradebook at ``url`` (use as a context manager or close it)."""
+    """nbgrader's Gradebook at ``url``, created first if new (use as a context manager or
+    close it)."""
+    create_gradebook(url)
     return Gradebook(url)
 
 
@@ -21,7 +53,7 @@ def _timestamp(folder: Path) -> str | None:
     """The submission time nbgrader wrote in ``timestamp.txt``, if there is a valid one.
 
     Read without following links below ``submitted/`` and checked the way nbgrader parses it
-    (safe_files.read_timestamp): a bad, linked or unreadable file means no timestamp, never an
+    (timestamps.read_timestamp): a bad, linked or unreadable file means no timestamp, never an
     error.
     """
     try:
@@ -51,7 +83,7 @@ def write_result(gb: Gradebook, result: dict, folder: Path) -> None:
     """
     ensure_submission(gb, result["assignment"], result["student"], folder)
     nb = gb.find_submission_notebook(result["notebook"], result["assignment"], result["student"])
-    graded = result["status"] == GRADED
+    graded = is_graded(result["status"])
     tests = {t["grade_id"]: t for t in result["tests"]}
     for grade in nb.grades:
         if graded and grade.name in tests:
@@ -143,7 +175,7 @@ def graded_score(result: dict | None, scores: NotebookScores | None) -> float | 
     submitted, has no gradebook entry, or could not be graded and was not graded by hand."""
     if result is None or scores is None:
         return None
-    if result["status"] != GRADED and not scores.all_manual:
+    if not is_graded(result["status"]) and not scores.all_manual:
         return None
     return scores.score
 

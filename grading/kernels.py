@@ -15,10 +15,14 @@ from pathlib import Path
 
 from jupyter_client import AsyncKernelManager
 
+from grading import jupyter_compat
+from grading.sandbox_argv import DEFAULT_MEMORY_MB
+
 # Variables of the grader's environment that must not leak into the kernel's imports.
 _DROP = ("PYTHONPATH", "PYTHONSTARTUP", "PYTHONHOME", "JPY_PARENT_PID")
 
 
+@jupyter_compat.bind_public_aliases
 class LocalKernelManager(AsyncKernelManager):
     """An AsyncKernelManager starting its kernel in ``workdir`` with a fixed environment."""
 
@@ -49,10 +53,9 @@ class LocalKernelManager(AsyncKernelManager):
             self._ipc_finalizer()  # removes the folder, once
             self._ipc_dir = None
 
-    # jupyter_client's AsyncKernelManager binds ``cleanup_resources`` to the base class's
-    # coroutine, so the override above would be skipped when nbclient cleans up after a kernel
-    # that died (it then calls only ``cleanup_resources``), leaving the socket folder behind.
-    cleanup_resources = _async_cleanup_resources
+    # (bind_public_aliases: nbclient, cleaning up after a kernel that died, calls only
+    # ``cleanup_resources``; without the alias the override above is skipped and the socket
+    # folder is left behind.)
 
 
 def kernel_env(library_dir: Path, env: dict) -> dict:
@@ -87,13 +90,14 @@ def thread_env(threads: int | None) -> dict[str, str]:
 
 
 def kernel_factory(*, sandbox: bool, workdir: Path, library_dir: Path, env: dict,
-                   notebook_timeout: float, memory_mb: int = 3072, data_dir: Path | None = None):
+                   notebook_timeout: float, memory_mb: int = DEFAULT_MEMORY_MB,
+                   data_dir: Path | None = None):
     """A zero-argument callable returning a fresh kernel manager (sandboxed or local)."""
     extra = {"data_dir": data_dir} if data_dir is not None and Path(data_dir).is_dir() else {}
     if not sandbox:
         return lambda: make_kernel_manager(workdir, library_dir=library_dir, env=env, **extra)
-    from grading.sandbox import SandboxLimits
     from grading.sandbox import make_kernel_manager as make_sandboxed
+    from grading.sandbox_argv import SandboxLimits
 
     limits = SandboxLimits(cpu_seconds=int(notebook_timeout) + 60, memory_mb=int(memory_mb))
     return lambda: make_sandboxed(workdir, library_dir=library_dir, limits=limits, env=env,
@@ -101,10 +105,12 @@ def kernel_factory(*, sandbox: bool, workdir: Path, library_dir: Path, env: dict
 
 
 def check_sandbox(sandbox: bool) -> None:
-    """Raise RuntimeError with the reason when a sandbox is requested but cannot run here."""
+    """Raise RuntimeError with the reason when the kernel managers cannot work here: an
+    incompatible jupyter_client, or a sandbox requested that cannot run."""
+    jupyter_compat.check()
     if not sandbox:
         return
-    from grading.sandbox import sandbox_available
+    from grading.sandbox_argv import sandbox_available
 
     ok, why = sandbox_available()
     if not ok:

@@ -8,33 +8,19 @@ function in the student edition whose body is not a NotImplementedError stub.
 from __future__ import annotations
 
 import ast
-import re
 from pathlib import Path
 
 import nbformat
 
+from grading.markers import HIDDEN_TESTS, LEAK_WORDS, SOLUTION, regions
 from grading.student_edition import docstring_stmt, find_exercises
 
-MARKERS = ("BEGIN SOLUTION", "END SOLUTION", "BEGIN HIDDEN TESTS", "END HIDDEN TESTS",
-           "BEGIN MARK SCHEME")
-_REGION = re.compile(r"^[ \t]*#+[ \t]*BEGIN (SOLUTION|HIDDEN TESTS)[^\n]*\n(.*?)"
-                     r"^[ \t]*#+[ \t]*END \1", re.S | re.M)
-
-
-def regions(source: str, kind: str) -> list[list[str]]:
-    """Stripped non-empty lines of each ``### BEGIN <kind>`` ... ``### END <kind>`` block."""
-    out = []
-    for m in _REGION.finditer(source):
-        if m.group(1) == kind:
-            lines = [ln.strip() for ln in m.group(2).splitlines() if ln.strip()]
-            if lines:
-                out.append(lines)
-    return out
+__all__ = ["hidden_test_lines", "regions", "scan_library", "scan_release"]
 
 
 def hidden_test_lines(source: str) -> list[str]:
     """Non-trivial stripped lines of the hidden-test blocks of ``source`` (for redaction)."""
-    return [ln for block in regions(source, "HIDDEN TESTS") for ln in block
+    return [ln for block in regions(source, HIDDEN_TESTS) for ln in block
             if len(ln) >= 8 and not ln.startswith("#")]
 
 
@@ -108,12 +94,12 @@ def scan_release(roots: list[Path], source_notebooks: list[Path],
     blocks = []
     for src in source_notebooks:
         for cell in nbformat.read(src, as_version=4).cells:
-            blocks += [("hidden test", src, b) for b in regions(cell.source, "HIDDEN TESTS")]
-            blocks += [("solution", src, b) for b in regions(cell.source, "SOLUTION")
+            blocks += [("hidden test", src, b) for b in regions(cell.source, HIDDEN_TESTS)]
+            blocks += [("solution", src, b) for b in regions(cell.source, SOLUTION)
                        if len(b) >= 2]
     for root in roots:
         for path, text in _text_files(root):
-            for marker in MARKERS:
+            for marker in LEAK_WORDS:
                 if marker in text:
                     problems.append(f"{path}: contains {marker!r}")
             if path.suffix == ".ipynb":

@@ -1,7 +1,8 @@
 """Course configuration: nbgrader's settings plus the grading layer's (``CourseGrading``).
 
-This is a traitlets/nbgrader config file. ``cs231n-course`` loads it (``--config`` picks another
-one, e.g. the fixture course's); ``cs231n-course release`` writes ``<course>/nbgrader_config.py``
+This is a traitlets/nbgrader config file. ``cs231n-course`` loads it (``--course`` picks another
+one, e.g. the fixture course's; ``--CourseGrading.<setting>=<value>`` overrides a setting for one
+run); ``cs231n-course release`` writes ``<course>/nbgrader_config.py``
 that loads this file and sets the course root, so ``cd course && nbgrader formgrader`` (or
 ``nbgrader export``) works on the same gradebook. Paths are relative to this file's folder.
 """
@@ -14,8 +15,12 @@ c.CourseDirectory.course_id = "cs231n-cnn"
 # the repository's assignments/ itself.
 c.CourseDirectory.source_directory = "source"
 c.ClearSolutions.code_stub = {"python": "# YOUR CODE HERE\nraise NotImplementedError()"}
+# Name the function, notebook and part in each released solution stub (grading/solution_stubs.py).
+from grading.solution_stubs import generate_assignment_preprocessors  # noqa: E402
 
-# --- grading layer (grading/config.py reads this section) ------------------------------------
+c.GenerateAssignment.preprocessors = generate_assignment_preprocessors()
+
+# --- grading layer (grading/config.py: CourseGrading's traits, their types and defaults) ------
 c.CourseGrading.assignments_dir = "../assignments"   # nbgrader source notebooks
 c.CourseGrading.course_dir = "../course"             # release/, submitted/, gradebook.db, ...
 c.CourseGrading.library = ["../cs231n_lib"]          # packages shipped as a student edition

@@ -7,6 +7,7 @@ import shutil
 from pathlib import Path
 
 from grading.config import CourseConfig
+from grading.gradebook import create_gradebook
 from grading.leakscan import scan_release
 from grading.student_edition import build_student_edition
 
@@ -76,6 +77,7 @@ def release(cfg: CourseConfig, assignments: list[str] | None = None, log=print) 
     """Build the release of ``assignments`` (default all) and check it for leaks."""
     assignments = assignments or cfg.assignments()
     cfg.course_dir.mkdir(parents=True, exist_ok=True)
+    create_gradebook(cfg.gradebook_url)  # schema from alembic's API: nbgrader runs no command
     link_source(cfg)
     write_course_config(cfg)
     editions = build_library(cfg)

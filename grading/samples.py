@@ -7,9 +7,9 @@ from pathlib import Path
 
 import nbformat
 
+from grading.markers import strip_solution_markers
 from grading.restore import nbg
 
-_MARKERS = ("### BEGIN SOLUTION", "### END SOLUTION")
 WARN_PREFIX = ('import sys as _sys\nimport warnings as _warnings\n'
                '_warnings.warn("this honest solution emits a warning")\n'
                'print("debug output on stderr", file=_sys.stderr)\n')
@@ -17,9 +17,7 @@ WARN_PREFIX = ('import sys as _sys\nimport warnings as _warnings\n'
 
 def solution_text(source_cell) -> str:
     """A source solution cell as a student would write it (solution markers removed)."""
-    lines = [ln for ln in source_cell.source.splitlines()
-             if ln.strip() not in _MARKERS]
-    return "\n".join(lines)
+    return strip_solution_markers(source_cell.source)
 
 
 def fill(release, source, *, fraction: float = 1.0, prefix: str = ""):

@@ -1,4 +1,8 @@
-"""Run a student's kernel inside a bubblewrap sandbox.
+"""Run a student's kernel inside a bubblewrap sandbox: the kernel manager and client.
+
+The bwrap command line itself (filesystem, namespaces, limits, environment) is built by
+``grading.sandbox_argv``; the jupyter_client internals overridden here are listed and checked in
+``grading.jupyter_compat``.
 
 The grader executes untrusted notebooks. ``make_kernel_manager`` returns a jupyter_client
 ``AsyncKernelManager`` (what ``nbclient.NotebookClient(km=...)`` drives) whose kernel runs under
@@ -48,156 +52,38 @@ import tempfile
 import threading
 import time
 import weakref
-from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import zmq
-import zmq.asyncio
 from jupyter_client import AsyncKernelClient, AsyncKernelManager
 from jupyter_client.kernelspec import KernelSpec
-from jupyter_client.manager import in_pending_state
+from traitlets import Type
 from zmq.utils.monitor import recv_monitor_message
 
+from grading.jupyter_compat import bind_public_aliases, pending_state
+from grading.sandbox_argv import (
+    CONNECTION_IN,
+    KERNEL_DIR,
+    LAUNCHER,
+    MB,
+    SANDBOX_HOME,
+    SUBMISSION_DIR,
+    UID_BASE,
+    UID_SPAN,
+    WORK_DIR,
+    SandboxLimits,
+    bwrap_argv,
+    kernel_env,
+    privileged,
+    sandbox_available,
+)
 from grading.sandbox_cgroup import Cgroup
 
-SANDBOX_HOME = "/home/student"
-WORK_DIR = f"{SANDBOX_HOME}/work"  # the kernel's cwd: private copy of ``workdir``
-LIBRARY_DIR = "/opt/cs231n/lib"  # ``library_dir``, read-only, first on PYTHONPATH
-DATA_DIR = "/opt/cs231n/datasets"  # ``data_dir``, read-only, $CS231N_DATA_DIR
-SUBMISSION_DIR = "/opt/cs231n/in/submission"  # ``workdir``, read-only, in a root-only directory
-CONNECTION_IN = "/opt/cs231n/in/kernel.json"  # the grader's connection file, read-only
-KERNEL_DIR = "/run/kernel"  # the kernel's ipc sockets and connection file (tmpfs)
-KERNEL_DIR_MB = 1
+__all__ = ["UID_BASE", "SandboxKernelClient", "SandboxKernelManager", "SandboxLimits",
+           "make_kernel_manager", "sandbox_available"]
+
 STDERR_TAIL = 16384
-LAUNCHER = "/opt/cs231n/launcher.py"
-UID_BASE = 2_000_000  # sandbox uids (grader running as root): UID_BASE + random below UID_SPAN
-UID_SPAN = 1_000_000
-DEV_SHM_MB = 64  # /dev/shm cap (POSIX shared memory: multiprocessing locks, not bulk data)
-MB = 1024 * 1024
 PIDS_SLACK = 4  # pids cgroup: bwrap, the sandbox's pid 1, and spare, on top of ``nproc``
-SYSTEM_DIRS = ("/usr", "/bin", "/sbin", "/lib", "/lib32", "/lib64", "/libx32", "/etc")
-CAPABILITIES = ("CAP_CHOWN", "CAP_DAC_OVERRIDE", "CAP_DAC_READ_SEARCH", "CAP_SETUID", "CAP_SETGID")
-
-
-@dataclass(frozen=True)
-class SandboxLimits:
-    """Resource caps for one sandboxed kernel and every process it starts."""
-
-    memory_mb: int = 3072  # RLIMIT_AS of each process; the whole tree's cap where cgroups allow
-    nproc: int = 256  # RLIMIT_NPROC: processes + threads of the sandbox uid (fork bombs)
-    cpu_seconds: int = 900  # RLIMIT_CPU of each process
-    file_size_mb: int = 64  # RLIMIT_FSIZE: largest file a process may write
-    disk_mb: int = 256  # size of the tmpfs holding the student's dir, and of the one on /tmp
-    open_files: int = 256  # RLIMIT_NOFILE
-    message_mb: int = 64  # largest ZeroMQ message the grader accepts from the kernel
-
-    def __post_init__(self):
-        for name, value in asdict(self).items():
-            if not isinstance(value, int) or isinstance(value, bool) or value < 1:
-                raise ValueError(f"SandboxLimits.{name}={value!r} must be a positive int")
-
-    def rlimits(self) -> dict[str, int]:
-        """The ``resource`` module's names and values the launcher applies."""
-        return {
-            "RLIMIT_AS": self.memory_mb * MB,
-            "RLIMIT_NPROC": self.nproc,
-            "RLIMIT_CPU": self.cpu_seconds,
-            "RLIMIT_FSIZE": self.file_size_mb * MB,
-            "RLIMIT_NOFILE": self.open_files,
-            "RLIMIT_CORE": 0,
-        }
-
-
-def _privileged() -> bool:
-    """bwrap run by root sets up mounts itself; anyone else goes through a user namespace."""
-    return os.geteuid() == 0
-
-
-def _parents(dest: str) -> list[str]:
-    """``--dir`` arguments making the ancestors of ``dest`` traversable (bwrap's default: 0700)."""
-    args: list[str] = []
-    for parent in reversed(Path(dest).parents[:-1]):
-        args += ["--perms", "0755", "--dir", str(parent)]
-    return args
-
-
-def _ro_system(paths) -> list[str]:
-    """bwrap arguments exposing host ``paths`` read-only at the same place (symlinks as such)."""
-    args: list[str] = []
-    for p in paths:
-        if os.path.islink(p):
-            args += ["--symlink", os.readlink(p), p]
-        elif os.path.isdir(p):
-            args += [*_parents(p), "--ro-bind", p, p]
-    return args
-
-
-def _python_dirs() -> list[str]:
-    """The interpreter's installation and the virtualenv, unless already under a system dir."""
-    dirs = {sys.prefix, sys.base_prefix, str(Path(sys.executable).resolve().parent.parent)}
-    return sorted(d for d in dirs if not any(Path(d).is_relative_to(s) for s in SYSTEM_DIRS))
-
-
-def _namespace_args() -> list[str]:
-    """New namespaces for everything; a user namespace only when bwrap is not run by root."""
-    if not _privileged():
-        return ["--unshare-all"]  # includes the user namespace and the network
-    unshare = ["--unshare-ipc", "--unshare-pid", "--unshare-net", "--unshare-uts"]
-    caps = [a for c in CAPABILITIES for a in ("--cap-add", c)]  # for the launcher; dropped by it
-    return unshare + ["--unshare-cgroup-try"] + caps
-
-
-def _tmpfs(path: str, size_mb: int, perms: str) -> list[str]:
-    return ["--perms", perms, "--size", str(size_mb * MB), "--tmpfs", path]
-
-
-def bwrap_argv(
-    *, workdir: Path, library_dir: Path, data_dir: Path | None, runtime_dir: Path,
-    limits: SandboxLimits,
-) -> list[str]:
-    """bwrap and its options, up to and including ``--``: the sandbox's whole filesystem."""
-    argv = ["bwrap", *_namespace_args(), "--die-with-parent", "--new-session", "--clearenv"]
-    argv += ["--hostname", "sandbox"]
-    argv += _ro_system(SYSTEM_DIRS)
-    argv += ["--proc", "/proc", "--dev", "/dev", *_tmpfs("/dev/shm", DEV_SHM_MB, "1777")]
-    argv += ["--remount-ro", "/dev"]  # bwrap's /dev is an uncapped tmpfs; device nodes still work
-    argv += _tmpfs("/tmp", limits.disk_mb, "1777")
-    argv += [*_parents(KERNEL_DIR), *_tmpfs(KERNEL_DIR, KERNEL_DIR_MB, "0700")]
-    argv += [*_parents(SANDBOX_HOME), *_tmpfs(SANDBOX_HOME, limits.disk_mb, "0755")]
-    # The interpreter and the venv go on top of the tmpfs mounts: a checkout under /tmp (as CI
-    # may use) would otherwise be hidden by the sandbox's own /tmp.
-    argv += _ro_system(_python_dirs())
-    argv += [*_parents(LAUNCHER), "--perms", "0700", "--dir", str(Path(SUBMISSION_DIR).parent)]
-    argv += ["--ro-bind", str(workdir), SUBMISSION_DIR]
-    argv += ["--ro-bind", str(runtime_dir / "kernel.json"), CONNECTION_IN]
-    argv += ["--ro-bind", str(library_dir), LIBRARY_DIR]
-    if data_dir is not None:
-        argv += ["--ro-bind", str(data_dir), DATA_DIR]
-    argv += ["--ro-bind", str(Path(__file__).with_name("sandbox_launcher.py")), LAUNCHER]
-    argv += ["--remount-ro", "/", "--chdir", "/", "--"]
-    return argv
-
-
-def _kernel_env(env: dict, data_dir: Path | None) -> dict[str, str]:
-    """The kernel's whole environment: nothing leaks in from the grader's."""
-    venv_bin = str(Path(sys.executable).parent)
-    out = {
-        "PATH": f"{venv_bin}:/usr/local/bin:/usr/bin:/bin",
-        "HOME": SANDBOX_HOME,
-        "USER": "student",
-        "LOGNAME": "student",
-        "LANG": "C.UTF-8",
-        "TMPDIR": "/tmp",
-        "MPLBACKEND": "Agg",
-        "PYTHONNOUSERSITE": "1",
-        "PYTHONDONTWRITEBYTECODE": "1",
-    }
-    if data_dir is not None:
-        out["CS231N_DATA_DIR"] = DATA_DIR
-    out.update({str(k): str(v) for k, v in env.items()})
-    path = out.get("PYTHONPATH")
-    out["PYTHONPATH"] = LIBRARY_DIR + (f":{path}" if path else "")
-    return out
 
 
 def _share_read_only(top: Path) -> None:
@@ -214,29 +100,8 @@ def _share_read_only(top: Path) -> None:
             p.chmod(mode | extra)
 
 
-@functools.lru_cache(maxsize=1)
-def sandbox_available() -> tuple[bool, str]:
-    """Whether sandboxed kernels can run here, and if not, why (a sentence for the instructor)."""
-    if not sys.platform.startswith("linux"):
-        return False, f"the grading sandbox needs Linux (bubblewrap); this is {sys.platform}"
-    if shutil.which("bwrap") is None:
-        return False, ("bubblewrap is not installed: `apt-get install bubblewrap` "
-                       "(or dnf/pacman install bubblewrap)")
-    probe = ["bwrap", *_namespace_args(), "--die-with-parent", "--clearenv",
-             *_ro_system(SYSTEM_DIRS), "--proc", "/proc", "--dev", "/dev", "--", "/bin/true"]
-    try:
-        r = subprocess.run(probe, capture_output=True, text=True, timeout=30)
-    except (OSError, subprocess.TimeoutExpired) as e:
-        return False, f"bubblewrap could not start: {e}"
-    if r.returncode != 0:
-        hint = "" if _privileged() else (" (run as root, or enable unprivileged user namespaces: "
-                                         "sysctl kernel.unprivileged_userns_clone=1 / "
-                                         "user.max_user_namespaces)")
-        return False, f"bubblewrap failed: {r.stderr.strip()}{hint}"
-    return True, "bubblewrap " + ("as root, one uid per sandbox" if _privileged()
-                                  else "in an unprivileged user namespace")
 
-
+@bind_public_aliases
 class SandboxKernelManager(AsyncKernelManager):
     """An AsyncKernelManager whose kernel command is bwrap + launcher + ipykernel.
 
@@ -253,7 +118,9 @@ class SandboxKernelManager(AsyncKernelManager):
     sandbox_pid: int | None = None
     sandbox_cgroup: Cgroup | None = None
     runtime_dir: Path | None = None
-    max_message_bytes: int = 64 * 1024 * 1024
+    max_message_bytes: int = SandboxLimits().message_mb * MB  # set by make_kernel_manager
+    client_factory = Type("grading.sandbox.SandboxKernelClient",  # a public, configurable trait
+                          klass="jupyter_client.asynchronous.AsyncKernelClient")
     _stderr: bytearray | None = None
 
     @property
@@ -264,18 +131,14 @@ class SandboxKernelManager(AsyncKernelManager):
         """A client whose sockets refuse any message over ``max_message_bytes`` (ZMQ_MAXMSGSIZE):
         one huge print must not make the grader allocate gigabytes before output capping. ZeroMQ
         then drops the connection for good, so the client kills the sandbox when its output
-        channel disconnects: the caller sees a dead kernel instead of silently lost outputs."""
-        context = zmq.asyncio.Context()
-        context.setsockopt(zmq.MAXMSGSIZE, self.max_message_bytes)
-        kc = SandboxKernelClient(**(self._client_kwargs() | {"context": context} | kwargs))
-        kc._created_context = True  # destroyed with the client
+        channel disconnects: the caller sees a dead kernel instead of silently lost outputs.
+
+        The client makes (and destroys) its own context; the cap is a default option of that
+        context, so every socket the client opens carries it."""
+        kc = super().client(**kwargs)
+        kc.context.setsockopt(zmq.MAXMSGSIZE, self.max_message_bytes)
         kc.on_output_lost = functools.partial(self._kill_now, self.sandbox_pid)
         return kc
-
-    def _client_kwargs(self) -> dict:
-        kw = dict(self.get_connection_info(session=True))
-        kw.update(connection_file=self.connection_file, parent=self)
-        return kw
 
     def _kill_now(self, sandbox_pid: int | None) -> None:
         """Kill the sandbox from any thread if it is still ``sandbox_pid`` (not a restarted one);
@@ -332,7 +195,7 @@ class SandboxKernelManager(AsyncKernelManager):
             await super()._async_kill_kernel(restart=restart)
             await self.provisioner.wait()
 
-    @in_pending_state
+    @pending_state
     async def _async_shutdown_kernel(self, now: bool = False, restart: bool = False) -> None:
         """Kill the sandbox at once (nothing in it needs a graceful exit). Safe to repeat, and
         after the kernel died: call it once nbclient is done, as nbclient leaves running a kernel
@@ -341,8 +204,6 @@ class SandboxKernelManager(AsyncKernelManager):
         if self.has_kernel:
             await self._async_kill_kernel(restart=restart)
         await self._async_cleanup_resources(restart=restart)
-
-    shutdown_kernel = _async_shutdown_kernel
 
     async def _async_cleanup_resources(self, restart: bool = False) -> None:
         await super()._async_cleanup_resources(restart=restart)
@@ -354,8 +215,6 @@ class SandboxKernelManager(AsyncKernelManager):
                 if self.sandbox_cgroup.remove(wait=0):
                     break
                 await asyncio.sleep(0.02)
-
-    cleanup_resources = _async_cleanup_resources
 
 
 class SandboxKernelClient(AsyncKernelClient):
@@ -476,7 +335,7 @@ def make_kernel_manager(
     workdir, library_dir = Path(workdir).resolve(), Path(library_dir).resolve()
     data_dir = None if data_dir is None else Path(data_dir).resolve()
 
-    uid = UID_BASE + secrets.randbelow(UID_SPAN) if _privileged() else None
+    uid = UID_BASE + secrets.randbelow(UID_SPAN) if privileged() else None
     if uid is not None:
         for d in filter(None, (library_dir, data_dir)):
             _share_read_only(d)
@@ -485,7 +344,7 @@ def make_kernel_manager(
     plan = {
         "source": SUBMISSION_DIR, "home": SANDBOX_HOME, "work": WORK_DIR,
         "connection_in": CONNECTION_IN, "kernel_dir": KERNEL_DIR, "uid": uid, "gid": uid,
-        "rlimits": limits.rlimits(), "env": _kernel_env(env, data_dir),
+        "rlimits": limits.rlimits(), "env": kernel_env(env, data_dir),
     }
     argv = bwrap_argv(workdir=workdir, library_dir=library_dir, data_dir=data_dir,
                       runtime_dir=runtime_dir, limits=limits)

@@ -14,6 +14,8 @@ import sqlite3
 import time
 from pathlib import Path
 
+from grading.outcome import Status
+
 SCHEMA = """CREATE TABLE IF NOT EXISTS results (
     student TEXT, assignment TEXT, notebook TEXT, status TEXT, notes TEXT, tests TEXT,
     key TEXT, duration REAL, graded_at REAL,
@@ -47,7 +49,9 @@ class StatusStore:
         self.db.commit()
 
     def put(self, result: dict) -> None:
-        """Insert or replace the outcome of one notebook (scores in ``result`` are ignored)."""
+        """Insert or replace the outcome of one notebook (scores in ``result`` are ignored);
+        ValueError when its status is not a grading status (grading.outcome)."""
+        Status.parse(result["status"])
         row = dict(result, notes=json.dumps(result.get("notes", [])),
                    tests=json.dumps(verdicts(result.get("tests", []))), graded_at=time.time())
         self.db.execute(f"INSERT OR REPLACE INTO results ({','.join(FIELDS)}) "

@@ -2,7 +2,8 @@
 
 A copy of the package where every function decorated with ``@exercise(notebook, section)``
 keeps its decorators, signature and docstring, and its body becomes
-``raise NotImplementedError("<notebook>, section <section>: ...")``. Everything else is kept.
+``raise NotImplementedError("not implemented yet: write your code in <function> (notebook
+<notebook>, section <section>); ...")``. Everything else is kept.
 """
 
 from __future__ import annotations
@@ -64,8 +65,8 @@ def find_exercises(source: str, path: str | Path = "<string>") -> list[Exercise]
 def stub_message(ex: Exercise) -> str:
     """The NotImplementedError message of an exercise's stub."""
     name = ex.qualname.rsplit(".", 1)[-1]
-    return (f"{ex.notebook}, section {ex.section}: {name} is an exercise; write it in the "
-            "notebook (the student edition of the library does not include it)")
+    return (f"not implemented yet: write your code in {name} (notebook {ex.notebook}, "
+            f"section {ex.section}); the student edition of the library does not include it")
 
 
 def docstring_stmt(node) -> ast.stmt | None:

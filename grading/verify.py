@@ -14,12 +14,14 @@ import shutil
 import tempfile
 from pathlib import Path
 
-from grading.autograde import base_task, load_references, run_pool
+from grading.autograde import load_references, run_pool
 from grading.config import CourseConfig
 from grading.judge import judge_cell
 from grading.kernels import check_sandbox
+from grading.outcome import is_graded
 from grading.release import release
-from grading.worker import GRADED, grade_submission
+from grading.tasks import GradingTask, KernelSettings
+from grading.worker import grade_submission
 
 
 def self_score(ref: dict) -> tuple[float, float, list[str]]:
@@ -58,24 +60,24 @@ def _verify(cfg: CourseConfig, assignments, *, jobs, log) -> int:
     tasks = []
     for (a, stem), ref in sorted(refs.items()):
         rel = cfg.course_dir / "release" / a / f"{stem}.ipynb"
-        tasks.append(base_task(cfg, a) | {
-            "student": "(student version)", "assignment": a, "notebook": stem,
-            "submission": str(rel),
-            "source": str(cfg.course_dir / "released_source" / a / f"{stem}.ipynb"),
-            "release": str(rel), "release_dir": str(rel.parent), "reference": ref, "key": ""})
+        tasks.append(GradingTask(
+            settings=KernelSettings.for_assignment(cfg, a), student="(student version)",
+            assignment=a, notebook=stem, submission=rel,
+            source=cfg.course_dir / "released_source" / a / f"{stem}.ipynb",
+            release=rel, release_dir=rel.parent, reference=ref))
     student = run_pool(grade_submission, tasks, jobs, desc="student versions")
     failures = 0
     head = f"{'notebook':<28} {'solutions':>11} {'student version':>16}  verdict"
     lines = [head, "-" * len(head)]
     for task, res in zip(tasks, student, strict=True):
-        ref = refs[(task["assignment"], task["notebook"])]
+        ref = refs[(task.assignment, task.notebook)]
         score, total, problems = self_score(ref)
         if "status" not in res:
             problems.append(f"student version: {res.get('error')}")
             got = float("nan")
         else:
             got = res["score"]
-            if res["status"] != GRADED:
+            if not is_graded(res["status"]):
                 problems.append(f"student version {res['status']}")
             problems += [f"student version: {n}" for n in res["notes"]
                          if not n.startswith("tampering")]
@@ -85,7 +87,7 @@ def _verify(cfg: CourseConfig, assignments, *, jobs, log) -> int:
         if score != total or total == 0:
             problems.append(f"solutions score {score:g} of {total:g}")
         failures += bool(problems)
-        lines.append(f"{task['notebook']:<28} {score:>5g} / {total:<3g} {got:>9g} / {total:<4g}"
+        lines.append(f"{task.notebook:<28} {score:>5g} / {total:<3g} {got:>9g} / {total:<4g}"
                      f"  {'OK' if not problems else 'FAIL'}")
         lines += [f"    - {p}" for p in problems]
     log("\n".join(lines))

@@ -1,7 +1,9 @@
 """Work done in a grading worker process: reference runs and grading one submitted notebook.
 
-Both take and return plain dicts (picklable across processes). Nothing here writes the
-gradebook; the parent process does that.
+Both take a task (grading.tasks: frozen dataclasses) and return a plain dict (picklable across
+processes); statuses are grading.outcome texts. Nothing here writes the gradebook; the parent
+process does that. The parent runs these functions in worker processes it starts with
+``forkserver`` or ``spawn``: they only need to be importable.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ import nbformat
 from grading.execute import EVENT_KEY, run_notebook
 from grading.judge import cell_error, cell_records, judge_cell
 from grading.kernels import kernel_factory, thread_env
+from grading.outcome import GRADED, Status
 from grading.restore import InvalidSubmission, is_test, load_notebook_text, restore
 from grading.rules import check as check_rules
 from grading.safe_files import (
@@ -25,18 +28,11 @@ from grading.safe_files import (
     TooLarge,
     copy_files,
     read_file,
-    read_timestamp,
     submission_root,
 )
 from grading.sanitize import sanitize_notebook
-
-GRADED = "graded"
-
-
-def not_graded(reason: str) -> str:
-    """The status string of a notebook that could not be graded."""
-    return f"not graded: {reason}"
-
+from grading.tasks import GradingTask, KernelSettings, ReferenceTask
+from grading.timestamps import read_timestamp
 
 IGNORED = shutil.ignore_patterns(".ipynb_checkpoints", "*.ipynb")
 MAX_SKIP_NOTES = 5
@@ -74,24 +70,24 @@ def _skip_notes(skipped: list[str]) -> list[str]:
     return notes
 
 
-def _execute(nb, task: dict, folder: Path | None, *, submitted: bool = False):
-    """Run ``nb`` in a fresh kernel working in a private copy of ``folder``.
+def _execute(nb, settings: KernelSettings, folder: Path | None, *,
+             given: Path | None = None, submitted: bool = False):
+    """Run ``nb`` in a fresh kernel working in a private copy of ``folder`` (plus the files
+    ``given`` to students, which win).
 
     Returns the RunResult and the notes on files of a ``submitted`` folder left out.
     """
-    work, skipped = _workdir(folder, Path(task["release_dir"]) if task.get("release_dir")
-                             else None, submitted=submitted)
-    make_km = kernel_factory(sandbox=task["sandbox"], workdir=work,
-                             library_dir=Path(task["library_dir"]),
-                             env=thread_env(task.get("threads")) | task["env"],
-                             notebook_timeout=task["notebook_timeout"],
-                             memory_mb=task.get("memory_mb", 3072),
-                             data_dir=Path(task["data_dir"]) if task.get("data_dir") else None)
+    work, skipped = _workdir(folder, given, submitted=submitted)
+    make_km = kernel_factory(sandbox=settings.sandbox, workdir=work,
+                             library_dir=Path(settings.library_dir),
+                             env=thread_env(settings.threads) | settings.env,
+                             notebook_timeout=settings.notebook_timeout,
+                             memory_mb=settings.memory_mb, data_dir=settings.data_dir)
     try:
-        run = run_notebook(nb, make_km, cwd=str(work), cell_timeout=task["cell_timeout"],
-                           notebook_timeout=task["notebook_timeout"],
-                           max_output_bytes=task["max_output_bytes"],
-                           max_notebook_output_bytes=task["max_notebook_output_bytes"])
+        run = run_notebook(nb, make_km, cwd=str(work), cell_timeout=settings.cell_timeout,
+                           notebook_timeout=settings.notebook_timeout,
+                           max_output_bytes=settings.max_output_bytes,
+                           max_notebook_output_bytes=settings.max_notebook_output_bytes)
     finally:
         shutil.rmtree(work, ignore_errors=True)
     return run, _skip_notes(skipped)
@@ -109,22 +105,21 @@ def _cell_summary(nb) -> dict:
     return out
 
 
-def run_reference(task: dict) -> dict:
+def run_reference(task: ReferenceTask) -> dict:
     """Execute a source notebook (solutions + hidden tests) and collect its test records."""
     t0 = time.monotonic()
-    source = Path(task["source"])
+    source = Path(task.source)
     nb = nbformat.read(source, as_version=4)
     for cell in nb.cells:
         if cell.cell_type == "code":
             cell.outputs, cell.execution_count = [], None
-    run, _ = _execute(nb, task | {"release_dir": None},
-                      Path(task.get("source_dir", source.parent)))
+    run, _ = _execute(nb, task.settings, Path(task.source_dir))
     errors = [f"cell {i}: {cell_error(c)}" for i, c in enumerate(nb.cells)
               if c.cell_type == "code" and cell_error(c)]
-    if task.get("executed_path"):
-        Path(task["executed_path"]).parent.mkdir(parents=True, exist_ok=True)
-        nbformat.write(nb, task["executed_path"])
-    return {"key": task["key"], "notebook": source.name, "cells": _cell_summary(nb),
+    if task.executed_path is not None:
+        Path(task.executed_path).parent.mkdir(parents=True, exist_ok=True)
+        nbformat.write(nb, task.executed_path)
+    return {"key": task.key, "notebook": source.name, "cells": _cell_summary(nb),
             "events": run.events, "finished": run.finished, "errors": errors,
             "duration": time.monotonic() - t0}
 
@@ -140,23 +135,28 @@ def judge_notebook(nb, reference: dict) -> list[dict]:
     return results
 
 
-def grade_submission(task: dict) -> dict:
+def not_graded_result(reason: str, notes: list[str] | None = None) -> dict:
+    """The result of a notebook that could not be graded (no verdicts)."""
+    return {"status": str(Status.not_graded(reason)), "notes": list(notes or []), "tests": []}
+
+
+def grade_submission(task: GradingTask) -> dict:
     """Grade one submitted notebook; never raises (failures become a 'not graded' status)."""
     t0 = time.monotonic()
     try:
         result = _grade(task)
     except Exception as err:  # noqa: BLE001 - one broken submission must not stop the run
-        result = {"status": not_graded(f"grader error ({type(err).__name__}: {err})"),
-                  "notes": [traceback.format_exc(limit=3)], "tests": []}
-    result.update(student=task["student"], assignment=task["assignment"],
-                  notebook=task["notebook"], key=task["key"],
+        result = not_graded_result(f"grader error ({type(err).__name__}: {err})",
+                                   [traceback.format_exc(limit=3)])
+    result.update(student=task.student, assignment=task.assignment,
+                  notebook=task.notebook, key=task.key,
                   duration=time.monotonic() - t0)
     result["score"] = sum(t["points"] for t in result["tests"])
-    result["max_score"] = sum(c["points"] for c in task["reference"]["cells"].values())
+    result["max_score"] = sum(c["points"] for c in task.reference["cells"].values())
     return result
 
 
-def _read_submission(task: dict) -> tuple[bytes | None, dict | None]:
+def _read_submission(task: GradingTask) -> tuple[bytes | None, dict | None]:
     """(notebook bytes, None), or (None, a 'not graded' result) when it cannot be read.
 
     The notebook is read below the course's ``submitted/`` without following any link
@@ -164,10 +164,10 @@ def _read_submission(task: dict) -> tuple[bytes | None, dict | None]:
     not a regular file makes the notebook not graded too (a bad date is only a note, made by
     the parent process).
     """
-    path = Path(task["submission"])
+    path = Path(task.submission)
     root, rel = submission_root(path.parent)
     try:
-        data = read_file(root, rel / path.name, max_bytes=task["max_notebook_bytes"])
+        data = read_file(root, rel / path.name, max_bytes=task.settings.max_notebook_bytes)
         read_timestamp(root, rel)
         return data, None
     except MissingFile:
@@ -176,30 +176,31 @@ def _read_submission(task: dict) -> tuple[bytes | None, dict | None]:
         reason = f"notebook is {err.size / 1e6:.1f} MB (limit {err.limit / 1e6:.1f} MB)"
     except RefusedFile as err:
         reason = str(err)
-    return None, {"status": not_graded(reason), "notes": [], "tests": []}
+    return None, not_graded_result(reason)
 
 
-def _grade(task: dict) -> dict:
+def _grade(task: GradingTask) -> dict:
     """Grade one submitted notebook (may raise; see grade_submission)."""
-    path = Path(task["submission"])
+    path = Path(task.submission)
     data, refused = _read_submission(task)
     if refused:
         return refused
     try:
         submission = load_notebook_text(data)
     except InvalidSubmission as err:
-        return {"status": not_graded(f"{path.name}: {err}"), "notes": [], "tests": []}
-    source = nbformat.read(task["source"], as_version=4)
-    release = (nbformat.read(task["release"], as_version=4)
-               if task.get("release") and Path(task["release"]).is_file() else None)
+        return not_graded_result(f"{path.name}: {err}")
+    source = nbformat.read(task.source, as_version=4)
+    release = (nbformat.read(task.release, as_version=4) if Path(task.release).is_file()
+               else None)
     restored = restore(submission, source, release)
-    run, skipped = _execute(restored.nb, task, path.parent, submitted=True)
-    tests = judge_notebook(restored.nb, task["reference"])
+    run, skipped = _execute(restored.nb, task.settings, path.parent,
+                            given=Path(task.release_dir), submitted=True)
+    tests = judge_notebook(restored.nb, task.reference)
     tests = check_rules(tests, submission, source, notes=skipped)  # "how" rules, on the source
-    if task.get("autograded"):
-        out = Path(task["autograded"])
+    if task.autograded is not None:
+        out = Path(task.autograded)
         out.parent.mkdir(parents=True, exist_ok=True)
         nbformat.write(sanitize_notebook(restored.nb), out)  # formgrader renders it unsanitised
     notes = [f"tampering: {n}" for n in restored.notes] + skipped + run.events
-    status = GRADED if run.finished else not_graded(run.stop_reason)
-    return {"status": status, "notes": notes, "tests": tests}
+    status = GRADED if run.finished else Status.not_graded(run.stop_reason)
+    return {"status": str(status), "notes": notes, "tests": tests}

@@ -94,6 +94,29 @@ def test_lenet5_c3_connection_table():
     assert sum(c3.param_count((6, 14, 14))) == 1_516
 
 
+# GoogLeNet's nine inception modules: (output H = W, 5x5 reduction r5, 5x5 filters c5), from the
+# paper's Table 1 (3a-3b at 28x28, 4a-4e at 14x14, 5a-5b at 7x7).
+GOOGLENET_5X5 = [(28, 16, 32), (28, 32, 96), (14, 16, 48), (14, 24, 64), (14, 24, 64),
+                 (14, 32, 64), (14, 32, 128), (7, 32, 128), (7, 48, 128)]
+
+
+def test_googlenet_true_5x5_costs_exactly_the_larger_filters():
+    """true_5x5=True turns torchvision's 3x3 "5x5" convolutions into 5x5 ones: 16 more weights
+    per (filter, input channel) pair in each module, and nothing else changes."""
+    tv, true = arch.googlenet(), arch.googlenet(true_5x5=True)
+    assert _shapes(tv) == _shapes(true) and true.name == "googlenet_5x5" and "5x5" in true.note
+    extra_weights = sum(r5 * c5 * (25 - 9) for _, r5, c5 in GOOGLENET_5X5)
+    extra_macs = sum(hw * hw * r5 * c5 * (25 - 9) for hw, r5, c5 in GOOGLENET_5X5)
+    t_tv, t_true = memory.totals(tv), memory.totals(true)
+    assert t_true["params"] - t_tv["params"] == extra_weights == 380_928
+    assert t_true["macs"] - t_tv["macs"] == extra_macs == 84_295_680
+    assert (t_true["params"], t_true["macs"]) == (7_005_832, 1_582_671_872)
+    assert t_tv["params"] == PARAMS["googlenet"]
+    sizes = {layer.size for m in true.layers if isinstance(m, arch.Inception)
+             for layer in m.branches[2] if isinstance(layer, arch.Conv)}
+    assert sizes == {1, 5}
+
+
 def test_inception_and_residual_blocks():
     """Inception concatenates channels; residual blocks project only when the shape changes."""
     module = arch.inception_module(64, 96, 128, 16, 32, 32)

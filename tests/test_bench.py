@@ -9,6 +9,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 BENCH = Path(__file__).resolve().parents[1] / "bench"
 
 
@@ -21,21 +23,35 @@ def run_in_bench(code: str, env_updates: dict, drop=()) -> str:
 
 
 def test_timed_warms_up_for_at_least_warmup_seconds_then_times_each_call():
+    # A fake clock that only the calls advance: each call takes the next of STEPS seconds.
     out = run_in_bench(
         "import time, conv\n"
-        "conv.WARMUP = 0.05\n"
-        "calls = []\n"
+        "conv.WARMUP = 1.0\n"
+        "now = [0.0]\n"
+        "time.perf_counter = lambda: now[0]\n"
+        "STEPS = [0.5, 0.5, 0.375, 0.125, 0.25]\n"
+        "starts = []\n"
         "def fn():\n"
-        "    calls.append(time.perf_counter())\n"
-        "    time.sleep(0.002)\n"
+        "    starts.append(now[0])\n"
+        "    now[0] += STEPS[len(starts) - 1]\n"
         "best, faults = conv.timed(fn, 3)\n"
-        "print(len(calls), calls[-3] - calls[0], best)\n", {})
-    n, warm, best = out.split()
-    assert int(n) >= 3 + 5  # untimed calls first, then the 3 timed ones
-    assert float(warm) >= 0.05  # the timed calls start only after WARMUP seconds
-    assert 0.002 <= float(best) < 0.05
+        "print(len(starts), starts[2], best)\n", {})
+    n, first_timed, best = out.split()
+    assert int(n) == 2 + 3  # untimed calls until WARMUP seconds have passed, then 3 timed ones
+    assert float(first_timed) == 1.0  # the timed calls start only after WARMUP seconds
+    assert float(best) == 0.125  # the fastest of the timed calls, not of the warm-up ones
 
 
+def _numpy_blas() -> str:
+    """Name of the BLAS numpy was built with (e.g. scipy-openblas, accelerate, mkl)."""
+    import numpy as np
+
+    return np.show_config(mode="dicts")["Build Dependencies"]["blas"]["name"]
+
+
+@pytest.mark.skipif("openblas" not in _numpy_blas(),
+                    reason=f"numpy uses {_numpy_blas()}, not OpenBLAS: the benchmark's kernel "
+                           "line and OPENBLAS_CORETYPE apply to OpenBLAS only")
 def test_blas_line_names_numpys_kernel_and_any_pin():
     code = "import conv\nprint(conv.blas_kernel())"
     pinned = run_in_bench(code, {"OPENBLAS_CORETYPE": "Haswell"})

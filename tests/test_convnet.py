@@ -197,7 +197,6 @@ def test_residual_block_exercise_gradient_check(rng):
 
 @pytest.mark.parametrize("layer, message", [
     (arch.LRN(), "no numpy layer"),
-    (arch.Activation("tanh"), "only ReLU"),
     (arch.Conv(4, 3, pad=1, rounding="floor"), "rounding"),
     (arch.Pool("max", 2, trainable=True), "trainable"),
     (arch.Pool("max", 2, pad=2), "half the window"),

@@ -232,10 +232,13 @@ def test_check_scores_visible_tests_and_sets_exit_code(course, capsys):
     carol = cfg.course_dir / "submitted" / "carol" / A / f"{A}.ipynb"
     assert main(args + [str(carol)]) == 1
     out = capsys.readouterr().out
-    assert "1. ReLU (3 points): 2 / 2" in out and "FAIL test_add" in out and "2 / 3" in out
+    assert "1. ReLU (3 points): visible tests 2 / 2; written answers 1 point" in out
+    assert "FAIL test_add" in out and "Total: visible tests 2 / 3;" in out
+    assert "next: add (solution cell add_impl)" in out
     alice = cfg.course_dir / "submitted" / "alice" / A / f"{A}.ipynb"
     assert main(args + [str(alice)]) == 0
-    assert "Total (visible tests): 3 / 3" in capsys.readouterr().out
+    out = capsys.readouterr().out
+    assert "Total: visible tests 3 / 3" in out and "next: every visible test passes" in out
     erin = cfg.course_dir / "submitted" / "erin" / A / f"{A}.ipynb"
     assert main(args + [str(erin)]) == 2
 

@@ -372,12 +372,12 @@ def test_check_passes_alice_and_fails_bob(graded):
     alice = cli("check", str(sub / "alice" / CHECKED / f"{CHECKED}.ipynb"),
                 course_dir=cfg.course_dir)
     assert alice.returncode == 0, alice.stdout + alice.stderr
-    assert f"Total (visible tests): {full:g} / {full:g}" in alice.stdout
+    assert f"Total: visible tests {full:g} / {full:g}" in alice.stdout
     assert "FAIL" not in alice.stdout and "hidden test, run by the grader only" in alice.stdout
     bob = cli("check", str(sub / "bob" / CHECKED / f"{CHECKED}.ipynb"),
               course_dir=cfg.course_dir)
     assert bob.returncode == 1, bob.stdout + bob.stderr
-    assert f"Total (visible tests): 0 / {full:g}" in bob.stdout
+    assert f"Total: visible tests 0 / {full:g}" in bob.stdout
     failing = re.findall(r"FAIL (\w+)", bob.stdout)
     visible = [nbg(c)["grade_id"] for c in graded["releases"][(CHECKED, CHECKED)].cells
                if is_test(c) and _has_code(c.source)]

@@ -310,9 +310,11 @@ def test_check_verdicts_skip_hidden_only_cells_and_group_by_section():
         ("1. ReLU", "t_ok", 2, False), ("1. ReLU", "t_hidden", 0, True),
         ("2. Add", "t_bad", 0, False)]
     text = report(got, [])
-    assert "1. ReLU: 2 / 2" in text and "2. Add: 0 / 2" in text
-    assert "FAIL t_bad (2 pt): AssertionError: relu(x): wrong shape" in text
-    assert "Total (visible tests): 2 / 4" in text
+    assert "1. ReLU: visible tests 2 / 2; hidden tests 2 points are judged" in text
+    assert "2. Add: visible tests 0 / 2\n" in text
+    assert "FAIL t_bad (2 points): AssertionError: relu(x): wrong shape" in text
+    assert "Total: visible tests 2 / 4; hidden tests 2 points are judged when graded" in text
+    assert 'next: the code above it, in part "2. Add", fails t_bad' in text
 
 
 def test_thread_env_sets_every_pool_to_the_share():

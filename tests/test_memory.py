@@ -61,7 +61,8 @@ def test_three_volume_example_and_the_translations_missing_three():
     assert ex["volumes"] == 3
     assert ex["activations"] == 9_633_792
     assert ex["train_bytes"] == 77_070_336 and ex["train_bytes"] / MIB == 73.5
-    assert ex["notes_72MB"] == 72e6
+    assert ex["reading_72MB_decimal"] == 72e6  # MB = 10^6 bytes
+    assert ex["reading_72MB_binary"] == 72 * MIB  # MB = MiB, as the notes' table divides
     assert ex["single_volume"] == 3_211_264
     assert ex["single_bytes"] / MIB == 12.25 and ex["single_train_bytes"] / MIB == 24.5
 
@@ -209,7 +210,10 @@ def test_three_volume_experiment_measured():
     assert r["test_retained_bytes"] / MIB == pytest.approx(12.25, rel=0.02)
     assert r["test_live_bytes"] == pytest.approx(r["theory_inference_live_bytes"], rel=0.02)
     assert r["train_peak_gap"] > 0 and r["test_peak_gap"] > 0
-    assert r["train_peak_gap"] == r["train_peak_bytes"] - r["theory_train_bytes"]
+    # The gap is the convolution's workspace: the same whether training or not, and smaller than
+    # materialising the im2col matrix of the largest layer (64*3*3 rows x 224*224 columns, float32).
+    assert r["train_peak_gap"] == pytest.approx(r["test_peak_gap"], rel=0.01)
+    assert r["train_peak_gap"] < 64 * 3 * 3 * 224 * 224 * 4
     assert "train_peak_gap" in mm.report(r)
 
 

@@ -28,6 +28,7 @@ from dataclasses import dataclass, field, replace
 import notebook_utils as nbu
 import numpy as np
 import pytest
+from pooling_l2_oracles import l2_pool_backward_oracle, l2_window_norm
 from scipy import signal
 
 os.environ.setdefault("MPLBACKEND", "Agg")
@@ -387,6 +388,13 @@ def _check_pool_backward(forward_name, kind):
     return check
 
 
+def _check_l2_pool_backward(call, calls):
+    a, result = call.arguments, call.result
+    f = _forward_call(calls, "l2_pool_forward_naive", call).arguments
+    want = l2_pool_backward_oracle(f["x"], a["dout"], f["pool_param"])
+    assert_close(result, want, rtol=1e-12, atol=1e-12, what="l2 pool backward")
+
+
 def _check_pool_to_conv(call, calls):
     a, result = call.arguments, call.result
     spec, want, shape = a["spec"], [], tuple(a["spec"].input)
@@ -423,6 +431,8 @@ ORACLES = {
     "max_pool_backward_naive": _check_pool_backward("max_pool_forward_naive", "max"),
     "avg_pool_forward_naive": _check_pool_forward(np.mean),
     "avg_pool_backward_naive": _check_pool_backward("avg_pool_forward_naive", "avg"),
+    "l2_pool_forward_naive": _check_pool_forward(l2_window_norm),
+    "l2_pool_backward_naive": _check_l2_pool_backward,
     "pool_to_conv": _check_pool_to_conv,
 }
 RAISING = {"conv_output_size", "same_padding"}  # their oracles also judge a ValueError

@@ -5,7 +5,7 @@ Slow tests execute every notebook with a real kernel (nbclient), in grading mode
 of the exercises raise NotImplementedError:
 
 * the source notebook (reference solutions + hidden tests) passes every test cell, each test cell
-  records its values, and the run takes less than BUDGET_SECONDS;
+  records its values (the run's time is printed, not asserted: benchmarks measure time);
 * the nbgrader student version has no solution code and no hidden test, executes to the end, and
   every test cell fails with NotImplementedError, also with the hidden tests restored (as the
   grader runs it): a score of 0 on every code part.
@@ -20,7 +20,6 @@ import notebook_utils as nbu
 import pytest
 
 NAMES = nbu.notebook_names()
-BUDGET_SECONDS = 180  # per notebook on 2 cores, hidden tests included
 
 
 def test_course_has_the_first_notebooks():
@@ -154,6 +153,7 @@ def test_source_notebook_passes_all_tests(name, student_lib):
     nb = nbu.read(name)
     seconds = nbu.execute(nb, nbu.notebook_path(name).parent, allow_errors=True,
                           pythonpath=student_lib)
+    # the time is reported, not asserted: a shared machine makes any bound flaky
     print(f"\n{name}: source notebook executed in {seconds:.1f} s")
     failures = [(c.metadata["nbgrader"]["grade_id"], nbu.error_of(c)) for c in nb.cells
                 if c.cell_type == "code" and nbu.error_of(c)]
@@ -169,7 +169,6 @@ def test_source_notebook_passes_all_tests(name, student_lib):
         assert nbu.stderr_of(cell) == "", f"{grade_id} writes to stderr"
         ids += [r["id"] for r in recs]
     assert len(ids) == len(set(ids)), f"duplicate record ids: {Counter(ids).most_common(3)}"
-    assert seconds < BUDGET_SECONDS
 
 
 def _assert_all_tests_fail(nb, label):

@@ -13,9 +13,9 @@ from grading.safe_files import (
     TooLarge,
     copy_files,
     read_file,
-    read_timestamp,
     submission_root,
 )
+from grading.timestamps import read_timestamp
 
 
 @pytest.fixture
@@ -190,8 +190,7 @@ def test_run_pool_stops_starting_tasks_when_interrupted(tmp_path):
         if len(seen) == 2:
             raise KeyboardInterrupt
 
-    started = time.monotonic()
     with pytest.raises(KeyboardInterrupt):
         run_pool(_slow_task, tasks, 1, desc="test", on_result=on_result)
-    assert time.monotonic() - started < 2.5  # not the 3.6 s all twelve take
-    assert len(list(tmp_path.glob("*.done"))) < 6
+    time.sleep(1.0)  # a task still queued would have finished by now
+    assert len(list(tmp_path.glob("*.done"))) < 6  # not all twelve ran

@@ -24,7 +24,7 @@ from nbclient import NotebookClient
 from nbclient.exceptions import CellTimeoutError, DeadKernelError
 from sandbox_procs import running, running_with_uid
 
-from grading import sandbox, sandbox_cgroup
+from grading import sandbox, sandbox_argv, sandbox_cgroup
 from grading.sandbox import SandboxLimits, make_kernel_manager, sandbox_available
 
 REPO = Path(__file__).resolve().parents[1]
@@ -113,7 +113,7 @@ def test_sandbox_is_available_here():
 
 
 def test_sandbox_available_explains_missing_bwrap(monkeypatch):
-    monkeypatch.setattr(sandbox.shutil, "which", lambda name: None)
+    monkeypatch.setattr(sandbox_argv.shutil, "which", lambda name: None)
     sandbox_available.cache_clear()
     try:
         ok, why = sandbox_available()
@@ -132,21 +132,22 @@ def test_limits_reject_bad_values(field, value):
 
 @pytest.mark.parametrize("root", [True, False], ids=["root", "user"])
 def test_bwrap_argv_isolates_and_binds_only_what_is_given(course, monkeypatch, root):
-    monkeypatch.setattr(sandbox, "_privileged", lambda: root)
-    argv = sandbox.bwrap_argv(workdir=course["work"], library_dir=course["lib"], data_dir=None,
+    monkeypatch.setattr(sandbox_argv, "privileged", lambda: root)
+    argv = sandbox_argv.bwrap_argv(workdir=course["work"], library_dir=course["lib"], data_dir=None,
                               runtime_dir=course["root"], limits=SMALL)
     assert argv[-1] == "--" and "--die-with-parent" in argv and "--new-session" in argv
     assert ("--unshare-all" in argv) != root  # a user namespace only without root
     assert ("--unshare-net" in argv) == root and ("--cap-add" in argv) == root
     binds = {argv[i + 1]: argv[i + 2] for i, a in enumerate(argv) if a in ("--bind", "--ro-bind")}
     assert "--bind" not in argv  # nothing of the host is writable
-    assert binds[str(course["work"])] == sandbox.SUBMISSION_DIR
-    assert binds[str(course["lib"])] == sandbox.LIBRARY_DIR
+    assert binds[str(course["work"])] == sandbox_argv.SUBMISSION_DIR
+    assert binds[str(course["lib"])] == sandbox_argv.LIBRARY_DIR
     from_repo = {src for src in binds if REPO in Path(src).parents}
     assert from_repo == {str(REPO / ".venv"), str(REPO / "grading" / "sandbox_launcher.py")}
     tmpfs = {argv[i + 3]: int(argv[i + 1]) // 2**20 for i, a in enumerate(argv) if a == "--size"}
-    assert tmpfs == {"/dev/shm": sandbox.DEV_SHM_MB, "/tmp": SMALL.disk_mb,
-                     sandbox.KERNEL_DIR: sandbox.KERNEL_DIR_MB, sandbox.SANDBOX_HOME: SMALL.disk_mb}
+    assert tmpfs == {"/dev/shm": sandbox_argv.DEV_SHM_MB, "/tmp": SMALL.disk_mb,
+                     sandbox_argv.KERNEL_DIR: sandbox_argv.KERNEL_DIR_MB,
+                     sandbox_argv.SANDBOX_HOME: SMALL.disk_mb}
     assert "--tmpfs" not in [a for i, a in enumerate(argv) if argv[i - 2] != "--size"]
 
 
@@ -167,8 +168,8 @@ def test_kernel_runs_in_a_private_copy_with_its_own_env(course, monkeypatch):
     assert error is None
     assert out[0] == "42\n"
     cwd, files, uid = out[1].split(" ", 1)[0], out[1].split(" ", 1)[1].rsplit(" ", 1)[0], out[1]
-    assert cwd == sandbox.WORK_DIR and files == "['notes.txt']"
-    assert int(uid.split()[-1]) == km.sandbox_uid >= sandbox.UID_BASE
+    assert cwd == sandbox_argv.WORK_DIR and files == "['notes.txt']"
+    assert int(uid.split()[-1]) == km.sandbox_uid >= sandbox_argv.UID_BASE
     assert out[2] == "1 None\n"
     assert out[3] == "alice's notes\n"
     assert sorted(p.name for p in course["work"].iterdir()) == ["notes.txt"]  # host copy intact
@@ -201,7 +202,7 @@ def test_works_in_a_worker_forked_after_kernels_ran_here(course):
 def test_kernel_cannot_read_course_gradebook_or_other_students(course):
     secret = [REPO / "assignments", REPO / "cs231n_lib", REPO / "grading", Path("/work/shared"),
               course["root"] / "gradebook.db", course["root"] / "submitted" / "bob",
-              course["work"], Path(sandbox.SUBMISSION_DIR), Path("/root")]
+              course["work"], Path(sandbox_argv.SUBMISSION_DIR), Path("/root")]
     out, _, _ = run_cells(course, [_probe(secret), _probe([REPO, REPO / ".venv" / "bin"]), """
         import os
         pids = [p for p in os.listdir('/proc') if p.isdigit()]
@@ -438,8 +439,8 @@ def test_disk_fill_stops_at_the_cap(course):
     """])
     lines = out[0].splitlines()
     assert int(lines[0]) == SMALL.disk_mb
-    caps = {".": SMALL.disk_mb, "/tmp": SMALL.disk_mb, "/dev/shm": sandbox.DEV_SHM_MB,
-            "/run/kernel": sandbox.KERNEL_DIR_MB}
+    caps = {".": SMALL.disk_mb, "/tmp": SMALL.disk_mb, "/dev/shm": sandbox_argv.DEV_SHM_MB,
+            "/run/kernel": sandbox_argv.KERNEL_DIR_MB}
     assert lines[1] == f"big {errno.EFBIG}"
     assert [line.split()[0] for line in lines[2:]] == list(caps)
     for line in lines[2:]:

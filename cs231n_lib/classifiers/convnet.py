@@ -1,9 +1,9 @@
 """A convolutional network built from an architecture spec (``cs231n_lib.architectures``).
 
 ``ConvNet(spec)`` runs any spec made of Conv (with groups and dilation), max/avg Pool (padding
-allowed), ReLU, BatchNorm, Dropout, Flatten, FC, GlobalAvgPool, Residual and Inception records,
-forward and backward, with the library's layers. It meets the Solver's contract (``params``,
-``bn_params``, ``loss(X, y=None)``).
+allowed), activations (ReLU, sigmoid, tanh), BatchNorm, Dropout, Flatten, FC, GlobalAvgPool,
+Residual and Inception records, forward and backward, with the library's layers. It meets the
+Solver's contract (``params``, ``bn_params``, ``loss(X, y=None)``).
 
 Two forward paths:
 
@@ -13,8 +13,8 @@ Two forward paths:
   when that input is an intermediate result. ``cs231n_lib.memory.inference_live`` predicts the
   memory of this path exactly, and ``cs231n_lib.memory_measure`` measures it.
 
-Accounting-only features (LeNet-5's connection table and trainable subsampling, LRN, sigmoid and
-tanh, floor/ceil rounding) raise ValueError here.
+Accounting-only features (LeNet-5's connection table and trainable subsampling, LRN, floor/ceil
+rounding) raise ValueError here.
 """
 
 from __future__ import annotations
@@ -141,8 +141,6 @@ class ConvNet:
                     _unsupported(layer, "pad must be at most half the window")
                 node.param = {"pool_height": layer.size, "pool_width": layer.size,
                               "stride": layer.step}
-            elif kind == "relu" and layer.fn != "relu":
-                _unsupported(layer, "only ReLU is implemented in numpy")
             elif kind == "bn":
                 node.names = self._new_params(arch.param_shapes(layer, shape), 1)
                 node.param = {"mode": "train", "eps": layer.eps}
@@ -180,7 +178,7 @@ class ConvNet:
         if kind == "pool":
             return _pool_forward(x, node.param, layer.kind, layer.pad)
         if kind == "relu":
-            return relu_forward(x)
+            return activation_forward(x, layer.fn)
         if kind == "bn":
             node.param["mode"] = mode
             bn = spatial_batchnorm_forward if x.ndim == 4 else batchnorm_forward
@@ -212,7 +210,7 @@ class ConvNet:
         if kind == "pool":
             return _pool_backward(dout, cache, layer.kind, layer.pad)
         if kind == "relu":
-            return relu_backward(dout, cache)
+            return activation_backward(dout, cache, layer.fn)
         if kind == "bn":
             bn = spatial_batchnorm_backward if dout.ndim == 4 else batchnorm_backward
             dx, grads[node.names["gamma"]], grads[node.names["beta"]] = bn(dout, cache)
@@ -305,7 +303,7 @@ class ConvNet:
                 x = x.reshape(x.shape[0], -1)  # a view of the same storage
                 continue
             if node.kind == "relu" and node.layer.inplace and owned:
-                np.maximum(x, 0, out=x)
+                _ACTIVATIONS_INPLACE[node.layer.fn](x)
                 continue
             if node.kind in ("res", "inc"):
                 out = self._infer_block(node, x, hook)
@@ -399,6 +397,47 @@ def grouped_conv_backward(dout, cache, groups=1):
     return (np.concatenate([g[0] for g in grads], axis=1),
             np.concatenate([g[1] for g in grads], axis=0),
             np.concatenate([g[2] for g in grads], axis=0))
+
+
+def _sigmoid(x, out=None):
+    """The logistic function 1 / (1 + exp(-x)), written with tanh so it never overflows."""
+    out = np.multiply(x, 0.5, out=out)
+    np.tanh(out, out=out)
+    out += 1
+    out *= 0.5
+    return out
+
+
+_ACTIVATIONS_INPLACE = {
+    "relu": lambda x: np.maximum(x, 0, out=x),
+    "sigmoid": lambda x: _sigmoid(x, out=x),
+    "tanh": lambda x: np.tanh(x, out=x),
+}
+
+
+def activation_forward(x, fn="relu"):
+    """Elementwise ``fn`` ("relu", "sigmoid" or "tanh"): ``(out, cache)``.
+
+    The cache of ReLU is its input (as ``layers.relu_forward``); sigmoid and tanh keep their
+    output, from which their derivative follows: s * (1 - s) and 1 - t**2.
+    """
+    if fn == "relu":
+        return relu_forward(x)
+    if fn not in _ACTIVATIONS_INPLACE:
+        raise ValueError(f"activation fn={fn!r} must be 'relu', 'sigmoid' or 'tanh'")
+    out = _ACTIVATIONS_INPLACE[fn](np.array(x, copy=True))
+    return out, out
+
+
+def activation_backward(dout, cache, fn="relu"):
+    """Backward pass of ``activation_forward``: the gradient with respect to its input."""
+    if fn == "relu":
+        return relu_backward(dout, cache)
+    if fn == "sigmoid":
+        return dout * cache * (1 - cache)
+    if fn == "tanh":
+        return dout * (1 - cache * cache)
+    raise ValueError(f"activation fn={fn!r} must be 'relu', 'sigmoid' or 'tanh'")
 
 
 def _pool_forward(x, pool_param, kind, pad):

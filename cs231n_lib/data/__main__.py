@@ -1,15 +1,23 @@
-"""Command line: ``python -m cs231n_lib.data fetch cifar10 [--dir DIR]``."""
+"""Command line: ``python -m cs231n_lib.data fetch cifar10 [--dir DIR]``.
+
+A failure that the user can act on (no network, a checksum mismatch, a corrupt archive, a folder
+that cannot be written) prints its message alone on stderr, without a traceback, and exits 1.
+"""
 
 from __future__ import annotations
 
 import argparse
+import sys
 
 from .fetch import fetch_cifar10
-from .files import ENV_VAR, data_dir
+from .files import ENV_VAR, ChecksumError, CorruptDataError, data_dir
+
+# What fetch_cifar10 raises with a message meant for the user (ConnectionError is an OSError).
+USER_ERRORS = (OSError, ChecksumError, CorruptDataError)
 
 
 def main(argv=None) -> int:
-    """Parse the arguments and run the command; returns the exit status."""
+    """Parse the arguments and run the command; returns the exit status (1 on a failure)."""
     parser = argparse.ArgumentParser(prog="python -m cs231n_lib.data",
                                      description="Fetch data sets that are not embedded.")
     commands = parser.add_subparsers(dest="command", required=True)
@@ -22,8 +30,12 @@ def main(argv=None) -> int:
                        help="keep the downloaded .tar.gz after extracting it")
     fetch.add_argument("--no-progress", action="store_true", help="no progress bar")
     args = parser.parse_args(argv)
-    folder = fetch_cifar10(args.dir, keep_archive=args.keep_archive,
-                           progress=not args.no_progress)
+    try:
+        folder = fetch_cifar10(args.dir, keep_archive=args.keep_archive,
+                               progress=not args.no_progress)
+    except USER_ERRORS as e:
+        print(e, file=sys.stderr)
+        return 1
     print(f"CIFAR-10 is ready in {folder}")
     return 0
 

@@ -7,8 +7,19 @@ import os
 from pathlib import Path
 
 ENV_VAR = "CS231N_DATA_DIR"
-# datasets/ beside the cs231n_lib package: <root>/cs231n_lib/data/files.py -> <root>/datasets
-DEFAULT_DIR = Path(__file__).resolve().parents[2] / "datasets"
+# An installed wheel ships the embedded data inside the package (setup.py copies it there) ...
+PACKAGED_DIR = Path(__file__).resolve().parent / "datasets"
+# ... a checkout keeps it in datasets/ beside the package: <root>/cs231n_lib/data -> <root>/datasets
+CHECKOUT_DIR = Path(__file__).resolve().parents[2] / "datasets"
+
+
+def default_data_dir() -> Path:
+    """Where the embedded data is: inside the installed package (a wheel), else ``datasets/``
+    of the checkout the package lives in (also an editable install)."""
+    return PACKAGED_DIR if PACKAGED_DIR.is_dir() else CHECKOUT_DIR
+
+
+DEFAULT_DIR = default_data_dir()
 
 
 class DatasetNotFoundError(FileNotFoundError):
@@ -24,8 +35,8 @@ class CorruptDataError(ValueError):
 
 
 def data_dir(path: str | os.PathLike | None = None) -> Path:
-    """The data directory: ``path`` if given, else $CS231N_DATA_DIR, else ``datasets/`` beside
-    the ``cs231n_lib`` package."""
+    """The data directory: ``path`` if given, else $CS231N_DATA_DIR, else ``default_data_dir()``
+    (the installed package's data, or ``datasets/`` of the checkout)."""
     if path is not None:
         return Path(path)
     env = os.environ.get(ENV_VAR)
