@@ -242,3 +242,48 @@ def _timing_label(seconds, baseline, compare):
         ratio = baseline / seconds
         label += f"\n{ratio:.3g}x " + ("faster" if ratio >= 1 else "as fast")
     return label
+
+
+# Fonts with Chinese glyphs, in order of preference (Debian/Ubuntu: fonts-noto-cjk,
+# fonts-wqy-microhei; Fedora: google-noto-sans-cjk-fonts; macOS and Windows ship the last ones).
+CJK_FONTS = ("Noto Sans CJK SC", "Noto Sans CJK JP", "Noto Serif CJK SC", "WenQuanYi Micro Hei",
+             "WenQuanYi Zen Hei", "Source Han Sans SC", "PingFang SC", "Microsoft YaHei",
+             "SimHei")
+
+
+def cjk_font() -> str | None:
+    """The name of an installed font that has Chinese glyphs, or None.
+
+    When one is found it is added to ``font.family`` behind the current families, so that
+    figures may show Chinese terms (matplotlib >= 3.6 falls back glyph by glyph)."""
+    import matplotlib
+    from matplotlib import font_manager
+
+    manager = font_manager.fontManager
+    name = _first_cjk(manager)
+    if name is None:  # matplotlib's font cache predates a font installed since: look again
+        known = {f.fname for f in manager.ttflist}
+        for path in font_manager.findSystemFonts():
+            if path not in known and any(k in path.lower() for k in ("cjk", "wqy", "han")):
+                try:
+                    manager.addfont(path)
+                except (OSError, RuntimeError, ValueError):
+                    continue
+        name = _first_cjk(manager)
+    if name is not None:  # a family list: matplotlib takes each glyph from the first that has it
+        families = matplotlib.rcParams["font.family"]
+        families = [families] if isinstance(families, str) else list(families)
+        if name not in families:
+            matplotlib.rcParams["font.family"] = [*families, name]
+    return name
+
+
+def _first_cjk(manager) -> str | None:
+    installed = {f.name for f in manager.ttflist}
+    return next((f for f in CJK_FONTS if f in installed), None)
+
+
+def term(zh: str, en: str) -> str:
+    """A label for a glossary term: "卷积 convolution" where a CJK font is installed, else just
+    "convolution" (never boxes for missing glyphs)."""
+    return f"{zh} {en}" if cjk_font() else en

@@ -195,3 +195,29 @@ def test_timing_axis_is_linear_when_ratios_are_small():
 def test_timing_arguments_checked(timings, repeats, match):
     with pytest.raises(ValueError, match=match):
         plot_timings(timings, repeats)
+
+
+def test_term_shows_chinese_only_with_a_cjk_font(monkeypatch):
+    import warnings
+
+    import matplotlib.pyplot as plt
+    from matplotlib import font_manager
+
+    from cs231n_lib import vis_utils
+
+    monkeypatch.setattr(font_manager.fontManager, "ttflist", [
+        f for f in font_manager.fontManager.ttflist if f.name not in vis_utils.CJK_FONTS])
+    monkeypatch.setattr(font_manager, "findSystemFonts", lambda *a, **k: [])
+    assert vis_utils.cjk_font() is None
+    assert vis_utils.term("卷积", "convolution") == "convolution"  # no boxes: no Chinese at all
+    monkeypatch.undo()
+    if vis_utils.cjk_font() is None:
+        pytest.skip("no CJK font installed (make test installs fonts-noto-cjk as root)")
+    label = vis_utils.term("卷积", "convolution")
+    assert label == "卷积 convolution"
+    fig, ax = plt.subplots()
+    ax.set_title(label)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # matplotlib warns "Glyph ... missing from font(s)"
+        fig.canvas.draw()
+    plt.close(fig)
