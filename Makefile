@@ -55,7 +55,7 @@ lab: $(STAMP)
 
 # Train the small ConvNet on the embedded Fashion-MNIST subset; prints accuracy and time.
 train: setup
-	$(PY) -m cs231n_lib.demo
+	$(PY) -m cs231n_lib.train_demo
 
 test: setup browserdeps
 	$(PY) -m ruff check .

@@ -64,7 +64,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 
 from cs231n_lib import architectures as arch
-from cs231n_lib import memory, memory_measure, optim
+from cs231n_lib import memory, memory_measure, memory_plot, optim
 from cs231n_lib.checks import assert_array, assert_value, record
 from cs231n_lib.fast_layers import conv_forward_fast
 from cs231n_lib.memory_measure import traced_call
@@ -95,42 +95,7 @@ def as_rows(rows):
 
 # %% solution: simple_layer_memory
 # rules: forbid cs231n_lib, library_rows; allow cs231n_lib.shapes
-def simple_layer_memory(input_shape, layers):
-    """Output shape, activations and parameters of a plain list of layers.
-
-    Inputs:
-    - input_shape: (C, H, W)
-    - layers: list of tuples ("conv", F, size, stride, pad), ("pool", size, stride) or
-      ("fc", units); an "fc" layer flattens its input.
-
-    Returns a list of (kind, output shape, activations, parameters incl. biases), one per layer;
-    shapes are tuples of Python ints, counts are Python ints.
-    """
-    ### BEGIN SOLUTION
-    shape, table = tuple(input_shape), []
-    for layer in layers:
-        kind = layer[0]
-        if kind == "conv":
-            F, size, stride, pad = layer[1:]
-            C, H, W = shape
-            shape = (F, output_size(H, size, stride, pad, axis="H"),
-                     output_size(W, size, stride, pad, axis="W"))
-            params = F * C * size * size + F
-        elif kind == "pool":
-            size, stride = layer[1:]
-            C, H, W = shape
-            shape = (C, output_size(H, size, stride, axis="H"),
-                     output_size(W, size, stride, axis="W"))
-            params = 0
-        elif kind == "fc":
-            params = int(np.prod(shape)) * layer[1] + layer[1]
-            shape = (layer[1],)
-        else:
-            raise ValueError(f"unknown layer kind {kind!r}; use 'conv', 'pool' or 'fc'")
-        table.append((kind, shape, int(np.prod(shape)), params))
-    ### END SOLUTION
-    return table
-
+from cs231n_lib.memory import simple_layer_memory  # solution from the library
 
 # %% tests: test_simple_layer_memory (3 points)
 """simple_layer_memory on a small conv-pool-fc list, and an unknown layer kind."""
@@ -187,16 +152,7 @@ for case, (input_shape, layers) in enumerate(hidden_layer_lists):
 
 # %% solution: activation_bytes
 # rules: forbid cs231n_lib
-def activation_bytes(count, dtype="float32", with_gradients=False):
-    """Bytes taken by ``count`` values of ``dtype`` (twice that with gradients), in B, MB, MiB.
-
-    Returns a tuple (nbytes: int, megabytes: float, mebibytes: float).
-    """
-    ### BEGIN SOLUTION
-    nbytes = int(count) * np.dtype(dtype).itemsize * (2 if with_gradients else 1)
-    return nbytes, nbytes / 10 ** 6, nbytes / 2 ** 20
-    ### END SOLUTION
-
+from cs231n_lib.memory import activation_bytes  # solution from the library
 
 # %% tests: test_activation_bytes (2 points)
 """activation_bytes for one [224x224x64] volume, float32 and float64, with and without gradients."""
@@ -298,7 +254,7 @@ print(f"the first FC layer alone: {fc1:,} parameters = {fc1 / total_params:.1%} 
 # scale:
 
 # %%
-memory.plot_memory(arch.vgg16())
+memory_plot.plot_memory(arch.vgg16())
 plt.show()
 
 # %% [markdown]

@@ -80,7 +80,6 @@ from cs231n_lib.checks import assert_array, assert_value, record
 from cs231n_lib.classifiers.cnn import ThreeLayerConvNet
 from cs231n_lib.classifiers.convnet import ConvNet
 from cs231n_lib.data import load_dataset
-from cs231n_lib.demo import prepare_data
 from cs231n_lib.fast_layers import conv_forward_fast
 from cs231n_lib.gradient_check import (
     eval_numerical_gradient,
@@ -90,6 +89,7 @@ from cs231n_lib.gradient_check import (
 from cs231n_lib.layer_utils import conv_relu_forward
 from cs231n_lib.normalization import ALEXNET_LRN, lrn_denominator, lrn_forward
 from cs231n_lib.solver import Solver
+from cs231n_lib.train_demo import prepare_data
 from cs231n_lib.vis_utils import plot_feature_maps, plot_filters, plot_grid
 
 plt.rcParams["figure.figsize"] = (9, 3.5)

@@ -16,7 +16,17 @@ exercise (see ``grading/rules.py``), e.g.::
     # %% solution: conv_forward_naive
     # rules: forbid scipy, cs231n_lib; allow cs231n_lib.shapes; require loop
 
-The build stores them in the cell's ``metadata.cs231n.rules`` (nbgrader's own metadata rejects
+A solution that the library also holds as an ``@exercise`` is written once, in the library: the
+lines under the header (and its rules line) import the functions, so the source is valid Python
+that linters read as the notebook behaves, and the build replaces them by the functions' source
+(without the decorator), each body after its docstring between the solution markers, below the
+cell's other lines (the rules line stays first)::
+
+    # %% solution: activation_bytes
+    # rules: forbid cs231n_lib
+    from cs231n_lib.memory import activation_bytes  # solution from the library
+
+The build stores rules in the cell's ``metadata.cs231n.rules`` (nbgrader's own metadata rejects
 unknown keys) and replaces the line by a comment that tells students the same rules; the
 grader reads them from the instructor's source notebook only.
 
@@ -42,6 +52,7 @@ from __future__ import annotations
 
 import argparse
 import ast
+import importlib.util
 import json
 import re
 import sys
@@ -60,6 +71,7 @@ from grading.markers import (
     REGION,
 )
 from grading.rules import META_KEY, RULES_LINE, RulesError, parse_rules
+from grading.student_edition import docstring_stmt, find_exercises
 
 ROOT = Path(__file__).resolve().parents[1]
 SOURCE_DIR = Path(__file__).resolve().parent
@@ -70,6 +82,9 @@ HEADER = re.compile(
     r"^# %%(?P<md> \[markdown\])?"
     r"(?: (?P<role>solution|tests|answer): (?P<id>[A-Za-z0-9_-]+)"
     r"(?: \((?P<points>\d+) points?\))?)?\s*$")
+MARKER = "  # solution from the library"
+FROM_LINE = re.compile(r"^from (?P<module>[A-Za-z_][\w.]*) import (?P<names>\(|\w+(?:, \w+)*)"
+                       + re.escape(MARKER) + r"\s*$")
 ANSWER_MARKER = "**Reference answer"
 KERNELSPEC = {"display_name": "Python 3 (ipykernel)", "language": "python", "name": "python3"}
 ROLES = {  # role -> (grade, solution, locked)
@@ -149,6 +164,81 @@ def _finish_test_cell(text: str, grade_id: str, where: str) -> str:
     return "\n".join(lines[:doc.lineno - 1] + comment + lines[doc.end_lineno:])
 
 
+def module_source(module: str) -> tuple[str, Path]:
+    """The source text and file of an importable module (found, not imported)."""
+    spec = importlib.util.find_spec(module)
+    if spec is None or not spec.origin or not spec.origin.endswith(".py"):
+        raise ValueError(f"solution source: no Python module {module!r}")
+    path = Path(spec.origin)
+    return path.read_text(encoding="utf-8"), path
+
+
+def library_solution(module: str, name: str) -> str:
+    """The source of the ``@exercise`` function ``name`` of ``module`` as a solution, without its
+    decorators: its own solution markers kept (they must enclose statements, so that the student
+    edition's stub removes them), or else its whole body after the docstring between markers."""
+    source, path = module_source(module)
+    found = {ex.qualname: ex.node for ex in find_exercises(source, path)}
+    if name not in found:
+        raise ValueError(f"solution source: {module}.{name} is not an @exercise function "
+                         f"(the exercises there: {', '.join(sorted(found)) or 'none'})")
+    node = found[name]
+    lines = source.splitlines()
+    own = lines[node.lineno - 1:node.end_lineno]
+    marked = "\n".join(own)
+    if BEGIN_SOLUTION in marked or END_SOLUTION in marked:
+        if marked.count(BEGIN_SOLUTION) != 1 or marked.count(END_SOLUTION) != 1:
+            raise ValueError(f"solution source: {module}.{name} needs one {BEGIN_SOLUTION} and "
+                             f"one {END_SOLUTION}, both before its last statement ends")
+        return marked
+    doc = docstring_stmt(node)
+    split = doc.end_lineno if doc else node.body[0].lineno - 1
+    indent = " " * node.body[0].col_offset
+    return "\n".join(lines[node.lineno - 1:split] + [f"{indent}{BEGIN_SOLUTION}"]
+                     + lines[split:node.end_lineno] + [f"{indent}{END_SOLUTION}"])
+
+
+def _definition_order(pair: tuple[str, str]) -> tuple[str, int]:
+    """(module, line of the definition) of a library exercise function."""
+    module, name = pair
+    source, path = module_source(module)
+    lines = {ex.qualname: ex.node.lineno for ex in find_exercises(source, path)}
+    return module, lines.get(name, 0)
+
+
+def _library_imports(lines: list[str]) -> tuple[list[re.Match], list[str]]:
+    """The library imports of a solution cell (after its rules line, if any), one line or
+    parenthesised over several as ruff formats them, and the cell's lines without them."""
+    head = 1 if lines and lines[0].startswith(RULES_LINE) else 0
+    sources = []
+    while len(lines) > head:
+        match = FROM_LINE.match(lines[head])
+        if match is None:
+            break
+        end = head + 1
+        if match["names"] == "(":  # names one per line up to ")"
+            while end < len(lines) and lines[end].strip() != ")":
+                end += 1
+            names = ", ".join(n.strip().rstrip(",") for n in lines[head + 1:end])
+            match = FROM_LINE.match(f"from {match['module']} import {names}{MARKER}")
+            end += 1
+        sources.append(match)
+        lines = lines[:head] + lines[end:]
+    return sources, lines
+
+
+def _generated_solution(lines: list[str], sources: list[re.Match]) -> list[str]:
+    """A solution cell's own lines followed by the library functions it is generated from
+    (``sources``: the matches of its import lines, one or more)."""
+    out = list(lines)
+    pairs = [(m["module"], name) for m in sources for name in m["names"].split(", ")]
+    pairs.sort(key=_definition_order)  # as the library defines them, whatever the import order
+    for k, (module, name) in enumerate(pairs):
+        out += ["", ""] if k else []
+        out += library_solution(module, name).split("\n")
+    return out
+
+
 def _check_cell(role, cell_type, grade_id, points, text, where):
     """Raise ValueError for a cell whose role and content disagree."""
     if role in ("tests", "answer") and points is None:
@@ -205,6 +295,9 @@ def parse_cells(text: str, name: str = "<source>") -> list[nbformat.NotebookNode
         cell_type = "markdown" if match["md"] else "code"
         role = match["role"]
         rules = None
+        sources, lines = _library_imports(lines) if role == "solution" else ([], lines)
+        if sources:
+            lines = _generated_solution(lines, sources)
         if role == "solution":
             lines, rules = _solution_rules(lines, where)
         elif lines and lines[0].startswith(RULES_LINE):

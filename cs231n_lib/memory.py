@@ -13,13 +13,12 @@ and output, plus any tensor held by an open skip connection or inception branch 
 current layer"). All counts are per example unless a batch is given. "MB" in the notes is MiB
 (2^20 bytes); we print both.
 
-Command line: ``python -m cs231n_lib.memory vgg16 --batch 32 --optimizer adam``.
+Command line: ``python -m cs231n_lib.memory vgg16 --batch 32 --optimizer adam`` (the code is in
+``memory_cli``); the per-layer bar chart is ``memory_plot.plot_memory``.
 """
 
 from __future__ import annotations
 
-import argparse
-import json
 import sys
 import textwrap
 from dataclasses import dataclass
@@ -290,8 +289,10 @@ def simple_layer_memory(input_shape, layers):
     - layers: list of tuples ("conv", F, size, stride, pad), ("pool", size, stride) or
       ("fc", units); an "fc" layer flattens its input.
 
-    Returns a list of (kind, output shape, activations, parameters incl. biases), one per layer.
+    Returns a list of (kind, output shape, activations, parameters incl. biases), one per layer;
+    shapes are tuples of Python ints, counts are Python ints.
     """
+    ### BEGIN SOLUTION
     shape, table = tuple(input_shape), []
     for layer in layers:
         kind = layer[0]
@@ -308,17 +309,21 @@ def simple_layer_memory(input_shape, layers):
                      output_size(W, size, stride, axis="W"))
             params = 0
         elif kind == "fc":
-            params = prod(shape) * layer[1] + layer[1]
+            params = int(np.prod(shape)) * layer[1] + layer[1]
             shape = (layer[1],)
         else:
             raise ValueError(f"unknown layer kind {kind!r}; use 'conv', 'pool' or 'fc'")
-        table.append((kind, shape, prod(shape), params))
+        table.append((kind, shape, int(np.prod(shape)), params))
+    ### END SOLUTION
     return table
 
 
 @exercise("04_memory", "Bytes, MB and MiB")
 def activation_bytes(count, dtype="float32", with_gradients=False):
-    """Bytes taken by ``count`` values of ``dtype`` (twice that with gradients), in B, MB, MiB."""
+    """Bytes taken by ``count`` values of ``dtype`` (twice that with gradients), in B, MB, MiB.
+
+    Returns a tuple (nbytes: int, megabytes: float, mebibytes: float).
+    """
     nbytes = int(count) * np.dtype(dtype).itemsize * (2 if with_gradients else 1)
     return nbytes, nbytes / 10 ** 6, nbytes / 2 ** 20
 
@@ -369,71 +374,7 @@ def summary(spec: arch.Spec, batch: int = 1, dtype="float32", optimizer="sgd") -
             "inference_live": inference_live(spec), **budget}
 
 
-def plot_memory(spec: arch.Spec, batch: int = 1, dtype="float32"):
-    """Bar chart of bytes per layer: activations vs parameters (log scale). Returns the figure."""
-    import matplotlib.pyplot as plt
+if __name__ == "__main__":  # the command line lives in memory_cli; this keeps `-m` working
+    from cs231n_lib.memory_cli import main
 
-    rows = [r for r in layer_table(spec)[1:] if r.activations or r.params]
-    item = itemsize(dtype)
-    x = np.arange(len(rows))
-    fig, ax = plt.subplots(figsize=(max(6.0, 0.25 * len(rows)), 4))
-    ax.bar(x - 0.2, [item * batch * r.activations for r in rows], 0.4, label="activations")
-    ax.bar(x + 0.2, [item * r.params for r in rows], 0.4, label="parameters")
-    ax.set_yscale("log")
-    ax.set_xticks(x, [r.label for r in rows], rotation=90, fontsize=7)
-    ax.set_ylabel(f"bytes ({np.dtype(dtype).name}, batch {batch})")
-    ax.set_title(f"{spec.name}: memory per layer")
-    ax.legend()
-    fig.tight_layout()
-    return fig
-
-
-def _parse_input(text: str) -> tuple:
-    try:
-        shape = tuple(int(s) for s in text.lower().split("x"))
-    except ValueError as err:
-        raise ValueError(f"--input {text!r} must look like 3x224x224") from err
-    if len(shape) != 3 or min(shape) < 1:
-        raise ValueError(f"--input {text!r} must be CxHxW with positive sizes")
-    return shape
-
-
-def main(argv=None) -> int:
-    """``python -m cs231n_lib.memory NAME [--input 3x224x224] [--batch N] ...``."""
-    parser = argparse.ArgumentParser(prog="python -m cs231n_lib.memory",
-                                     description="Memory accounting for a named architecture.")
-    parser.add_argument("name", choices=sorted(arch.REGISTRY))
-    parser.add_argument("--input", help="input shape CxHxW (default: the spec's)")
-    parser.add_argument("--batch", type=int, default=1)
-    parser.add_argument("--dtype", default="float32")
-    parser.add_argument("--optimizer", default="sgd", choices=sorted(OPTIMIZER_STATE))
-    parser.add_argument("--budget", type=float, metavar="MIB",
-                        help="also print the largest batch that fits this many MiB")
-    parser.add_argument("--json", action="store_true", help="print one JSON object")
-    args = parser.parse_args(argv)
-    spec = arch.get(args.name)
-    try:
-        if args.input:
-            spec = spec.with_input(_parse_input(args.input))
-        result = summary(spec, args.batch, args.dtype, args.optimizer)
-        if args.budget is not None:
-            budget = int(args.budget * MIB)
-            result["budget_bytes"] = budget
-            for mode in ("train", "test"):
-                result[f"max_batch_{mode}"] = max_batch(spec, budget, args.dtype,
-                                                        args.optimizer, mode)
-        if args.json:
-            print(json.dumps(result))
-        else:
-            print(format_table(spec, args.batch, args.dtype, args.optimizer))
-            if args.budget is not None:
-                print(f"largest batch in {args.budget:g} MiB: training "
-                      f"{result['max_batch_train']}, inference {result['max_batch_test']}")
-    except ValueError as err:
-        print(f"error: {err}", file=sys.stderr)
-        return 2
-    return 0
-
-
-if __name__ == "__main__":
     sys.exit(main())

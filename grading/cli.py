@@ -113,13 +113,13 @@ def _run(args, cfg) -> int:
         from grading.export import export
         export(cfg, args.csv)
     elif args.command == "check":
-        from grading.check import check
+        from grading.selfcheck import check
         return check(cfg, args.notebook)
     elif args.command == "verify":
         from grading.verify import verify
         return 1 if verify(cfg, args.assignments or None, jobs=args.jobs) else 0
     elif args.command == "demo":
-        from grading.demo import demo
+        from grading.class_demo import demo
         demo(cfg, jobs=args.jobs)
     elif args.command == "lab":
         from grading.lab import run

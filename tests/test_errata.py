@@ -21,7 +21,7 @@ import notebook_utils as nbu
 import pytest
 
 from cs231n_lib import architectures as arch
-from cs231n_lib import demo, memory
+from cs231n_lib import memory, train_demo
 from cs231n_lib.data import fetch as fetch_mod
 from cs231n_lib.data.__main__ import main as data_cli
 
@@ -203,15 +203,15 @@ def test_01_fc_to_conv_needs_four_passes_for_16px():
 
 
 # ------------------------------------------------------------------- library and commands
-def test_demo_docstring_names_what_the_training_notebook_uses():
-    """The functions the docstring says notebook 06 shares are the ones it imports from demo."""
-    shared = re.findall(r"notebook \(06\) shares only ``(\w+)``", demo.__doc__)
+def test_train_demo_docstring_names_what_the_training_notebook_uses():
+    """The functions the docstring says notebook 06 shares are the ones it imports."""
+    shared = re.findall(r"notebook \(06\) shares only ``(\w+)``", train_demo.__doc__)
     source = (nbu.COURSE_SRC / "06_training.py").read_text(encoding="utf-8")
-    imported = re.findall(r"from cs231n_lib\.demo import ([\w, ]+)", source)
+    imported = re.findall(r"from cs231n_lib\.train_demo import ([\w, ]+)", source)
     assert shared and sorted(shared) == sorted(n.strip() for line in imported
                                                for n in line.split(","))
-    for name in re.findall(r"``(\w+)``", demo.__doc__):
-        assert hasattr(demo, name), name
+    for name in re.findall(r"``(\w+)``", train_demo.__doc__):
+        assert hasattr(train_demo, name), name
 
 
 def _offline(*args, **kwargs):

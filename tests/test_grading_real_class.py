@@ -1,9 +1,10 @@
 """End-to-end grading of the REAL assignments with the demo's sample class, in the sandbox.
 
 One module fixture releases the course into a temporary folder, writes the sample class of
-``grading.demo`` (alice correct, bob untouched, carol half done, dave correct with warnings and
-stderr, erin a cut-off notebook), runs the reference notebooks and autogrades the class with two
-workers, then autogrades again (resume: everything skipped), exports the CSV and writes feedback.
+``grading.class_demo`` (alice correct, bob untouched, carol half done, dave correct with
+warnings and stderr, erin a cut-off notebook), runs the reference notebooks and autogrades the
+class with two workers, then autogrades again (resume: everything skipped), exports the CSV and
+writes feedback.
 Every expected score is computed from the source notebooks' nbgrader metadata; carol's from the
 cells ``grading.samples`` fills for a "partial" submission and the names each test cell reads.
 """
@@ -23,15 +24,15 @@ import pytest
 from nbgrader.api import Gradebook
 
 from grading.autograde import autograde, load_references
-from grading.check import _has_code
+from grading.class_demo import CLASS
 from grading.config import load_config
-from grading.demo import CLASS
 from grading.export import COLUMNS, export
 from grading.feedback import feedback, render
 from grading.leakscan import regions
 from grading.release import release
 from grading.restore import is_test, nbg
 from grading.samples import KINDS, write_submission
+from grading.selfcheck import _has_code
 from grading.status import StatusStore
 
 pytestmark = pytest.mark.slow

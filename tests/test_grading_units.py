@@ -260,7 +260,7 @@ def test_run_pool_survives_a_task_that_kills_its_worker():
 
 
 def test_demo_only_wipes_folders_it_made(tmp_path):
-    from grading.demo import MARKER, fresh_course_dir
+    from grading.class_demo import MARKER, fresh_course_dir
 
     real = tmp_path / "real"
     real.mkdir()
@@ -291,7 +291,7 @@ def test_fixture_notebooks_are_committed_clean_and_match_their_builder():
 
 
 def test_check_verdicts_skip_hidden_only_cells_and_group_by_section():
-    from grading.check import report, verdicts
+    from grading.selfcheck import report, verdicts
 
     def test_cell(gid, source, outputs=()):
         cell = new_code_cell(source, metadata=meta(gid, grade=True, locked=True, points=2))

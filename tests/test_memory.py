@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from cs231n_lib import architectures as arch
-from cs231n_lib import memory
+from cs231n_lib import memory, memory_cli, memory_plot
 from cs231n_lib import memory_measure as mm
 
 matplotlib.use("Agg")
@@ -162,24 +162,36 @@ def test_cli_prints_the_table_and_json():
 
 def test_cli_input_override_and_errors(capsys):
     """--input replaces the spec's input; a bad shape exits with status 2 and a message."""
-    assert memory.main(["vgg16", "--input", "3x32x32", "--json"]) == 0
+    assert memory_cli.main(["vgg16", "--input", "3x32x32", "--json"]) == 0
     data = json.loads(capsys.readouterr().out)
     assert data["input_shape"] == [3, 32, 32]
     assert data["params"] == 138_357_544 - (25_088 - 512) * 4096
-    assert memory.main(["alexnet", "--input", "3x224x224"]) == 2
+    assert memory_cli.main(["alexnet", "--input", "3x224x224"]) == 2
     assert "54.25" in capsys.readouterr().err
-    assert memory.main(["vgg16", "--input", "3x224"]) == 2
+    assert memory_cli.main(["vgg16", "--input", "3x224"]) == 2
     capsys.readouterr()
-    assert memory.main(["vgg16", "--budget", "8192", "--optimizer", "adam", "--json"]) == 0
+    assert memory_cli.main(["vgg16", "--budget", "8192", "--optimizer", "adam", "--json"]) == 0
     data = json.loads(capsys.readouterr().out)
     assert data["max_batch_train"] == memory.max_batch(arch.vgg16(), 8192 * MIB, "float32",
                                                        "adam")
     assert data["max_batch_test"] > data["max_batch_train"] > 0
 
 
+def test_accounting_module_loads_neither_the_command_line_nor_matplotlib():
+    """memory.py is the accounting only: the CLI (memory_cli) and the plot (memory_plot) are
+    separate modules, so importing it pulls in neither argparse nor matplotlib."""
+    code = ("import sys, cs231n_lib.memory; "
+            "print(sorted(m for m in ('argparse', 'matplotlib', 'cs231n_lib.memory_cli', "
+            "'cs231n_lib.memory_plot') if m in sys.modules))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         check=True).stdout
+    assert out.strip() == "[]"
+    assert not hasattr(memory, "plot_memory") and not hasattr(memory, "main")
+
+
 def test_plot_memory_returns_a_figure():
     """One bar per layer with activations or parameters, in two series."""
-    fig = memory.plot_memory(arch.vgg16(), batch=2)
+    fig = memory_plot.plot_memory(arch.vgg16(), batch=2)
     ax = fig.axes[0]
     n = sum(1 for r in memory.layer_table(arch.vgg16())[1:] if r.activations or r.params)
     assert len(ax.patches) == 2 * n

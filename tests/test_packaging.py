@@ -155,7 +155,7 @@ def test_grader_imports_are_declared():
 
 @pytest.mark.parametrize("module", [
     "grading.lab",
-    "grading.check",
+    "grading.selfcheck",
 ])
 def test_student_commands_need_only_the_course_extra(module):
     missing = _grading_closure(module) - _declared("course")

@@ -18,11 +18,11 @@ import notebook_utils as nbu
 import pytest
 
 from cs231n_lib.checks import RECORD_MIME, pass_message
-from grading.check import Verdict, check, report
 from grading.config import load_config
 from grading.release import release
 from grading.restore import nbg
 from grading.samples import fill, write_submission
+from grading.selfcheck import Verdict, check, report
 from grading.solution_stubs import NameSolutionStubs, generate_assignment_preprocessors, name_stubs
 from grading.student_edition import stub_source
 

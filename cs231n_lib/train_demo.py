@@ -1,6 +1,6 @@
 """Train a small ConvNet on the embedded Fashion-MNIST subset and report its test accuracy.
 
-    python -m cs231n_lib.demo [--epochs 10] [--seed 0] [--time-budget 75] [--dataset NAME]
+    python -m cs231n_lib.train_demo [--epochs 10] [--seed 0] [--time-budget 75] [--dataset NAME]
 
 ``train_small_convnet`` is the reusable part (``make train`` and the tests call it). The training
 notebook (06) shares only ``prepare_data``: it builds and trains its own models.
@@ -74,7 +74,7 @@ def train_small_convnet(dataset="fashion_small", epochs=DEFAULT_EPOCHS, seed=0,
 
 def main(argv=None):
     """Command-line entry point: train, then print the test accuracy and the time taken."""
-    parser = argparse.ArgumentParser(prog="python -m cs231n_lib.demo", description=__doc__,
+    parser = argparse.ArgumentParser(prog="python -m cs231n_lib.train_demo", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--epochs", type=int, default=DEFAULT_EPOCHS)
     parser.add_argument("--seed", type=int, default=0)
