@@ -300,6 +300,8 @@ met = test_acc >= 0.8 and seconds <= 300
 print(f"this run: {NUM_TRAIN} images, {solver.epoch} epoch(s), {seconds:.1f} s, test accuracy "
       f"{test_acc:.1%}; full-budget target (80% within 300 s) "
       f"{'met' if met else 'not met' + (' (graded budget)' if grading_mode() else '')}")
+print(f"training speed: {solver.images_per_second:,.0f} images/s (forward, backward and update "
+      f"of {solver.images_seen:,} images; accuracy checks not counted)")
 fig, axes = plt.subplots(1, 2, figsize=(12, 3.8))
 axes[0].plot(losses, alpha=0.4, label="per step")
 smooth = np.convolve(losses, np.ones(k) / k, mode="valid")

@@ -71,7 +71,8 @@ class Solver:
     Attributes after ``train()``: loss_history (one entry per step), train_acc_history and
     val_acc_history (one entry per accuracy check: after the first step, after every epoch,
     after the last step), best_val_acc, best_params, epoch (completed epochs), stopped_early
-    (True when time_budget ended training), train_seconds.
+    (True when time_budget ended training), train_seconds, and the throughput
+    ``images_per_second`` (from ``images_seen`` and ``step_seconds``).
 
     Minibatches: every epoch draws a fresh permutation of the training set from a
     ``np.random.Generator`` seeded by ``seed`` and walks through it ``batch_size`` examples at a
@@ -125,6 +126,8 @@ class Solver:
         self.val_acc_history = []
         self.stopped_early = False
         self.train_seconds = 0.0
+        self.step_seconds = 0.0  # in gradient steps only (forward, backward, update)
+        self.images_seen = 0  # examples that went through a gradient step
         self.optim_configs = {p: dict(self.optim_config) for p in self.model.params}
         batch_seq, eval_seq = np.random.SeedSequence(self.seed).spawn(2)
         self.rng = np.random.default_rng(batch_seq)  # minibatch permutations
@@ -132,6 +135,7 @@ class Solver:
 
     def _step(self, batch_idx):
         """One gradient step on the examples ``batch_idx``; returns the loss."""
+        start = time.perf_counter()
         loss, grads = self.model.loss(self.X_train[batch_idx], self.y_train[batch_idx])
         self.loss_history.append(float(loss))
         missing = [p for p in self.model.params if p not in grads]
@@ -140,7 +144,15 @@ class Solver:
         for p, w in self.model.params.items():
             next_w, self.optim_configs[p] = self.update_rule(w, grads[p], self.optim_configs[p])
             self.model.params[p] = next_w
+        self.step_seconds += time.perf_counter() - start
+        self.images_seen += len(batch_idx)
         return float(loss)
+
+    @property
+    def images_per_second(self) -> float:
+        """Training throughput: examples per second of gradient steps (forward, backward and
+        update; accuracy checks, checkpoints and the progress bar not counted); 0 before any."""
+        return self.images_seen / self.step_seconds if self.step_seconds > 0 else 0.0
 
     def check_accuracy(self, X, y, num_samples=None, batch_size=100):
         """Fraction of examples whose highest-scoring class is the label.

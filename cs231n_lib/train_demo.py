@@ -101,6 +101,8 @@ def main(argv=None):
     print(f"test accuracy: {test_acc:.3f} ({round(test_acc * len(data['y_test']))}/"
           f"{len(data['y_test'])}) in {seconds:.1f} s "
           f"(process CPU time {time.process_time() - cpu_start:.1f} s)")
+    print(f"training speed: {solver.images_per_second:,.0f} images/s (forward, backward and "
+          f"update of {solver.images_seen:,} images in {solver.step_seconds:.1f} s)")
     return 0
 
 

@@ -66,6 +66,23 @@ def test_training_reduces_loss_and_tracks_best(data):
     assert solver.optim_configs["W"]["learning_rate"] == pytest.approx(0.05 * 0.5**3)
 
 
+def test_throughput_counts_only_gradient_steps(data, monkeypatch):
+    """images_per_second = images through gradient steps / seconds in them: accuracy checks
+    (made slow here) do not lower it, and a fresh solver reports 0."""
+    assert make(data).images_per_second == 0.0
+    solver = make(data)
+    record = solver._record_accuracy
+
+    def slow_check():
+        time.sleep(0.05)
+        return record()
+    monkeypatch.setattr(solver, "_record_accuracy", slow_check)
+    solver.train()
+    assert solver.images_seen == 3 * (200 // 20) * 20
+    assert 0 < solver.step_seconds < solver.train_seconds - 4 * 0.05
+    assert solver.images_per_second == pytest.approx(solver.images_seen / solver.step_seconds)
+
+
 def test_same_seed_same_run_different_seed_different_run(data):
     a, b, c = make(data).train(), make(data).train(), make(data, seed=1).train()
     assert a.loss_history == b.loss_history
