@@ -71,31 +71,39 @@ def conv_forward_fast(x, w, b, conv_param):
     return out, (x, w, b, conv_param, path, saved)
 
 
-def conv_backward_fast(dout, cache):
+def conv_backward_fast(dout, cache, *, need_dx=True):
     """Fast backward pass for a convolutional layer; same contract as ``conv_backward_naive``.
 
     Inputs:
     - dout: Upstream derivatives of shape (N, F, H_out, W_out).
     - cache: As returned by ``conv_forward_fast``.
+    - need_dx: keyword only; False when nobody needs the input gradient (a network's first
+      layer: the data needs none): dx is then None and its work (the dX matrix multiply and
+      col2im) is skipped. dw and db are the same either way.
 
     Returns a tuple of:
-    - dx: Gradient with respect to x, shape and dtype of x.
+    - dx: Gradient with respect to x, shape and dtype of x (None when need_dx is False).
     - dw: Gradient with respect to w, shape and dtype of w.
     - db: Gradient with respect to b, shape and dtype of b.
     """
     x, w, b, conv_param, path, (shared, slices, parts) = cache
     (stride, pad, dilation, _, _), dout = _conv_dout(dout, x, w, conv_param)
-    dx = np.empty(x.shape, dtype=dout.dtype)
+    if path == "winograd":  # winograd.conv_backward always writes dx: into scratch when unneeded
+        dx = np.empty(x.shape, dtype=dout.dtype) if need_dx else scratch.array(
+            "conv.unneeded_dx", x.shape, dout.dtype)
+    else:
+        dx = np.empty(x.shape, dtype=dout.dtype) if need_dx else None
     with parallel.Batch(slices) as batch:
         if path == "winograd":
             def part(s, V):
                 return winograd.conv_backward(dout[s], shared, V, pad, dx[s])
         else:
             w_row = w.reshape(w.shape[0], -1).astype(dout.dtype, copy=False)
+            to_image = _add_columns if need_dx else None
 
             def part(s, X_col):
                 return _gemm_backward(dout[s], w_row, w.shape, X_col, (stride, pad, dilation),
-                                      _add_columns, dx[s])
+                                      to_image, None if dx is None else dx[s])
         grads = batch.map(part, parts)  # summed over slices below
         if path == "winograd":
             dU, db = (sum(g) for g in zip(*grads, strict=True))
@@ -103,7 +111,7 @@ def conv_backward_fast(dout, cache):
         else:
             dW_row = sum(grads)  # (F, C*HH*WW + 1): dw, then db in the bias column
             dw, db = dW_row[:, :-1].reshape(w.shape), dW_row[:, -1]
-    return _like(dx, x), _like(dw, w), _like(db, b)
+    return (_like(dx, x) if need_dx else None), _like(dw, w), _like(db, b)
 
 
 def conv_forward_im2col(x, w, b, conv_param):
@@ -178,14 +186,17 @@ def _gemm_forward(x, W_row, w_shape, geometry, to_columns, out):
 
 def _gemm_backward(dout, w_row, w_shape, X_col, geometry, to_image, dx):
     """Backward of ``_gemm_forward`` on a batch: writes dx = to_image(w.T @ dout), with dX of
-    shape (N, C*HH*WW, H_out, W_out); returns dW_row, the sum over images of dout @ X_col.T
-    (its last column is db when X_col has the row of ones)."""
+    shape (N, C*HH*WW, H_out, W_out), unless to_image is None (dx not needed: no dX at all);
+    returns dW_row, the sum over images of dout @ X_col.T (its last column is db when X_col
+    has the row of ones)."""
     N, F = dout.shape[:2]
     HH, WW = w_shape[2:]
     K, P = w_row.shape[1], dout.shape[2] * dout.shape[3]
     d3 = dout.reshape(N, F, P)
     dW_n = scratch.array("gemm.dW", (N, F, X_col.shape[0]), d3.dtype)  # per image, then summed
     dW_row = np.matmul(d3, _per_image(X_col, N, P).transpose(0, 2, 1), out=dW_n).sum(axis=0)
+    if to_image is None:
+        return dW_row
     dX = np.matmul(w_row.T, d3, out=scratch.array("gemm.dX", (N, K, P), d3.dtype))
     to_image(dX.reshape(N, K, *dout.shape[2:]), dx.shape, HH, WW, *geometry, out=dx)
     return dW_row

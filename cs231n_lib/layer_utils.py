@@ -98,11 +98,12 @@ def conv_relu_forward(x, w, b, conv_param):
     return out, (conv_cache, relu_cache)
 
 
-def conv_relu_backward(dout, cache):
-    """Backward pass of conv_relu; returns (dx, dw, db)."""
+def conv_relu_backward(dout, cache, *, need_dx=True):
+    """Backward pass of conv_relu; returns (dx, dw, db). need_dx=False (keyword only): dx is
+    None and not computed (see conv_backward_fast)."""
     conv_cache, relu_cache = cache
     da = relu_backward(dout, relu_cache)
-    return conv_backward_fast(da, conv_cache)
+    return conv_backward_fast(da, conv_cache, need_dx=need_dx)
 
 
 def conv_relu_pool_forward(x, w, b, conv_param, pool_param):
@@ -122,11 +123,12 @@ def conv_relu_pool_forward(x, w, b, conv_param, pool_param):
     return out, (*inner, pool_cache)
 
 
-def conv_relu_pool_backward(dout, cache):
-    """Backward pass of conv_relu_pool; returns (dx, dw, db)."""
+def conv_relu_pool_backward(dout, cache, *, need_dx=True):
+    """Backward pass of conv_relu_pool; returns (dx, dw, db). need_dx=False (keyword only): dx
+    is None and not computed."""
     *inner, pool_cache = cache
     ds = max_pool_backward_fast(dout, pool_cache)
-    return conv_relu_backward(ds, tuple(inner))
+    return conv_relu_backward(ds, tuple(inner), need_dx=need_dx)
 
 
 def conv_bn_relu_forward(x, w, b, gamma, beta, conv_param, bn_param):
@@ -148,12 +150,13 @@ def conv_bn_relu_forward(x, w, b, gamma, beta, conv_param, bn_param):
     return out, (conv_cache, bn_cache, relu_cache)
 
 
-def conv_bn_relu_backward(dout, cache):
-    """Backward pass of conv_bn_relu; returns (dx, dw, db, dgamma, dbeta)."""
+def conv_bn_relu_backward(dout, cache, *, need_dx=True):
+    """Backward pass of conv_bn_relu; returns (dx, dw, db, dgamma, dbeta). need_dx=False
+    (keyword only): dx is None and not computed."""
     conv_cache, bn_cache, relu_cache = cache
     dan = relu_backward(dout, relu_cache)
     da, dgamma, dbeta = spatial_batchnorm_backward(dan, bn_cache)
-    dx, dw, db = conv_backward_fast(da, conv_cache)
+    dx, dw, db = conv_backward_fast(da, conv_cache, need_dx=need_dx)
     return dx, dw, db, dgamma, dbeta
 
 
@@ -172,8 +175,9 @@ def conv_bn_relu_pool_forward(x, w, b, gamma, beta, conv_param, bn_param, pool_p
     return out, (*inner, pool_cache)
 
 
-def conv_bn_relu_pool_backward(dout, cache):
-    """Backward pass of conv_bn_relu_pool; returns (dx, dw, db, dgamma, dbeta)."""
+def conv_bn_relu_pool_backward(dout, cache, *, need_dx=True):
+    """Backward pass of conv_bn_relu_pool; returns (dx, dw, db, dgamma, dbeta). need_dx=False
+    (keyword only): dx is None and not computed."""
     *inner, pool_cache = cache
     ds = max_pool_backward_fast(dout, pool_cache)
-    return conv_bn_relu_backward(ds, tuple(inner))
+    return conv_bn_relu_backward(ds, tuple(inner), need_dx=need_dx)

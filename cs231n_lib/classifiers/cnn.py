@@ -102,7 +102,8 @@ class ThreeLayerConvNet:
         grads = {}
         dh2, grads["W3"], grads["b3"] = affine_backward(dscores, cache3)
         dh1, grads["W2"], grads["b2"] = affine_relu_backward(dh2, cache2)
-        _, grads["W1"], grads["b1"] = conv_relu_pool_backward(dh1, cache1)
+        # the images need no gradient: skip the first layer's dx
+        _, grads["W1"], grads["b1"] = conv_relu_pool_backward(dh1, cache1, need_dx=False)
         for w in weights:
             grads[w] = grads[w] + self.reg * p[w]
         return float(data_loss) + reg_loss, grads

@@ -194,15 +194,16 @@ class ConvNet:
         # global average pool: (N, C, H, W) -> (N, C)
         return x.mean(axis=(2, 3)), x.shape
 
-    def _leaf_backward(self, node, dout, cache, grads):
-        """dx of one non-composite layer; parameter gradients go into ``grads``."""
+    def _leaf_backward(self, node, dout, cache, grads, need_dx=True):
+        """dx of one non-composite layer; parameter gradients go into ``grads``. A conv layer
+        skips its dx (returns None) when ``need_dx`` is False."""
         kind, layer = node.kind, node.layer
         if kind == "conv":
             x, b, conv_cache = cache
             if conv_cache is None:  # recompute what the fast layer's backward reuses
                 _, conv_cache = grouped_conv_forward(x, self._p(node, "W"), b, node.param,
                                                      layer.groups)
-            dx, dw, db = grouped_conv_backward(dout, conv_cache, layer.groups)
+            dx, dw, db = grouped_conv_backward(dout, conv_cache, layer.groups, need_dx=need_dx)
             grads[node.names["W"]] = dw
             if layer.bias:
                 grads[node.names["b"]] = db
@@ -249,8 +250,11 @@ class ConvNet:
             caches.append(cache)
         return x, caches
 
-    def _backward_seq(self, nodes, dout, caches, grads):
-        for node, cache in zip(reversed(nodes), reversed(caches), strict=True):
+    def _backward_seq(self, nodes, dout, caches, grads, need_dx=True):
+        """Gradient of the input of ``nodes``; None when ``need_dx`` is False and the first
+        node is a conv layer (its dx is skipped)."""
+        for i, node, cache in zip(range(len(nodes) - 1, -1, -1), reversed(nodes),
+                                  reversed(caches), strict=True):
             if node.kind == "res":
                 body, short = node.children
                 c_body, c_short, c_relu = cache
@@ -264,7 +268,7 @@ class ConvNet:
                 dout = sum(self._backward_seq(branch, d, c, grads)
                            for branch, d, c in zip(node.children, pieces, cache, strict=True))
             else:
-                dout = self._leaf_backward(node, dout, cache, grads)
+                dout = self._leaf_backward(node, dout, cache, grads, need_dx or i > 0)
         return dout
 
     def forward(self, X, mode="train"):
@@ -279,11 +283,12 @@ class ConvNet:
         X = self.as_input(X)
         return self._forward_seq(self.nodes, X, mode)
 
-    def backward(self, dscores, caches):
+    def backward(self, dscores, caches, *, need_dx=True):
         """``(dX, grads)``: the input gradient and every parameter's gradient (without the
-        regularisation term) from the gradient of the scores and the caches of ``forward``."""
+        regularisation term) from the gradient of the scores and the caches of ``forward``.
+        need_dx=False (keyword only): a first conv layer skips dX (which may then be None)."""
         grads = {}
-        dX = self._backward_seq(self.nodes, dscores, caches, grads)
+        dX = self._backward_seq(self.nodes, dscores, caches, grads, need_dx)
         return dX, grads
 
     def as_input(self, X):
@@ -358,7 +363,7 @@ class ConvNet:
         if scores.ndim != 2:
             raise ValueError(f"the spec must end in class scores (N, classes), got {scores.shape}")
         loss, dscores = softmax_loss(scores, y)
-        _, grads = self.backward(dscores, caches)
+        _, grads = self.backward(dscores, caches, need_dx=False)  # the images need no gradient
         for key, value in self.params.items():
             if key.startswith("W"):
                 loss += 0.5 * self.reg * float(np.sum(value * value))
@@ -389,12 +394,13 @@ def grouped_conv_forward(x, w, b, conv_param, groups=1):
     return np.concatenate([p[0] for p in pieces], axis=1), [p[1] for p in pieces]
 
 
-def grouped_conv_backward(dout, cache, groups=1):
-    """Backward pass of grouped_conv_forward: (dx, dw, db)."""
+def grouped_conv_backward(dout, cache, groups=1, *, need_dx=True):
+    """Backward pass of grouped_conv_forward: (dx, dw, db); dx is None (not computed) when
+    need_dx is False."""
     douts = np.split(dout, groups, axis=1)
-    grads = [conv_backward_fast(np.ascontiguousarray(d), c)
+    grads = [conv_backward_fast(np.ascontiguousarray(d), c, need_dx=need_dx)
              for d, c in zip(douts, cache, strict=True)]
-    return (np.concatenate([g[0] for g in grads], axis=1),
+    return (np.concatenate([g[0] for g in grads], axis=1) if need_dx else None,
             np.concatenate([g[1] for g in grads], axis=0),
             np.concatenate([g[2] for g in grads], axis=0))
 
