@@ -892,15 +892,12 @@ def apply(tests: list[dict], found: list[Violation], source_nb) -> list[dict]:
     return out
 
 
-def check(tests: list[dict], submission_nb, source_nb, notes: list[str] | None = None
-          ) -> list[dict]:
-    """``apply(tests, violations(...))`` for the grading worker; appends one note per violation
-    to ``notes``. Never raises: if the code cannot be checked, every test earns 0 and says so."""
+def check(tests: list[dict], submission_nb, source_nb) -> tuple[list[dict], list[str]]:
+    """``apply(tests, violations(...))`` for the grading worker, and one note per violation.
+    Never raises: if the code cannot be checked, every test earns 0 and says so."""
     try:
         found = violations(submission_nb, source_nb)
     except Exception as err:  # noqa: BLE001 - a submission must not switch the rules off
         found = [Violation("the notebook", 1, "could not be checked by the grader's rules "
                            f"({type(err).__name__})", None)]
-    if notes is not None:
-        notes.extend(v.message() for v in found)
-    return apply(tests, found, source_nb)
+    return apply(tests, found, source_nb), [v.message() for v in found]

@@ -196,11 +196,11 @@ def _grade(task: GradingTask) -> dict:
     run, skipped = _execute(restored.nb, task.settings, path.parent,
                             given=Path(task.release_dir), submitted=True)
     tests = judge_notebook(restored.nb, task.reference)
-    tests = check_rules(tests, submission, source, notes=skipped)  # "how" rules, on the source
+    tests, broken = check_rules(tests, submission, source)  # "how" rules, on the source
     if task.autograded is not None:
         out = Path(task.autograded)
         out.parent.mkdir(parents=True, exist_ok=True)
         nbformat.write(sanitize_notebook(restored.nb), out)  # formgrader renders it unsanitised
-    notes = [f"tampering: {n}" for n in restored.notes] + skipped + run.events
+    notes = [f"tampering: {n}" for n in restored.notes] + skipped + broken + run.events
     status = GRADED if run.finished else Status.not_graded(run.stop_reason)
     return {"status": str(status), "notes": notes, "tests": tests}

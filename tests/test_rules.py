@@ -339,9 +339,9 @@ def test_deeply_nested_code_is_a_violation_not_a_crash():
     for code in (deep, chain):
         tests = [{"grade_id": "test_conv_param_counts", "points": 2.0, "max_points": 2.0,
                   "passed": True, "message": ""}]
-        notes: list[str] = []
-        out = rules.check(tests, submit("01_convolution", added={"conv_param_counts": code}),
-                          source("01_convolution"), notes=notes)
+        out, notes = rules.check(tests, submit("01_convolution",
+                                               added={"conv_param_counts": code}),
+                                 source("01_convolution"))
         assert out[0]["points"] in (0.0, 2.0)  # no exception either way
         if out[0]["points"] == 0.0:
             assert notes and out[0]["message"].startswith("rule:")
@@ -404,11 +404,10 @@ def test_parts_without_headings_are_one_solution_cell_and_its_tests():
     assert [t["points"] for t in out] == [1.0, 0.0]
 
 
-def test_check_appends_notes_and_applies():
+def test_check_returns_notes_and_applies():
     src = source("01_convolution")
-    notes: list[str] = []
-    out = rules.check(_verdicts(src), submit("01_convolution",
-                                             added={"conv1x1": "exec('1')"}), src, notes=notes)
+    out, notes = rules.check(_verdicts(src), submit("01_convolution",
+                                                    added={"conv1x1": "exec('1')"}), src)
     assert notes == ["rule: added cell 1 must not use exec (line 1)"]
     assert sum(t["points"] for t in out) == 0.0
 
