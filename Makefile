@@ -8,7 +8,7 @@ PY     := $(VENV)/bin/python
 APT    := DEBIAN_FRONTEND=noninteractive apt-get -o DPkg::Lock::Timeout=600 -y -qq
 STAMP  := $(VENV)/.installed
 
-.PHONY: demo train test test-quick lint bench setup sysdeps browserdeps clean notebooks lab
+.PHONY: demo train test test-quick lint bench bench-grading setup sysdeps browserdeps clean notebooks lab
 
 setup: sysdeps $(STAMP)
 
@@ -41,17 +41,17 @@ sysdeps:
 # The library, the student and instructor tools and the (exactly pinned) test tools, editable.
 $(STAMP): pyproject.toml setup.py
 	test -x $(PY) || { $(PYTHON) -m venv $(VENV) && $(PY) -m pip install -q --upgrade pip; }
-	$(PY) -m pip install -q -e '.[course,grading,test]'
+	$(PY) -m pip install -q -e '.[course,grading,cluster,test]'
 	touch $(STAMP)
 
 # The main job: release the course, grade a sample class in parallel, write feedback and grades.
 demo: setup
-	$(PY) -m grading demo
+	$(PY) -m cs231n_grading demo
 
 # JupyterLab on the released notebooks with the student edition of the library (after make demo);
 # extra options through ARGS, e.g. make lab ARGS="--port 8890 --no-browser"
 lab: $(STAMP)
-	$(PY) -m grading lab $(ARGS)
+	$(PY) -m cs231n_grading lab $(ARGS)
 
 # Train the small ConvNet on the embedded Fashion-MNIST subset; prints accuracy and time.
 train: setup
@@ -93,6 +93,13 @@ bench: $(STAMP)
 	$(PY) -m pip install -q -e '.[bench]'
 	env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE $(PY) bench/conv.py
 	env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE $(PY) bench/train_step.py
+	env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE $(PY) bench/layers.py
+
+# Grading throughput: the demo's sample class scaled to 20 students, graded by cs231n-course
+# autograde (sandboxed) and by nbgrader autograde with the same cores, beside plain execution;
+# options through ARGS, e.g. make bench-grading ARGS="--students 10 --assignments 01_convolution"
+bench-grading: setup
+	$(PY) bench/grading.py $(ARGS)
 
 # Removes the environment make created, never a conda environment.
 clean:

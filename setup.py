@@ -5,9 +5,13 @@ wheel has no checkout beside it, so ``build_py`` copies them into the installed 
 
 - ``datasets/*.npz`` (and the licences) -> ``cs231n_lib/data/datasets/`` (``load_dataset`` with
   only the base install; see ``cs231n_lib.data.files.default_data_dir``);
-- ``assignments/<NN_name>/*.ipynb`` -> ``grading/packaged_course/assignments/``, beside the
-  installed course config ``grading/packaged_course/nbgrader_config.py`` that
-  ``grading.config.default_config`` picks when there is no checkout.
+- ``assignments/<NN_name>/*.ipynb`` -> ``cs231n_grading/packaged_course/assignments/`` and the
+  course config ``grading/nbgrader_config.py`` -> ``cs231n_grading/packaged_course/course/``,
+  beside the installed course config ``cs231n_grading/packaged_course/nbgrader_config.py`` (which
+  loads it) that ``cs231n_grading.config.default_config`` picks when there is no checkout;
+- ``course_src/locale/<lang>/*.po`` (the notebooks' translation catalogues) ->
+  ``cs231n_grading/packaged_course/locale/``, beside ``assignments/`` there, where
+  ``cs231n_grading.config.default_locale_dir`` finds them (``release --lang zh``).
 """
 
 from __future__ import annotations
@@ -23,7 +27,9 @@ ROOT = Path(__file__).resolve().parent
 # (folder in the checkout, glob patterns inside it, destination inside the installed packages)
 COURSE_FILES = [
     ("datasets", ["*.npz", "LICENSES.md", "README.md"], "cs231n_lib/data/datasets"),
-    ("assignments", ["*/*.ipynb"], "grading/packaged_course/assignments"),
+    ("assignments", ["*/*.ipynb"], "cs231n_grading/packaged_course/assignments"),
+    ("grading", ["nbgrader_config.py"], "cs231n_grading/packaged_course/course"),
+    ("course_src/locale", ["*/*.po"], "cs231n_grading/packaged_course/locale"),
 ]
 
 

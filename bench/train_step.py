@@ -1,67 +1,141 @@
-"""Benchmark: one SGD training step of ``ThreeLayerConvNet`` against the same network in torch.
+"""Benchmark: one training step of the course's networks against the same networks in torch.
 
-Run ``python bench/train_step.py`` (``make bench`` runs it after bench/conv.py). A step is what
-``Solver`` does per minibatch: ``model.loss`` (forward and backward; the first layer skips its
-input gradient, as torch's does) and the ``optim.sgd`` update of every parameter. torch runs the
-same network (Conv2d with same padding, ReLU, 2x2 max pool, Linear, ReLU, Linear, cross entropy,
-``torch.optim.SGD``), started from the same weights: the first step's losses are printed side by
-side to show it is the same computation. Timing follows bench/conv.py (its helpers are imported):
+Run ``python bench/train_step.py`` (``make bench`` runs it after bench/conv.py). A step is
+``Solver._step``, what ``Solver.train`` does per minibatch: ``model.loss`` (forward and
+backward; the first layer skips its input gradient, as torch's does) and the update rule on
+every parameter. torch runs the same network (Conv2d, ReLU, MaxPool2d, Flatten, Linear, cross
+entropy) with the same optimizer (``torch.optim.SGD``, with momentum, or ``Adam``), started
+from the same weights: the first step's losses are printed side by side, and so is the largest
+relative difference of the parameter gradients of that step (computed again in float64), to
+show it is the same computation. Timing follows bench/conv.py (its helpers are imported):
 2 BLAS threads, interleaved rounds in a fresh random order, a pause and a warm-up before each
 timing, the best of a few calls per round and the median over rounds; what counts is the ratio.
 
-The configurations (num_filters, filter_size, hidden_dim) are those of the project's issue, on a
-float32 batch of 128 CIFAR-shaped images; ``--batch``, ``--size`` and ``--rounds`` shrink it
-(the smoke test runs it tiny).
+The rows (float32):
+
+* ``ThreeLayerConvNet`` in the project's issue's three configurations (num_filters,
+  filter_size, hidden_dim) on batches of 128 CIFAR-shaped images, plain SGD;
+* the networks notebook 6 (course_src/06_training.py) trains on Fashion-MNIST (1x28x28),
+  with its batch size (50) and update rule (Adam, learning rate 1e-3): part 3's
+  ``train_convnet`` (a ``ThreeLayerConvNet``, 16 5x5 filters, 100 hidden units) and part 6's
+  ``train_spec`` (``ConvNet`` on ``arch.small_pool_net`` and ``arch.all_conv_net``, width 8).
+
+``--batch``, ``--size`` and ``--rounds`` shrink every row; ``--quick`` shrinks them to what the
+smoke test runs. ``--single-thread`` holds numpy's BLAS, the library (``parallel``) and torch to
+one thread and times the CPU time of that thread instead of the wall time: the work per step,
+steadier than wall time on a machine busy with other work (which preempts the threads and makes
+spinning thread pools wait for each other), though it says nothing about using two cores.
 """
 
 from __future__ import annotations
 
 import argparse
+import copy
 import os
 import sys
+import time
+from dataclasses import dataclass
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import conv  # noqa: E402  (first: it fixes the thread counts before numpy and torch load)
 import numpy as np  # noqa: E402
+from threadpoolctl import threadpool_limits  # noqa: E402
 from tqdm import tqdm  # noqa: E402
 
-from cs231n_lib import optim  # noqa: E402
+from cs231n_lib import architectures as arch  # noqa: E402
+from cs231n_lib import parallel  # noqa: E402
 from cs231n_lib.classifiers.cnn import ThreeLayerConvNet  # noqa: E402
+from cs231n_lib.classifiers.convnet import ConvNet  # noqa: E402
+from cs231n_lib.shapes import same_pad  # noqa: E402
+from cs231n_lib.solver import Solver  # noqa: E402
 
 torch = conv.torch
 CONFIGS = ((32, 7, 100), (32, 3, 500), (64, 3, 256))  # (num_filters, filter_size, hidden_dim)
-LEARNING_RATE = 1e-3
 CLASSES = 10
+QUICK = {"batch": 4, "size": 4, "rounds": 1}  # --quick: tiny, for the smoke test
 
 
-def numpy_step(model, X, y):
-    """One ``Solver`` step without the bookkeeping: loss and gradients, then SGD; the loss."""
-    loss, grads = model.loss(X, y)
-    config = {"learning_rate": LEARNING_RATE}
-    for name, w in model.params.items():
-        model.params[name], _ = optim.sgd(w, grads[name], config)
-    return loss
+@dataclass(frozen=True)
+class Row:
+    """One network of the table, trained as its source trains it."""
+
+    label: str
+    kind: str  # "three_layer" (ThreeLayerConvNet) or a name in arch.REGISTRY (ConvNet)
+    channels: int
+    size: int
+    batch: int
+    update_rule: str
+    learning_rate: float
+    model: tuple = ()  # ThreeLayerConvNet: (num_filters, filter_size, hidden_dim, weight_scale)
 
 
-def torch_twin(model):
-    """The torch network equal to ``model`` (same weights, float32) and its SGD optimizer."""
+NB6 = {"channels": 1, "size": 28, "batch": 50, "update_rule": "adam", "learning_rate": 1e-3}
+ROWS = (*(Row(f"3-layer {F}/{HH}/{hidden} sgd", "three_layer", 3, 32, 128, "sgd", 1e-3,
+              (F, HH, hidden, 1e-2)) for F, HH, hidden in CONFIGS),
+        Row("nb6 train_convnet 16/5/100 adam", "three_layer", model=(16, 5, 100, 5e-2), **NB6),
+        Row("nb6 ConvNet small_pool_net adam", "small_pool_net", **NB6),
+        Row("nb6 ConvNet all_conv_net adam", "all_conv_net", **NB6))
+
+
+def build_model(row: Row, size: int):
+    """Our model for ``row`` on images of ``size`` x ``size`` and the layers of its torch twin
+    (``arch`` records; their conv/FC layers hold W1, b1, W2, ... in order)."""
+    input_dim = (row.channels, size, size)
+    if row.kind == "three_layer":
+        F, HH, hidden, scale = row.model
+        model = ThreeLayerConvNet(input_dim=input_dim, num_filters=F, filter_size=HH,
+                                  hidden_dim=hidden, weight_scale=scale, dtype=np.float32, seed=0)
+        layers = (arch.Conv(F, HH, pad=same_pad(HH)), arch.ReLU(), arch.Pool("max", 2),
+                  arch.Flatten(), arch.FC(hidden), arch.ReLU(), arch.FC(CLASSES))
+        return model, layers
+    spec = arch.REGISTRY[row.kind](input_dim, classes=CLASSES, width=8)
+    return ConvNet(spec, dtype=np.float32, seed=0), spec.layers
+
+
+def torch_module(layer, channels):
+    """The torch module of one ``arch`` layer with ``channels`` input channels (or features)."""
     nn = torch.nn
-    p = {k: torch.tensor(v) for k, v in model.params.items()}
-    F, C, HH, _ = p["W1"].shape
-    net = nn.Sequential(nn.Conv2d(C, F, HH, padding=model.conv_param["pad"]), nn.ReLU(),
-                        nn.MaxPool2d(2), nn.Flatten(), nn.Linear(*p["W2"].shape), nn.ReLU(),
-                        nn.Linear(*p["W3"].shape))
+    if isinstance(layer, arch.Conv):
+        return nn.Conv2d(channels, layer.filters, layer.size, stride=layer.stride,
+                         padding=layer.pad, dilation=layer.dilation, groups=layer.groups,
+                         bias=layer.bias)
+    if isinstance(layer, arch.Pool):
+        pool = nn.MaxPool2d if layer.kind == "max" else nn.AvgPool2d
+        return pool(layer.size, stride=layer.step, padding=layer.pad)
+    if isinstance(layer, arch.Activation):
+        return {"relu": nn.ReLU, "sigmoid": nn.Sigmoid, "tanh": nn.Tanh}[layer.fn]()
+    if isinstance(layer, arch.Flatten):
+        return nn.Flatten()
+    if isinstance(layer, arch.FC):
+        return nn.Linear(channels, layer.units, bias=layer.bias)
+    raise ValueError(f"no torch twin for {layer!r}")
+
+
+def torch_twin(model, layers, input_dim, row: Row):
+    """The torch network equal to ``model`` (same weights, float32) and its optimizer."""
+    modules, shape = [], tuple(input_dim)
+    for layer in layers:
+        modules.append(torch_module(layer, int(np.prod(shape)) if isinstance(
+            layer, arch.FC) else shape[0]))
+        shape = arch.out_shape(layer, shape)
+    net = torch.nn.Sequential(*modules)
+    weighted = [m for m in modules if isinstance(m, (torch.nn.Conv2d, torch.nn.Linear))]
     with torch.no_grad():
-        for layer, i in ((net[0], 1), (net[4], 2), (net[6], 3)):
-            w = p[f"W{i}"]
-            layer.weight.copy_(w if i == 1 else w.T)  # ours are (in, out), torch's (out, in)
-            layer.bias.copy_(p[f"b{i}"])
-    return net, torch.optim.SGD(net.parameters(), lr=LEARNING_RATE)
+        for i, module in enumerate(weighted, start=1):
+            w = torch.tensor(model.params[f"W{i}"])
+            module.weight.copy_(w.T if isinstance(module, torch.nn.Linear) else w)  # (out, in)
+            if module.bias is not None:
+                module.bias.copy_(torch.tensor(model.params[f"b{i}"]))
+    if row.update_rule == "adam":
+        opt = torch.optim.Adam(net.parameters(), lr=row.learning_rate, eps=1e-8)
+    else:
+        opt = torch.optim.SGD(net.parameters(), lr=row.learning_rate)
+    return net, opt, weighted
 
 
 def torch_step(net, opt, X, y):
-    """One torch training step: forward, cross entropy, backward, SGD; the loss."""
+    """One torch training step: forward, cross entropy, backward, update; the loss."""
     opt.zero_grad(set_to_none=True)
     loss = torch.nn.functional.cross_entropy(net(X), y)
     loss.backward()
@@ -69,71 +143,156 @@ def torch_step(net, opt, X, y):
     return float(loss.detach())
 
 
-def make_case(config, batch, size, rng):
-    """The implementations of one configuration as {name: (step callable, first loss)}."""
-    F, HH, hidden = config
-    X = rng.standard_normal((batch, 3, size, size)).astype(np.float32)
+def torch_grads(weighted):
+    """The gradients of the twin's parameters under our names and in our layouts."""
+    grads = {}
+    for i, module in enumerate(weighted, start=1):
+        g = module.weight.grad.numpy()
+        grads[f"W{i}"] = g.T if isinstance(module, torch.nn.Linear) else g
+        if module.bias is not None:
+            grads[f"b{i}"] = module.bias.grad.numpy()
+    return grads
+
+
+def grad_error(model, layers, input_dim, row: Row, X, y):
+    """Largest over parameters of max |ours - torch's| / max |torch's| for the gradients of one
+    step on (X, y), both networks in float64 (in float32 a pre-activation within rounding of 0
+    may pass the ReLU in one network and not in the other)."""
+    ours = copy.deepcopy(model)
+    ours.dtype = np.dtype(np.float64)
+    ours.params = {k: v.astype(np.float64) for k, v in model.params.items()}
+    net, _, weighted = torch_twin(ours, layers, input_dim, row)
+    net.double()
+    torch.nn.functional.cross_entropy(net(torch.tensor(X, dtype=torch.float64)),
+                                      torch.tensor(y)).backward()
+    theirs, grads = torch_grads(weighted), ours.loss(X.astype(np.float64), y)[1]
+    return max(float(np.abs(grads[k] - theirs[k]).max() / max(np.abs(theirs[k]).max(), 1e-300))
+               for k in theirs)
+
+
+@dataclass
+class Case:
+    """A row's implementations: name -> step callable, plus the first step's figures."""
+
+    row: Row
+    batch: int
+    steps: dict
+    losses: dict
+    grad_err: float | None = None
+
+
+def make_case(row: Row, batch: int, size: int, rng) -> Case:
+    """Our Solver step and torch's for ``row``, from the same weights, checked on one step."""
+    X = rng.standard_normal((batch, row.channels, size, size)).astype(np.float32)
     y = rng.integers(0, CLASSES, batch)
-    model = ThreeLayerConvNet(input_dim=(3, size, size), num_filters=F, filter_size=HH,
-                              hidden_dim=hidden, weight_scale=1e-2, dtype=np.float32, seed=0)
-    impls = {}
-    if torch is not None:  # built first: the numpy step changes the weights
-        net, opt = torch_twin(model)
+    model, layers = build_model(row, size)
+    case = Case(row, batch, {}, {})
+    if torch is not None:  # built first: our first step changes the weights
+        input_dim = (row.channels, size, size)
+        net, opt, _ = torch_twin(model, layers, input_dim, row)
         Xt, yt = torch.tensor(X), torch.tensor(y)
-        impls["torch"] = (lambda: torch_step(net, opt, Xt, yt), torch_step(net, opt, Xt, yt))
-    impls = {"ours": (lambda: numpy_step(model, X, y), numpy_step(model, X, y)), **impls}
-    return impls
+        case.losses["torch"] = torch_step(net, opt, Xt, yt)
+        case.grad_err = grad_error(model, layers, input_dim, row, X, y)
+        case.steps["torch"] = lambda: torch_step(net, opt, Xt, yt)
+    data = {"X_train": X, "y_train": y, "X_val": X[:1], "y_val": y[:1]}
+    solver = Solver(model, data, update_rule=row.update_rule, batch_size=batch, verbose=False,
+                    optim_config={"learning_rate": row.learning_rate})
+    every = np.arange(batch)
+    case.losses["ours"] = solver._step(every)
+    case.steps = {"ours": lambda: solver._step(every), **case.steps}
+    return case
 
 
-def run(cases, rounds):
+def cpu_timed(fn, calls):
+    """Best CPU time of the calling thread (``time.thread_time``) over ``calls`` calls of fn,
+    after a warm-up as in ``conv.timed``: with every library held to this one thread, the
+    work of a step, which other processes on a busy machine do not inflate (they preempt the
+    thread, which wall time counts and CPU time does not)."""
+    end = time.perf_counter() + conv.WARMUP
+    fn()
+    while time.perf_counter() < end:
+        fn()
+    best = float("inf")
+    for _ in range(calls):
+        t0 = time.thread_time()
+        fn()
+        best = min(best, time.thread_time() - t0)
+    return best, None
+
+
+def run(cases, rounds, timer=conv.timed):
     """Median over ``rounds`` interleaved rounds of each step's best time (seconds)."""
-    order = [(c, name) for c, impls in enumerate(cases) for name in impls]
+    order = [(c, name) for c, case in enumerate(cases) for name in case.steps]
     times = {key: [] for key in order}
     shuffle = np.random.default_rng(0)
     for _ in tqdm(range(rounds), desc="interleaved rounds"):
         for k in shuffle.permutation(len(order)):
             c, name = order[k]
             conv._busy_wait(conv.SETTLE)
-            best, _ = conv.timed(cases[c][name][0], conv.CALLS)
+            best, _ = timer(cases[c].steps[name], conv.CALLS)
             times[order[k]].append(best)
     return {key: float(np.median(ts)) for key, ts in times.items()}
 
 
-def report(cases, medians, batch, size, rounds):
+def report(cases, medians, size, rounds, single_thread=False):
     version = torch.__version__ if torch else "not installed"
-    print(f"\n{conv.THREADS} BLAS threads, {rounds} interleaved rounds, median over rounds of "
-          f"the best of {conv.CALLS} calls; torch {version}")
+    how = ("1 thread (numpy's BLAS, the library's and torch's), CPU time of that thread"
+           if single_thread else f"{conv.THREADS} BLAS threads, wall time")
+    print(f"\n{how}, {rounds} interleaved rounds, median over rounds of the best of "
+          f"{conv.CALLS} calls; torch {version}")
     print(conv.blas_kernel())
-    print(f"One SGD step of ThreeLayerConvNet, float32 batch of {batch} images 3x{size}x{size}")
-    print(f"\n{'config (F, HH, hidden)':<24} {'ours ms':>9} {'torch ms':>9} {'ratio':>7} "
-          f"{'ours img/s':>11} {'loss ours':>10} {'loss torch':>10}")
-    for config, impls in zip(CONFIGS, cases, strict=True):
-        ours = medians[(cases.index(impls), "ours")]
-        line = f"{str(config):<24} {1e3 * ours:9.2f}"
-        if "torch" in impls:
-            theirs = medians[(cases.index(impls), "torch")]
-            line += f" {1e3 * theirs:9.2f} {ours / theirs:7.2f}"
+    print("One training step (Solver._step: forward, backward, update), float32"
+          + (f", images {size}x{size}" if size else ""))
+    print(f"\n{'network and update rule':<34} {'batch':>5} {'ours ms':>8} {'torch ms':>9} "
+          f"{'ratio':>6} {'ours img/s':>10} {'loss ours':>9} {'loss torch':>10} {'grad err':>8}")
+    for c, case in enumerate(cases):
+        ours = medians[(c, "ours")]
+        line = f"{case.row.label:<34} {case.batch:>5} {1e3 * ours:8.2f}"
+        if "torch" in case.steps:
+            theirs = medians[(c, "torch")]
+            line += f" {1e3 * theirs:9.2f} {ours / theirs:6.2f}"
         else:
-            line += f" {'-':>9} {'-':>7}"
-        line += f" {batch / ours:11.0f} {impls['ours'][1]:10.4f}"
-        line += f" {impls['torch'][1]:10.4f}" if "torch" in impls else f" {'-':>10}"
+            line += f" {'-':>9} {'-':>6}"
+        line += f" {case.batch / ours:10.0f} {case.losses['ours']:9.4f}"
+        if "torch" in case.steps:
+            line += f" {case.losses['torch']:10.4f} {case.grad_err:8.1e}"
+        else:
+            line += f" {'-':>10} {'-':>8}"
         print(line)
-    print("\nratio = ours / torch (lower is better; the issue's target is <= 1.0)")
+    print("\nratio = ours / torch (lower is better; the issue's target is <= 1.0); grad err = "
+          "largest max|ours - torch| / max|torch| over the parameter gradients of the first step, "
+          "in float64")
     if torch is None:
         print("  (torch not installed: no baseline; `make bench` installs it)")
 
 
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--batch", type=int, default=128, help="images per step")
-    parser.add_argument("--size", type=int, default=32, help="image height and width (even)")
+    parser.add_argument("--batch", type=int, help="images per step (default: each row's own)")
+    parser.add_argument("--size", type=int,
+                        help="image height and width, a multiple of 4 (default: each row's own)")
     parser.add_argument("--rounds", type=int, default=conv.ROUNDS, help="interleaved rounds")
+    parser.add_argument("--quick", action="store_true",
+                        help="tiny batches and images, one round (the smoke test)")
+    parser.add_argument("--single-thread", action="store_true",
+                        help="time the CPU work of one thread instead of 2 threads' wall time "
+                             "(steadier on a machine busy with other work)")
     args = parser.parse_args(argv)
+    if args.quick:
+        for key, value in QUICK.items():
+            setattr(args, key, value)
     rng = np.random.default_rng(0)
-    cases = [make_case(config, args.batch, args.size, rng) for config in CONFIGS]
+    cases = [make_case(row, args.batch or row.batch, args.size or row.size, rng) for row in ROWS]
     load_before = os.getloadavg()[0]
-    medians = run(cases, args.rounds)
-    report(cases, medians, args.batch, args.size, args.rounds)
+    if args.single_thread:
+        parallel.set_num_threads(1)
+        if torch is not None:
+            torch.set_num_threads(1)
+        with threadpool_limits(1, user_api="blas"):
+            medians = run(cases, args.rounds, cpu_timed)
+    else:
+        medians = run(cases, args.rounds)
+    report(cases, medians, args.size, args.rounds, args.single_thread)
     load_after = os.getloadavg()[0]
     print(f"\n1-minute load average: {load_before:.1f} before, {load_after:.1f} after, on "
           f"{os.cpu_count()} CPUs")

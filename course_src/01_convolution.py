@@ -7,10 +7,10 @@
 # needs, a naive implementation with loops, its backward pass, a vectorised implementation, and
 # what convolution does to real photos.
 #
-# **How to work.** Write your code between the lines that say `# YOUR CODE HERE` (remove the
-# `raise NotImplementedError()`), run the test cell below each exercise, and fix what its message
-# reports (type, then shape, then values). Test cells are read-only. The grader runs further,
-# hidden tests on random shapes; passing the visible tests is necessary, not sufficient.
+# **How to work.** Write your code where the line `# YOUR CODE HERE` stands (remove the
+# `raise NotImplementedError()` under it), run the test cell below each exercise, and fix what its
+# message reports (type, then shape, then values). Test cells are read-only. The grader runs
+# further, hidden tests on random shapes; passing the visible tests is necessary, not sufficient.
 # Write your answers to the written questions in the cells marked "YOUR ANSWER HERE".
 #
 # | Part | Topic | Points |

@@ -8,9 +8,10 @@
 # padding. Terms are defined in the
 # [glossary of notebook 1](../01_convolution/01_convolution.ipynb).
 #
-# **How to work.** Write your code between the lines that say `# YOUR CODE HERE` (remove the
-# `raise NotImplementedError()`), run the test cell below each exercise, and fix what its message
-# reports (type, then shape, then values). Hidden tests on random inputs run at grading time.
+# **How to work.** Write your code where the line `# YOUR CODE HERE` stands (remove the
+# `raise NotImplementedError()` under it), run the test cell below each exercise, and fix what its
+# message reports (type, then shape, then values). Hidden tests on random inputs run at grading
+# time.
 #
 # | Part | Topic | Points |
 # |---|---|---|

@@ -10,9 +10,10 @@
 # all-convolutional net does. Terms are defined in the
 # [glossary of notebook 1](../01_convolution/01_convolution.ipynb).
 #
-# **How to work.** Write your code between the lines that say `# YOUR CODE HERE` (remove the
-# `raise NotImplementedError()`), run the test cell below each exercise, and fix what its message
-# reports (type, then shape, then values). Hidden tests on random inputs run at grading time.
+# **How to work.** Write your code where the line `# YOUR CODE HERE` stands (remove the
+# `raise NotImplementedError()` under it), run the test cell below each exercise, and fix what its
+# message reports (type, then shape, then values). Hidden tests on random inputs run at grading
+# time.
 #
 # | Part | Topic | Points |
 # |---|---|---|
@@ -482,10 +483,10 @@ def l2_pool_backward_naive(dout, cache):
 
 
 # %% [markdown]
-# A case to check by hand: 2 x 2 windows at stride 2 on a 2 x 6 image. The left window holds 3
-# and 4 (norm 5), the middle one four 1s (norm 2), the right one zeros (norm 0). With upstream
-# gradients 10, 1 and 7, the left window sends 10 x 3/5 = 6 and 10 x 4/5 = 8, the middle one
-# 1 x 1/2 to each pixel, the zero window nothing.
+# A case to check by hand: 2 x 2 windows at stride 2 on a 2 x 6 image. The left window holds 3, 4
+# and two zeros (norm 5), the middle one four 1s (norm 2), the right one zeros (norm 0). With
+# upstream gradients 10, 1 and 7, the left window sends 10 x 3/5 = 6 and 10 x 4/5 = 8, the middle
+# one 1 x 1/2 to each pixel, the zero window nothing.
 
 # %% tests: test_l2_pool (2 points)
 """l2_pool forward and backward by hand (with an all-zero window); numerical gradient."""
@@ -736,11 +737,12 @@ plt.show()
 
 # %% [markdown] answer: q_generative (3 points)
 # **Reference answer.** A generator must produce every pixel, and its training signal comes
-# through the discriminator's (or decoder's) gradients. Max pooling passes gradient to one pixel
-# per window and zero to the rest, a sparse and position-jumping signal; a fixed down-sampling
-# also has no learned inverse for the decoder / generator to mirror. Strided (and transposed)
-# convolutions learn their own down- and up-sampling, keep gradients dense, and make the encoder
-# and decoder symmetric (DCGAN's guidelines replace pooling by strided convolutions for this
-# reason). The cost: the learned down-sampling layers add parameters and multiply-adds (the
-# all-convolutional net above has more parameters than the pooling nets) and lose the small
-# translation invariance that max pooling gives for free.
+# through the discriminator's gradients (a GAN) or the reconstruction loss (a VAE's decoder). Max
+# pooling passes gradient to one pixel per window and zero to the rest, a sparse and
+# position-jumping signal; a fixed down-sampling also has no learned inverse for the decoder /
+# generator to mirror. Strided (and transposed) convolutions learn their own down- and
+# up-sampling, keep gradients dense, and make the encoder and decoder symmetric (DCGAN's
+# guidelines replace pooling by strided convolutions for this reason). The cost: the learned
+# down-sampling layers add parameters and multiply-adds (the all-convolutional net above has more
+# parameters than the pooling nets) and lose the small translation invariance that max pooling
+# gives for free.

@@ -20,11 +20,11 @@
 # that fits a memory budget. The library's `cs231n_lib.memory` holds the full calculator that
 # the next notebooks use; here you build its core yourself.
 #
-# **How to work.** Write your code between the lines that say `# YOUR CODE HERE` (remove the
-# `raise NotImplementedError()`), run the test cell below each exercise, and fix what its message
-# reports (type, then shape, then values). Test cells are read-only. The grader runs further,
-# hidden tests; passing the visible tests is necessary, not sufficient. Write your answers to the
-# written questions in the cells marked "YOUR ANSWER HERE".
+# **How to work.** Write your code where the line `# YOUR CODE HERE` stands (remove the
+# `raise NotImplementedError()` under it), run the test cell below each exercise, and fix what its
+# message reports (type, then shape, then values). Test cells are read-only. The grader runs
+# further, hidden tests; passing the visible tests is necessary, not sufficient. Write your
+# answers to the written questions in the cells marked "YOUR ANSWER HERE".
 #
 # | Part | Topic | Points |
 # |---|---|---|
@@ -773,8 +773,8 @@ for o in optimizers:
 
 # %% [markdown] answer: q_optimizer (2 points)
 # **Reference answer.** Parameters, their gradients and one cache per parameter (momentum's
-# velocity, Adagrad's or RMSProp's squared-gradient sum) make 3 copies; Adam keeps two moments
-# (m and v), so 4 copies; plain SGD needs only 2. For VGG-16 at batch 32 the activations and
-# their gradients dominate (about 3.6 GiB against 1.0-2.1 GiB for the parameter side). At batch
-# 1 the activations shrink 32-fold (about 116 MiB with gradients), and the parameter side
-# (138M parameters x 4 B x 2-4 copies, 1.0-2.1 GiB) dominates.
+# velocity, Adagrad's squared-gradient sum, RMSProp's running average of squared gradients) make 3
+# copies; Adam keeps two moments (m and v), so 4 copies; plain SGD needs only 2. For VGG-16 at
+# batch 32 the activations and their gradients dominate (about 3.6 GiB against 1.0-2.1 GiB for the
+# parameter side). At batch 1 the activations shrink 32-fold (about 116 MiB with gradients), and
+# the parameter side (138M parameters x 4 B x 2-4 copies, 1.0-2.1 GiB) dominates.

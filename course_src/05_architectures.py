@@ -13,11 +13,11 @@
 # block forward and backward, compare the design choices of the six networks, check them
 # against the notes' layer patterns and sizing rules, and train LeNet with sigmoids and with ReLUs.
 #
-# **How to work.** Write your code between the lines that say `# YOUR CODE HERE` (remove the
-# `raise NotImplementedError()`), run the test cell below each exercise, and fix what its message
-# reports (type, then shape, then values). Test cells are read-only. The grader runs further,
-# hidden tests; passing the visible tests is necessary, not sufficient. Write your answers to the
-# written questions in the cells marked "YOUR ANSWER HERE".
+# **How to work.** Write your code where the line `# YOUR CODE HERE` stands (remove the
+# `raise NotImplementedError()` under it), run the test cell below each exercise, and fix what its
+# message reports (type, then shape, then values). Test cells are read-only. The grader runs
+# further, hidden tests; passing the visible tests is necessary, not sufficient. Write your
+# answers to the written questions in the cells marked "YOUR ANSWER HERE".
 #
 # | Part | Topic | Points |
 # |---|---|---|

@@ -13,11 +13,11 @@
 # normalisation layers that came before and after batch normalisation (LRN, group
 # normalisation), and see why the scale of the initial weights matters.
 #
-# **How to work.** Write your code between the lines that say `# YOUR CODE HERE` (remove the
-# `raise NotImplementedError()`), run the test cell below each exercise, and fix what its message
-# reports (type, then shape, then values). Test cells are read-only. The grader runs further,
-# hidden tests; passing the visible tests is necessary, not sufficient. Write your answers to the
-# written questions in the cells marked "YOUR ANSWER HERE".
+# **How to work.** Write your code where the line `# YOUR CODE HERE` stands (remove the
+# `raise NotImplementedError()` under it), run the test cell below each exercise, and fix what its
+# message reports (type, then shape, then values). Test cells are read-only. The grader runs
+# further, hidden tests; passing the visible tests is necessary, not sufficient. Write your
+# answers to the written questions in the cells marked "YOUR ANSWER HERE".
 #
 # **Training budget.** Cells that train read their size from `cs231n_lib.budget`: on your
 # machine they use the full budget below; under the grader (environment variable
@@ -859,7 +859,9 @@ for label, forward in (("batch norm", lambda v: spatial_batchnorm_forward(
 # hand-picked `weight_scale` for all its layers. Why the scale matters: the first cell sends
 # 1,000 random inputs through 10 fully-connected ReLU layers of 256 neurons and prints the
 # standard deviation of each layer's output, for a small scale, for $\sqrt{1/n_\mathrm{in}}$
-# (Xavier/Glorot's scale, derived for layers without ReLU), for He's scale and for a large one.
+# (the fan-in form of Xavier/Glorot's scale, derived for layers without ReLU; their paper's
+# $\sqrt{2/(n_\mathrm{in}+n_\mathrm{out})}$ is the same here, where every layer has 256 inputs
+# and outputs), for He's scale and for a large one.
 
 # %%
 DEPTH, WIDTH = 10, 256

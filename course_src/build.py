@@ -11,7 +11,7 @@ a ``.py`` file there to students unchanged). A cell header carries the cell's nb
     # %% [markdown] answer: q_pooling (2 points) manually graded written answer
 
 A solution header may be followed directly by one rules line, the grader's "how" rules for that
-exercise (see ``grading/rules.py``), e.g.::
+exercise (see ``grading/cs231n_grading/rules.py``), e.g.::
 
     # %% solution: conv_forward_naive
     # rules: forbid scipy, cs231n_lib; allow cs231n_lib.shapes; require loop
@@ -56,13 +56,11 @@ import importlib.util
 import json
 import re
 import sys
-import textwrap
 from pathlib import Path
 
 import nbformat
 
-from cs231n_lib.checks import pass_message
-from grading.markers import (
+from cs231n_grading.markers import (
     BEGIN_HIDDEN_TESTS,
     BEGIN_SOLUTION,
     END_HIDDEN_TESTS,
@@ -70,8 +68,9 @@ from grading.markers import (
     HIDDEN_TESTS,
     REGION,
 )
-from grading.rules import META_KEY, RULES_LINE, RulesError, parse_rules
-from grading.student_edition import docstring_stmt, find_exercises
+from cs231n_grading.rules import META_KEY, RULES_LINE, RulesError, parse_rules
+from cs231n_grading.student_edition import docstring_stmt, find_exercises
+from cs231n_lib.checks import pass_message
 
 ROOT = Path(__file__).resolve().parents[1]
 SOURCE_DIR = Path(__file__).resolve().parent
@@ -126,9 +125,7 @@ def _solution_rules(lines: list[str], where: str) -> tuple[list[str], dict | Non
         rules = parse_rules(lines[0][len(RULES_LINE):])
     except RulesError as err:
         raise ValueError(f"{where}: {err}") from None
-    shown = textwrap.wrap(f"Grader rules for this cell (checked on your code): "
-                          f"{rules.describe()}", width=97)
-    return [f"# {line}" for line in shown] + lines[1:], rules.to_metadata()
+    return rules.comment("en").splitlines() + lines[1:], rules.to_metadata()
 
 
 def _docstring(tree: ast.Module) -> ast.Expr | None:
@@ -155,7 +152,8 @@ def _finish_test_cell(text: str, grade_id: str, where: str) -> str:
     """A test cell as built: the pass line appended when it runs visible tests, else (hidden
     tests only) its docstring written as a comment so the released placeholder is silent."""
     if _runs_visible_tests(text, f"{where}: test cell {grade_id}"):
-        return f"{text}\nprint({json.dumps(pass_message(grade_id), ensure_ascii=False)})"
+        line = json.dumps(pass_message(grade_id, "en"), ensure_ascii=False)
+        return f"{text}\nprint({line})"
     doc = _docstring(ast.parse(text))
     if doc is None:
         return text

@@ -25,6 +25,8 @@ import re
 
 import numpy as np
 
+from cs231n_lib.i18n import tr
+
 RECORD_MIME = "application/vnd.cs231n.record+json"
 KINDS = ("close", "equal", "at_least", "at_most")
 
@@ -219,12 +221,14 @@ def record(check_id: str, value, *, kind: str = "close", rtol: float = 1e-7,
     display({RECORD_MIME: payload}, raw=True)
 
 
-def pass_message(test_id: str) -> str:
+def pass_message(test_id: str, lang: str | None = None) -> str:
     """The line a test cell prints when its visible checks hold (``build.py`` appends a
-    ``print`` of it to every test cell that runs visible tests)."""
+    ``print`` of it to every test cell that runs visible tests; the Chinese edition's test
+    cells print ``pass_message(test_id, "zh")``). ``lang``: default the current language."""
     if not re.fullmatch(r"[A-Za-z0-9_-]+", str(test_id)):
         raise ValueError(f"test id {test_id!r} must be letters, digits, '_' or '-'")
-    return f"\u2713 {test_id} passed (visible tests; hidden tests will also run when graded)"
+    return tr("\u2713 {test_id} passed (visible tests; hidden tests will also run when graded)",
+              lang, test_id=test_id)
 
 
 def _type_name(x) -> str:
@@ -239,25 +243,29 @@ def assert_array(name: str, actual, expected, *, rtol: float = 1e-7, atol: float
     """
     expected = np.asarray(expected)
     if not isinstance(actual, np.ndarray):
-        raise AssertionError(
-            f"{name}: expected a numpy.ndarray, got {_type_name(actual)} ({actual!r:.200})")
+        raise AssertionError(tr("{name}: expected a numpy.ndarray, got {type} ({value})",
+                                name=name, type=_type_name(actual), value=f"{actual!r:.200}"))
     if actual.shape != expected.shape:
-        raise AssertionError(
-            f"{name}: wrong shape: expected {expected.shape}, got {actual.shape}")
+        raise AssertionError(tr("{name}: wrong shape: expected {expected}, got {actual}",
+                                name=name, expected=expected.shape, actual=actual.shape))
     if actual.dtype.kind not in "biuf":
-        raise AssertionError(f"{name}: expected a numeric array, got dtype {actual.dtype}")
+        raise AssertionError(tr("{name}: expected a numeric array, got dtype {dtype}",
+                                name=name, dtype=actual.dtype))
     if not np.all(np.isfinite(actual)):
         bad = int(np.size(actual) - np.count_nonzero(np.isfinite(actual)))
-        raise AssertionError(f"{name}: {bad} entries are NaN or infinite")
+        raise AssertionError(tr("{name}: {count} entries are NaN or infinite", name=name,
+                                count=bad))
     diff = np.abs(actual.astype(np.float64) - expected.astype(np.float64))
     tol = atol + rtol * np.abs(expected.astype(np.float64))
     bad = diff > tol
     if np.any(bad):
         idx = tuple(int(i) for i in np.unravel_index(np.argmax(diff - tol), diff.shape))
-        raise AssertionError(
-            f"{name}: wrong values at {int(bad.sum())} of {bad.size} entries; worst at index "
-            f"{idx}: expected {expected[idx]!r}, got {actual[idx]!r} "
-            f"(|diff|={diff[idx]:.3g}, allowed {tol[idx]:.3g})")
+        raise AssertionError(tr(
+            "{name}: wrong values at {count} of {size} entries; worst at index {index}: "
+            "expected {expected}, got {actual} (|diff|={diff}, allowed {allowed})",
+            name=name, count=int(bad.sum()), size=bad.size, index=idx,
+            expected=repr(expected[idx]), actual=repr(actual[idx]), diff=f"{diff[idx]:.3g}",
+            allowed=f"{tol[idx]:.3g}"))
 
 
 def assert_value(name: str, actual, expected, *, rel_tol: float = 0.0) -> None:
@@ -271,12 +279,13 @@ def assert_value(name: str, actual, expected, *, rel_tol: float = 0.0) -> None:
     else:
         ok_type = isinstance(actual, type(expected))
     if not ok_type:
-        raise AssertionError(
-            f"{name}: expected a {type(expected).__name__}, got {_type_name(actual)} "
-            f"({actual!r:.200})")
+        raise AssertionError(tr("{name}: expected a {expected}, got {type} ({value})",
+                                name=name, expected=type(expected).__name__,
+                                type=_type_name(actual), value=f"{actual!r:.200}"))
     if isinstance(expected, float):
         ok = math.isclose(float(actual), expected, rel_tol=rel_tol, abs_tol=0.0)
     else:
         ok = actual == expected
     if not ok:
-        raise AssertionError(f"{name}: expected {expected!r}, got {actual!r}")
+        raise AssertionError(tr("{name}: expected {expected}, got {actual}", name=name,
+                                expected=repr(expected), actual=repr(actual)))

@@ -78,8 +78,9 @@ def conv_backward_fast(dout, cache, *, need_dx=True):
     - dout: Upstream derivatives of shape (N, F, H_out, W_out).
     - cache: As returned by ``conv_forward_fast``.
     - need_dx: keyword only; False when nobody needs the input gradient (a network's first
-      layer: the data needs none): dx is then None and its work (the dX matrix multiply and
-      col2im) is skipped. dw and db are the same either way.
+      layer: the data needs none): dx is then None and its work is skipped (the dX matrix
+      multiply and col2im of the gemm path; the dV multiplies, their transform and the
+      overlap-add of the Winograd path). dw and db are the same either way.
 
     Returns a tuple of:
     - dx: Gradient with respect to x, shape and dtype of x (None when need_dx is False).
@@ -88,15 +89,12 @@ def conv_backward_fast(dout, cache, *, need_dx=True):
     """
     x, w, b, conv_param, path, (shared, slices, parts) = cache
     (stride, pad, dilation, _, _), dout = _conv_dout(dout, x, w, conv_param)
-    if path == "winograd":  # winograd.conv_backward always writes dx: into scratch when unneeded
-        dx = np.empty(x.shape, dtype=dout.dtype) if need_dx else scratch.array(
-            "conv.unneeded_dx", x.shape, dout.dtype)
-    else:
-        dx = np.empty(x.shape, dtype=dout.dtype) if need_dx else None
+    dx = np.empty(x.shape, dtype=dout.dtype) if need_dx else None
     with parallel.Batch(slices) as batch:
         if path == "winograd":
             def part(s, V):
-                return winograd.conv_backward(dout[s], shared, V, pad, dx[s])
+                return winograd.conv_backward(dout[s], shared, V, pad,
+                                              None if dx is None else dx[s], x[s].shape)
         else:
             w_row = w.reshape(w.shape[0], -1).astype(dout.dtype, copy=False)
             to_image = _add_columns if need_dx else None
@@ -249,19 +247,9 @@ def _pool_taps(x, pool_param, writeable=False):
     return taps, ph == pw == stride
 
 
-def _pool_dx(x, tiled):
-    """Zeroed gradient buffer, or an uninitialised one when every pixel will be written."""
-    return np.empty(x.shape, dtype=x.dtype) if tiled else np.zeros(x.shape, dtype=x.dtype)
-
-
-# One pass of numpy over an array element costs about as much as this many multiply-adds in a
-# matrix product (memory-bound vs compute-bound): what ``parallel.batch_slices`` counts as work.
-PASS_WORK = 16
-
-
 def _pool_batch(x, taps):
     """The parallel region of a pooling layer on x: its batch slices, one pass per tap."""
-    return parallel.Batch(parallel.batch_slices(x.shape[0], PASS_WORK * taps * x.size))
+    return parallel.Batch(parallel.batch_slices(x.shape[0], parallel.PASS_WORK * taps * x.size))
 
 
 def max_pool_forward_fast(x, pool_param):
@@ -273,13 +261,22 @@ def max_pool_forward_fast(x, pool_param):
 
     Returns a tuple of:
     - out: Output data of shape (N, C, H_out, W_out), dtype of x.
-    - cache: (x, pool_param), as in the naive layer.
+    - cache: (x, pool_param, winner): as in the naive layer, plus where each window's gradient
+      will go: winner (pool_height * pool_width, N, C, H_out, W_out), bool, True at tap k of a
+      window when that tap holds the window's FIRST maximum (row-major order). Computed here
+      so that the backward pass is one multiply per tap (as torch keeps its argmax indices).
     """
     ph, pw, _, H_out, W_out = pool_geometry(x.shape, pool_param)
     out = np.empty((*x.shape[:2], H_out, W_out), dtype=x.dtype)
+    winner = np.empty((ph * pw, *out.shape), dtype=bool)
+
+    def part(s):
+        taps = _pool_taps(x[s], pool_param)[0]
+        _first_max(taps, _window_max(taps, out[s]), winner[:, s])
+
     with _pool_batch(x, ph * pw) as batch:
-        batch.map(lambda s: _window_max(_pool_taps(x[s], pool_param)[0], out[s]))
-    return out, (x, pool_param)
+        batch.map(part)
+    return out, (x, pool_param, winner)
 
 
 def _window_max(taps, out):
@@ -293,6 +290,21 @@ def _window_max(taps, out):
     return out
 
 
+def _first_max(taps, out, winner):
+    """winner[k] = tap k holds the FIRST maximum ``out`` of its window: every tap before it is
+    strictly below the maximum and it is not. Plain comparisons: numpy's masked assignments
+    (np.where, copyto(where=)) are ~10x slower."""
+    shape = out.shape
+    below = scratch.array("pool.below", shape, bool)  # every tap so far below the maximum
+    below.fill(True)
+    less = scratch.array("pool.less", shape, bool)
+    for k, tap in enumerate(taps[:-1]):
+        np.less(tap, out, out=less)
+        np.greater(below, less, out=winner[k])  # below so far, and this one is not
+        below &= less
+    winner[-1] = below  # (a NaN window: no tap is below it, so tap 0 wins)
+
+
 def max_pool_backward_fast(dout, cache):
     """Fast backward pass for a max-pooling layer.
 
@@ -304,38 +316,45 @@ def max_pool_backward_fast(dout, cache):
     - dx: Gradient with respect to x (shape and dtype of x); each window's gradient goes to its
       FIRST maximum in row-major order.
     """
-    x, pool_param = cache
+    x, pool_param, winner = cache
     taps, tiled = _pool_taps(x, pool_param)
     _check_shape("dout", dout, taps[0].shape)
-    dx = _pool_dx(x, tiled)
+    dx = np.empty(x.shape, dtype=x.dtype)  # every pixel is written
     with _pool_batch(x, len(taps)) as batch:
-        batch.map(lambda s: _max_pool_backward(x[s], dout[s], pool_param, tiled, dx[s]))
+        batch.map(lambda s: _max_pool_backward(dout[s], winner[:, s], pool_param, tiled, dx[s]))
     return dx
 
 
-def _max_pool_backward(x, dout, pool_param, tiled, dx):
+def _max_pool_backward(dout, winner, pool_param, tiled, dx):
     """``max_pool_backward_fast`` on a slice of the batch, into ``dx``."""
-    taps, _ = _pool_taps(x, pool_param)
-    shape = taps[0].shape
-    # Recomputed rather than cached: the caller owns (and may modify) the forward's output.
-    out = _window_max(taps, scratch.array("pool.max", shape, x.dtype))
-    # Index of the first maximum = number of leading taps strictly below the maximum. Plain
-    # comparisons and adds: numpy's masked assignments (np.where, copyto(where=)) are ~10x slower.
-    first = scratch.array("pool.first", shape, np.min_scalar_type(len(taps)))
-    first.fill(0)
-    below = scratch.array("pool.below", shape, bool)
-    below.fill(True)
-    mask = scratch.array("pool.mask", shape, bool)
-    for tap in taps[:-1]:
-        below &= np.less(tap, out, out=mask)
-        first += below
-    dtaps, _ = _pool_taps(dx, pool_param, writeable=True)
-    for k, dtap in enumerate(dtaps):
-        np.equal(first, k, out=mask)
-        if tiled:  # every pixel is written exactly once
-            np.multiply(dout, mask, out=dtap)
-        else:  # overlapping windows share pixels; one tap plane never aliases itself
-            dtap += dout * mask
+    if tiled:  # every pixel is written exactly once
+        dtaps, _ = _pool_taps(dx, pool_param, writeable=True)
+        for dtap, won in zip(dtaps, winner, strict=True):
+            np.multiply(dout, won, out=dtap)
+        return
+    dtaps = _pool_tap_grads(dout.shape, len(winner), dx.dtype)
+    for dtap, won in zip(dtaps, winner, strict=True):
+        np.multiply(dout, won, out=dtap)  # contiguous: a bool operand is slow otherwise
+    _add_pool_taps(dtaps, pool_param, dx)
+
+
+def _pool_tap_grads(shape, taps, dtype):
+    """Scratch (taps, N, C, H_out, W_out) for the gradient each tap of each window passes
+    back."""
+    return scratch.array("pool.taps", (taps, *shape), dtype)
+
+
+def _add_pool_taps(dtaps, pool_param, dx):
+    """Add the tap gradients (ph*pw, N, C, H_out, W_out; overwritten) of overlapping windows
+    onto dx: col2im with one channel per channel. The strided adds of a tap plane run without
+    vector instructions; the phase planes of ``planes.py`` (strides 2 and 3 with windows of
+    at most 2 * stride - 1) make them contiguous."""
+    ph, pw, stride, H_out, W_out = pool_geometry(dx.shape, pool_param)
+    N, C, H, W = dx.shape
+    # the fast convolution's dX layout (images, C*HH*WW, H_out, W_out), every channel an image
+    cols = dtaps.reshape(ph * pw, N * C, H_out, W_out).transpose(1, 0, 2, 3)
+    flat = dx.reshape(N * C, 1, H, W)
+    _add_columns(cols, flat.shape, ph, pw, stride, 0, 1, out=flat)
 
 
 def avg_pool_forward_fast(x, pool_param):
@@ -350,12 +369,35 @@ def avg_pool_forward_fast(x, pool_param):
     - out: Output data of shape (N, C, H_out, W_out), dtype of x.
     - cache: (x, pool_param).
     """
-    taps, _ = _pool_taps(x, pool_param)
-    out = taps[0].copy()
-    for tap in taps[1:]:
-        out += tap
-    out /= len(taps)
+    ph, pw, stride, H_out, W_out = pool_geometry(x.shape, pool_param)
+    out = np.empty((*x.shape[:2], H_out, W_out), dtype=x.dtype)
+    with _pool_batch(x, ph + pw) as batch:
+        batch.map(lambda s: _window_mean(x[s], ph, pw, stride, out[s]))
     return out, (x, pool_param)
+
+
+def _window_mean(x, ph, pw, stride, out):
+    """Every window's average into ``out``, as two sums of shifted views: over the pw taps
+    along W for every row of x (the strided reads, on H * W_out elements), then over the ph
+    taps along H of those row sums (contiguous rows, on H_out * W_out). The ph * pw tap planes
+    would make ph * pw - 1 strided passes over H_out * W_out elements instead."""
+    H_out, W_out = out.shape[2:]
+    span_h, span_w = stride * (H_out - 1) + 1, stride * (W_out - 1) + 1
+    rows = scratch.array("pool.rows", (*x.shape[:3], W_out), x.dtype)
+    _add_shifted([x[..., j:j + span_w:stride] for j in range(pw)], rows)
+    _add_shifted([rows[:, :, i:i + span_h:stride] for i in range(ph)], out)
+    out /= ph * pw
+    return out
+
+
+def _add_shifted(views, out):
+    """out = the sum of the views (all of out's shape)."""
+    if len(views) == 1:
+        out[...] = views[0]
+        return
+    np.add(views[0], views[1], out=out)
+    for view in views[2:]:
+        out += view
 
 
 def avg_pool_backward_fast(dout, cache):
@@ -369,13 +411,23 @@ def avg_pool_backward_fast(dout, cache):
     - dx: Gradient with respect to x, shape and dtype of x.
     """
     x, pool_param = cache
-    dx = _pool_dx(x, tiled=False)
-    dtaps, tiled = _pool_taps(dx, pool_param, writeable=True)
-    _check_shape("dout", dout, dtaps[0].shape)
-    share = dout / len(dtaps)
-    for dtap in dtaps:
-        if tiled:
-            dtap[...] = share
-        else:
-            dtap += share
+    taps, tiled = _pool_taps(x, pool_param)
+    _check_shape("dout", dout, taps[0].shape)
+    dx = np.empty(x.shape, dtype=x.dtype)  # every pixel is written
+    with _pool_batch(x, len(taps)) as batch:
+        batch.map(lambda s: _avg_pool_backward(dout[s], pool_param, tiled, dx[s]))
     return dx
+
+
+def _avg_pool_backward(dout, pool_param, tiled, dx):
+    """``avg_pool_backward_fast`` on a slice of the batch, into ``dx``."""
+    taps = pool_param["pool_height"] * pool_param["pool_width"]
+    if tiled:  # every pixel is written exactly once
+        dtaps, _ = _pool_taps(dx, pool_param, writeable=True)
+        share = np.divide(dout, taps, out=scratch.array("pool.share", dout.shape, dx.dtype))
+        for dtap in dtaps:
+            dtap[...] = share
+        return
+    dtaps = _pool_tap_grads(dout.shape, taps, dx.dtype)
+    np.divide(dout, taps, out=dtaps)  # the same share for every tap
+    _add_pool_taps(dtaps, pool_param, dx)

@@ -2,12 +2,17 @@
 
 Each ``*_forward`` returns ``(out, cache)`` where cache is the tuple of the caches of its parts
 in forward order; each ``*_backward(dout, cache)`` runs the parts' backward passes in reverse and
-returns the gradients in input order. Convolutions and pooling use ``fast_layers`` (same results
-as the naive layers, much faster).
+returns the gradients in input order. Where a part's gradient is a new array of the sandwich's
+own (after a pooling layer's backward), the ReLU's backward pass runs in it
+(``relu_backward_inplace``: same numbers, no new array). Convolutions and pooling use
+``fast_layers`` (same results as the naive layers, much faster).
 """
 
 from __future__ import annotations
 
+import numpy as np
+
+from . import scratch
 from .fast_layers import (
     conv_backward_fast,
     conv_forward_fast,
@@ -24,6 +29,24 @@ from .layers import (
     spatial_batchnorm_backward,
     spatial_batchnorm_forward,
 )
+
+
+def relu_backward_inplace(dout, cache):
+    """``relu_backward(dout, cache)`` computed in ``dout``, which is overwritten and returned.
+
+    For a gradient its caller made and owns (the output of another layer's backward pass, as
+    inside the sandwiches below): the result is the same, without a new array of dout's size
+    or a temporary mask (the mask lives in scratch memory). Never pass a gradient someone else
+    may still read (an upstream ``dout`` handed to a sandwich).
+    """
+    x = cache
+    if dout.shape != x.shape:
+        raise ValueError(f"dout has shape {dout.shape} but the ReLU's input x has shape "
+                         f"{x.shape}; they must be equal")
+    if dout.dtype != x.dtype:  # relu_backward returns x's dtype: a new array after all
+        return relu_backward(dout, x)
+    return np.multiply(dout, np.greater(x, 0, out=scratch.array("relu.mask", x.shape, bool)),
+                       out=dout)
 
 
 def affine_relu_forward(x, w, b):
@@ -44,11 +67,33 @@ def affine_relu_forward(x, w, b):
     return out, (fc_cache, relu_cache)
 
 
-def affine_relu_backward(dout, cache):
-    """Backward pass of affine_relu; returns (dx, dw, db)."""
+def affine_weight_grads(dout, cache):
+    """The parameter gradients of an affine layer without its input gradient: ``(dw, db)``,
+    equal to ``affine_backward(dout, cache)[1:]``, skipping the dx matrix multiply (for a first
+    layer, whose input, the data, needs no gradient).
+
+    Inputs:
+    - dout: upstream gradient of shape (N, M)
+    - cache: (x, w, b) from affine_forward
+    """
+    x, w, b = cache
+    if dout.shape != (x.shape[0], w.shape[1]):
+        raise ValueError(f"dout has shape {dout.shape}; it must be {(x.shape[0], w.shape[1])}")
+    dw = x.reshape(x.shape[0], -1).T @ dout  # (D, M), as affine_backward computes it
+    return dw.astype(w.dtype, copy=False), dout.sum(axis=0).astype(b.dtype, copy=False)
+
+
+def _affine_backward(dout, cache, need_dx):
+    """``affine_backward``, or ``(None, dw, db)`` without dx's work when need_dx is False."""
+    return affine_backward(dout, cache) if need_dx else (None, *affine_weight_grads(dout, cache))
+
+
+def affine_relu_backward(dout, cache, *, need_dx=True):
+    """Backward pass of affine_relu; returns (dx, dw, db). need_dx=False (keyword only): dx is
+    None and not computed."""
     fc_cache, relu_cache = cache
     da = relu_backward(dout, relu_cache)
-    return affine_backward(da, fc_cache)
+    return _affine_backward(da, fc_cache, need_dx)
 
 
 def affine_bn_relu_forward(x, w, b, gamma, beta, bn_param):
@@ -70,12 +115,13 @@ def affine_bn_relu_forward(x, w, b, gamma, beta, bn_param):
     return out, (fc_cache, bn_cache, relu_cache)
 
 
-def affine_bn_relu_backward(dout, cache):
-    """Backward pass of affine_bn_relu; returns (dx, dw, db, dgamma, dbeta)."""
+def affine_bn_relu_backward(dout, cache, *, need_dx=True):
+    """Backward pass of affine_bn_relu; returns (dx, dw, db, dgamma, dbeta). need_dx=False
+    (keyword only): dx is None and not computed."""
     fc_cache, bn_cache, relu_cache = cache
     da_bn = relu_backward(dout, relu_cache)
     da, dgamma, dbeta = batchnorm_backward(da_bn, bn_cache)
-    dx, dw, db = affine_backward(da, fc_cache)
+    dx, dw, db = _affine_backward(da, fc_cache, need_dx)
     return dx, dw, db, dgamma, dbeta
 
 
@@ -126,9 +172,10 @@ def conv_relu_pool_forward(x, w, b, conv_param, pool_param):
 def conv_relu_pool_backward(dout, cache, *, need_dx=True):
     """Backward pass of conv_relu_pool; returns (dx, dw, db). need_dx=False (keyword only): dx
     is None and not computed."""
-    *inner, pool_cache = cache
+    conv_cache, relu_cache, pool_cache = cache
     ds = max_pool_backward_fast(dout, pool_cache)
-    return conv_relu_backward(ds, tuple(inner), need_dx=need_dx)
+    da = relu_backward_inplace(ds, relu_cache)  # ds is this function's own new array
+    return conv_backward_fast(da, conv_cache, need_dx=need_dx)
 
 
 def conv_bn_relu_forward(x, w, b, gamma, beta, conv_param, bn_param):
@@ -155,6 +202,11 @@ def conv_bn_relu_backward(dout, cache, *, need_dx=True):
     (keyword only): dx is None and not computed."""
     conv_cache, bn_cache, relu_cache = cache
     dan = relu_backward(dout, relu_cache)
+    return _conv_bn_backward(dan, conv_cache, bn_cache, need_dx)
+
+
+def _conv_bn_backward(dan, conv_cache, bn_cache, need_dx):
+    """Spatial batchnorm then convolution, backward: (dx, dw, db, dgamma, dbeta)."""
     da, dgamma, dbeta = spatial_batchnorm_backward(dan, bn_cache)
     dx, dw, db = conv_backward_fast(da, conv_cache, need_dx=need_dx)
     return dx, dw, db, dgamma, dbeta
@@ -178,6 +230,7 @@ def conv_bn_relu_pool_forward(x, w, b, gamma, beta, conv_param, bn_param, pool_p
 def conv_bn_relu_pool_backward(dout, cache, *, need_dx=True):
     """Backward pass of conv_bn_relu_pool; returns (dx, dw, db, dgamma, dbeta). need_dx=False
     (keyword only): dx is None and not computed."""
-    *inner, pool_cache = cache
+    conv_cache, bn_cache, relu_cache, pool_cache = cache
     ds = max_pool_backward_fast(dout, pool_cache)
-    return conv_bn_relu_backward(ds, tuple(inner), need_dx=need_dx)
+    dan = relu_backward_inplace(ds, relu_cache)  # ds is this function's own new array
+    return _conv_bn_backward(dan, conv_cache, bn_cache, need_dx)

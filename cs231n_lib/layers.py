@@ -26,6 +26,7 @@ from numbers import Real
 
 import numpy as np
 
+from cs231n_lib import parallel, scratch
 from cs231n_lib.exercise import exercise
 from cs231n_lib.im2col import pad_hw
 from cs231n_lib.shapes import (
@@ -126,7 +127,11 @@ def relu_forward(x):
     - out: output of the same shape and dtype as x
     - cache: x
     """
-    return np.maximum(x, 0), x
+    x_ = np.asarray(x)
+    out = np.empty_like(x_)
+    with _elementwise_batch(x_) as batch:  # large batches: slices side by side in threads
+        batch.map(lambda s: np.maximum(x_[s], 0, out=out[s]))
+    return out, x
 
 
 def relu_backward(dout, cache):
@@ -142,8 +147,20 @@ def relu_backward(dout, cache):
     - dx: gradient with respect to x
     """
     x = cache
-    _check_shape("dout", dout, x.shape)
-    return _like(dout * (x > 0), x)
+    _check_shape("dout", dout, np.shape(x))
+    x_ = np.asarray(x)
+    dx = np.empty(x_.shape, dtype=np.result_type(dout, x_))
+    with _elementwise_batch(x_) as batch:
+        batch.map(lambda s: np.multiply(dout[s], x_[s] > 0, out=dx[s]))
+    return _like(dx, x_)
+
+
+def _elementwise_batch(x):
+    """The parallel region of an elementwise layer on x: slices of its first axis (a 0-d x is
+    one slice: everything)."""
+    if x.ndim == 0:
+        return parallel.Batch([Ellipsis])
+    return parallel.Batch(parallel.batch_slices(x.shape[0], parallel.PASS_WORK * x.size))
 
 
 # --------------------------------------------------------------------------- convolution
@@ -361,34 +378,8 @@ def batchnorm_forward(x, gamma, beta, bn_param):
     - cache: (x_hat, inv_std, gamma, beta, mode) where x_hat = (x - mean) * inv_std is the
       normalised data of shape (N, D) and inv_std = 1 / sqrt(var + eps) has shape (D,)
     """
-    check_keys(bn_param, BN_PARAM_KEYS, "bn_param", required=("mode",))
-    mode = check_mode(bn_param["mode"], "bn_param")
     _check_ndim("x", x, 2, "(N, D)")
-    D = x.shape[1]
-    _check_shape("gamma", gamma, (D,))
-    _check_shape("beta", beta, (D,))
-    eps = bn_param.get("eps", 1e-5)
-    momentum = bn_param.get("momentum", 0.9)
-    if not eps > 0:
-        raise ValueError(f"bn_param eps={eps!r} must be > 0")
-    if not 0 <= momentum <= 1:
-        raise ValueError(f"bn_param momentum={momentum!r} must be in [0, 1]")
-    running_mean = bn_param.get("running_mean", np.zeros(D, dtype=x.dtype))
-    running_var = bn_param.get("running_var", np.ones(D, dtype=x.dtype))
-    _check_shape("bn_param running_mean", running_mean, (D,))
-    _check_shape("bn_param running_var", running_var, (D,))
-
-    if mode == "train":
-        mean, var = x.mean(axis=0), x.var(axis=0)  # (D,) each
-        # new arrays, not in-place updates: arrays the caller holds are left as they were
-        bn_param["running_mean"] = momentum * running_mean + (1 - momentum) * mean
-        bn_param["running_var"] = momentum * running_var + (1 - momentum) * var
-    else:
-        mean, var = running_mean, running_var
-    inv_std = 1 / np.sqrt(var + eps)  # (D,)
-    x_hat = _like((x - mean) * inv_std, x)  # (N, D), x's dtype even if the averages differ
-    out = gamma * x_hat + beta
-    return out, (x_hat, inv_std, gamma, beta, mode)
+    return _batchnorm(x, gamma, beta, bn_param)
 
 
 def batchnorm_backward(dout, cache):
@@ -409,27 +400,106 @@ def batchnorm_backward(dout, cache):
     - dgamma: gradient with respect to gamma, of shape (D,)
     - dbeta: gradient with respect to beta, of shape (D,)
     """
+    return _batchnorm_backward(dout, cache)
+
+
+def _batchnorm(x, gamma, beta, bn_param):
+    """batchnorm_forward with the features on axis 1 of x, normalised over all other axes:
+    (N, D) or (N, C, H, W). The cache's x_hat has the shape of x.
+
+    Train mode makes four passes over x's size (sum, x - mean, its squares summed, the scale
+    and shift) and one more array of that size (x_hat, kept for the backward pass); a large
+    batch is split into slices run side by side in threads (``parallel``), whose sums are
+    added up."""
+    check_keys(bn_param, BN_PARAM_KEYS, "bn_param", required=("mode",))
+    mode = check_mode(bn_param["mode"], "bn_param")
+    D = x.shape[1]
+    _check_shape("gamma", gamma, (D,))
+    _check_shape("beta", beta, (D,))
+    eps = bn_param.get("eps", 1e-5)
+    momentum = bn_param.get("momentum", 0.9)
+    if not eps > 0:
+        raise ValueError(f"bn_param eps={eps!r} must be > 0")
+    if not 0 <= momentum <= 1:
+        raise ValueError(f"bn_param momentum={momentum!r} must be in [0, 1]")
+    running_mean = bn_param.get("running_mean", np.zeros(D, dtype=x.dtype))
+    running_var = bn_param.get("running_var", np.ones(D, dtype=x.dtype))
+    _check_shape("bn_param running_mean", running_mean, (D,))
+    _check_shape("bn_param running_var", running_var, (D,))
+    axes, per_feature = _bn_axes(x)
+
+    if mode != "train":
+        inv_std = 1 / np.sqrt(running_var + eps)  # (D,)
+        x_hat = _like((x - running_mean.reshape(per_feature)) * inv_std.reshape(per_feature), x)
+        out = gamma.reshape(per_feature) * x_hat + beta.reshape(per_feature)
+        return out, (x_hat, inv_std, gamma, beta, mode)
+    n = x.size // D
+    x_hat = np.empty_like(x)
+    out = np.empty(x.shape, dtype=np.result_type(x, gamma, beta))
+    with _elementwise_batch(x) as batch:
+        mean = sum(batch.map(lambda s: x[s].sum(axis=axes))) / n  # (D,)
+
+        def centre(s):  # x_hat holds x - mean for now; returns its sum of squares
+            centred = np.subtract(x[s], mean.reshape(per_feature), out=x_hat[s])
+            return _sum_of_products(centred, centred)
+
+        var = sum(batch.map(centre)) / n  # (D,), the biased variance
+        inv_std = 1 / np.sqrt(var + eps)  # (D,)
+        scale = _like(inv_std, x).reshape(per_feature)
+
+        def normalise(s):
+            np.multiply(x_hat[s], scale, out=x_hat[s])
+            np.multiply(x_hat[s], gamma.reshape(per_feature), out=out[s])
+            out[s] += beta.reshape(per_feature)
+
+        batch.map(normalise)
+    # new arrays, not in-place updates: arrays the caller holds are left as they were
+    bn_param["running_mean"] = momentum * running_mean + (1 - momentum) * mean
+    bn_param["running_var"] = momentum * running_var + (1 - momentum) * var
+    return out, (x_hat, inv_std, gamma, beta, mode)
+
+
+def _batchnorm_backward(dout, cache):
+    """batchnorm_backward for x_hat of any shape with the features on axis 1. In train mode
+    dx = a * dout + b * x_hat + c with per-feature a = gamma * inv_std,
+    b = -a * mean(g * x_hat) / gamma = -a * dgamma / n and c = -a * dbeta / n: three passes."""
     x_hat, inv_std, gamma, beta, mode = cache
     _check_shape("dout", dout, x_hat.shape)
-    dbeta = dout.sum(axis=0)  # (D,)
-    dgamma = np.sum(dout * x_hat, axis=0)  # (D,)
-    g = dout * gamma  # (N, D): gradient with respect to x_hat
-    if mode == "train":
-        dx = inv_std * (g - g.mean(axis=0) - x_hat * np.mean(g * x_hat, axis=0))
-    else:
-        dx = inv_std * g
-    return _like(dx, x_hat), _like(dgamma, gamma), _like(dbeta, beta)
+    axes, per_feature = _bn_axes(x_hat)
+    a = gamma * inv_std  # (D,)
+    dx = np.empty(x_hat.shape, dtype=x_hat.dtype)
+    with _elementwise_batch(x_hat) as batch:
+        sums = batch.map(lambda s: (dout[s].sum(axis=axes), _sum_of_products(dout[s], x_hat[s])))
+        dbeta, dgamma = (sum(part) for part in zip(*sums, strict=True))  # (D,) each
+        if mode == "train":
+            n = x_hat.size // x_hat.shape[1]
+            coefs = [_like(c, x_hat).reshape(per_feature) for c in (a, -a * dgamma / n,
+                                                                      -a * dbeta / n)]
+        else:
+            coefs = [_like(a, x_hat).reshape(per_feature)]
+        batch.map(lambda s: _affine_sum(dout[s], x_hat[s], coefs, dx[s]))
+    return dx, _like(dgamma, gamma), _like(dbeta, beta)
 
 
-def _channels_last_rows(x):
-    """(N, C, H, W) -> (N*H*W, C): one row per pixel, one column per channel."""
-    return x.transpose(0, 2, 3, 1).reshape(-1, x.shape[1])
+def _affine_sum(dout, x_hat, coefs, out):
+    """out = a * dout (+ b * x_hat + c when coefs holds b and c): per-feature a, b, c."""
+    np.multiply(dout, coefs[0], out=out)
+    if len(coefs) > 1:
+        b, c = coefs[1:]
+        out += np.multiply(x_hat, b, out=scratch.array("bn.term", x_hat.shape, x_hat.dtype))
+        out += c
 
 
-def _channels_first(rows, shape):
-    """Inverse of _channels_last_rows: (N*H*W, C) -> (N, C, H, W) for ``shape`` (N, C, H, W)."""
-    N, C, H, W = shape
-    return np.ascontiguousarray(rows.reshape(N, H, W, C).transpose(0, 3, 1, 2))
+def _bn_axes(x):
+    """The axes batch normalisation averages over (all but axis 1) and the shape that
+    broadcasts a per-feature (D,) array against x."""
+    return (0, *range(2, x.ndim)), (1, x.shape[1]) + (1,) * (x.ndim - 2)
+
+
+def _sum_of_products(a, b):
+    """sum(a * b) over every axis but axis 1, without an array of a's size: (D,)."""
+    letters = "nd" + "hwxyz"[:a.ndim - 2]
+    return np.einsum(f"{letters},{letters}->d", a, b)
 
 
 def spatial_batchnorm_forward(x, gamma, beta, bn_param):
@@ -445,11 +515,10 @@ def spatial_batchnorm_forward(x, gamma, beta, bn_param):
 
     Returns a tuple of:
     - out: output of shape (N, C, H, W)
-    - cache: the batchnorm_forward cache
+    - cache: as batchnorm_forward's, with x_hat of shape (N, C, H, W)
     """
     _check_ndim("x", x, 4, "(N, C, H, W)")
-    out_rows, cache = batchnorm_forward(_channels_last_rows(x), gamma, beta, bn_param)
-    return _channels_first(out_rows, x.shape), cache
+    return _batchnorm(x, gamma, beta, bn_param)  # in NCHW, averaged over axes (0, 2, 3)
 
 
 def spatial_batchnorm_backward(dout, cache):
@@ -466,8 +535,7 @@ def spatial_batchnorm_backward(dout, cache):
     - dbeta: gradient with respect to beta, of shape (C,)
     """
     _check_ndim("dout", dout, 4, "(N, C, H, W)")
-    dx_rows, dgamma, dbeta = batchnorm_backward(_channels_last_rows(dout), cache)
-    return _channels_first(dx_rows, dout.shape), dgamma, dbeta
+    return _batchnorm_backward(dout, cache)
 
 
 # --------------------------------------------------------------------------- dropout

@@ -13,13 +13,12 @@ and output, plus any tensor held by an open skip connection or inception branch 
 current layer"). All counts are per example unless a batch is given. "MB" in the notes is MiB
 (2^20 bytes); we print both.
 
-Command line: ``python -m cs231n_lib.memory vgg16 --batch 32 --optimizer adam`` (the code is in
+Command line: ``cs231n-memory vgg16 --batch 32 --optimizer adam`` (the code is in
 ``memory_cli``); the per-layer bar chart is ``memory_plot.plot_memory``.
 """
 
 from __future__ import annotations
 
-import sys
 import textwrap
 from dataclasses import dataclass
 from math import prod
@@ -372,9 +371,3 @@ def summary(spec: arch.Spec, batch: int = 1, dtype="float32", optimizer="sgd") -
     return {"name": spec.name, "input_shape": list(spec.input), "batch": batch,
             "dtype": np.dtype(dtype).name, "optimizer": optimizer, **t,
             "inference_live": inference_live(spec), **budget}
-
-
-if __name__ == "__main__":  # the command line lives in memory_cli; this keeps `-m` working
-    from cs231n_lib.memory_cli import main
-
-    sys.exit(main())

@@ -1,8 +1,9 @@
 """Command line of ``cs231n_lib.memory``: one architecture's table, totals and largest batch.
 
-    python -m cs231n_lib.memory vgg16 --batch 32 --optimizer adam --budget 16384
+    cs231n-memory vgg16 --batch 32 --optimizer adam --budget 16384
 
-(``python -m cs231n_lib.memory_cli ...`` is the same command.)
+(``python -m cs231n_lib.memory_cli ...`` is the same command; the accounting module itself has
+no command line, so importing it loads no argparse.)
 """
 
 from __future__ import annotations
@@ -28,7 +29,7 @@ def _parse_input(text: str) -> tuple:
 
 def _parser() -> argparse.ArgumentParser:
     """The command's arguments."""
-    parser = argparse.ArgumentParser(prog="python -m cs231n_lib.memory",
+    parser = argparse.ArgumentParser(prog="cs231n-memory",
                                      description="Memory accounting for a named architecture.")
     parser.add_argument("name", choices=sorted(arch.REGISTRY))
     parser.add_argument("--input", help="input shape CxHxW (default: the spec's)")
@@ -42,7 +43,7 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def main(argv=None) -> int:
-    """``python -m cs231n_lib.memory NAME [--input 3x224x224] [--batch N] ...``."""
+    """``cs231n-memory NAME [--input 3x224x224] [--batch N] ...``."""
     args = _parser().parse_args(argv)
     spec = arch.get(args.name)
     try:

@@ -20,6 +20,7 @@ from numbers import Real
 
 import numpy as np
 
+from . import scratch
 from .shapes import check_keys
 
 # Hyperparameter defaults (CS231n assignment 2), then the state keys each rule keeps in config.
@@ -49,13 +50,14 @@ def _prepare(w, dw, config, defaults: dict, state_keys: tuple, name: str) -> dic
                          "they must be equal")
     if config is None:
         config = {}
-    check_keys(config, set(defaults) | set(state_keys), f"{name} config")
+    allowed = defaults.keys() | state_keys
+    if type(config) is not dict or not config.keys() <= allowed:  # (this runs every step)
+        check_keys(config, allowed, f"{name} config")
     for key, default in defaults.items():
-        config.setdefault(key, default)
-        value = config[key]
+        value = config.setdefault(key, default)
         low, high, low_ok = _RANGES[key]
-        if isinstance(value, bool) or not isinstance(value, Real) or not (
-                (low <= value if low_ok else low < value) and value < high):
+        if (type(value) is not float and (isinstance(value, bool) or not isinstance(
+                value, Real))) or not ((low <= value if low_ok else low < value) and value < high):
             bracket = "[" if low_ok else "("
             raise ValueError(f"{name}: {key}={value!r} must be a number in "
                              f"{bracket}{low:g}, {high:g})")
@@ -66,10 +68,23 @@ def _prepare(w, dw, config, defaults: dict, state_keys: tuple, name: str) -> dic
     return config
 
 
-def _zeros(w) -> np.ndarray:
-    """A fresh state array for parameter ``w`` (same shape, float dtype of w)."""
-    w = np.asarray(w)
-    return np.zeros(w.shape, dtype=w.dtype if w.dtype.kind == "f" else np.float64)
+def _dtype(w, dw) -> np.dtype:
+    """The dtype every rule computes and returns in: that of w and dw (float64 for integers).
+    Hyperparameters are Python floats, which never upcast a float32 parameter, even when the
+    caller passed a numpy float64 (``float`` is applied to them first)."""
+    dtype = np.result_type(w, dw)
+    return dtype if dtype.kind == "f" else np.dtype(np.float64)
+
+
+def _scaled(a, factor, dtype) -> np.ndarray:
+    """A new array ``factor * a`` in ``dtype``: the rules build their outputs from it and then
+    update them in place, instead of allocating one temporary per operator."""
+    return np.multiply(a, float(factor), dtype=dtype)
+
+
+def _temp(shape, dtype) -> np.ndarray:
+    """Scratch memory for a rule's temporary (reused from call to call; never returned)."""
+    return scratch.array("optim.temp", shape, dtype)
 
 
 def sgd(w, dw, config=None):
@@ -78,7 +93,8 @@ def sgd(w, dw, config=None):
     config keys: learning_rate (default 1e-2).
     """
     config = _prepare(w, dw, config, SGD_DEFAULTS, (), "sgd")
-    next_w = w - config["learning_rate"] * dw
+    next_w = _scaled(dw, -config["learning_rate"], _dtype(w, dw))  # -learning_rate * dw
+    next_w += w
     return next_w, config
 
 
@@ -88,10 +104,13 @@ def sgd_momentum(w, dw, config=None):
     config keys: learning_rate (1e-2), momentum (0.9), velocity (state, zeros on the first call).
     """
     config = _prepare(w, dw, config, SGD_MOMENTUM_DEFAULTS, ("velocity",), "sgd_momentum")
-    v = config.get("velocity", _zeros(w))
-    v = config["momentum"] * v - config["learning_rate"] * dw
+    dtype = _dtype(w, dw)
+    v = _scaled(dw, -config["learning_rate"], dtype)  # -learning_rate * dw
+    if "velocity" in config:  # (absent: zeros, momentum * 0 adds nothing)
+        v += np.multiply(config["velocity"], float(config["momentum"]),
+                         out=_temp(v.shape, dtype))
     config["velocity"] = v
-    return w + v, config
+    return np.add(w, v, dtype=dtype), config
 
 
 def adagrad(w, dw, config=None):
@@ -100,10 +119,13 @@ def adagrad(w, dw, config=None):
     config keys: learning_rate (1e-2), epsilon (1e-8), cache (state: running sum of dw**2).
     """
     config = _prepare(w, dw, config, ADAGRAD_DEFAULTS, ("cache",), "adagrad")
-    cache = config.get("cache", _zeros(w)) + dw * dw
+    dtype = _dtype(w, dw)
+    cache = np.multiply(dw, dw, dtype=dtype)
+    if "cache" in config:
+        cache += config["cache"]
     config["cache"] = cache
-    next_w = w - config["learning_rate"] * dw / (np.sqrt(cache) + config["epsilon"])
-    return next_w, config
+    step = _scaled(dw, config["learning_rate"], dtype)  # learning_rate * dw
+    return _scaled_step(w, step, cache, 1.0, config), config
 
 
 def rmsprop(w, dw, config=None):
@@ -112,11 +134,29 @@ def rmsprop(w, dw, config=None):
     config keys: learning_rate (1e-2), decay_rate (0.99), epsilon (1e-8), cache (state).
     """
     config = _prepare(w, dw, config, RMSPROP_DEFAULTS, ("cache",), "rmsprop")
-    rho = config["decay_rate"]
-    cache = rho * config.get("cache", _zeros(w)) + (1 - rho) * dw * dw
+    dtype = _dtype(w, dw)
+    rho = float(config["decay_rate"])
+    cache = _scaled(dw, 1 - rho, dtype)
+    cache *= dw  # (1 - rho) * dw**2
+    if "cache" in config:
+        cache += np.multiply(config["cache"], rho, out=_temp(cache.shape, dtype))
     config["cache"] = cache
-    next_w = w - config["learning_rate"] * dw / (np.sqrt(cache) + config["epsilon"])
-    return next_w, config
+    step = _scaled(dw, config["learning_rate"], dtype)  # learning_rate * dw
+    return _scaled_step(w, step, cache, 1.0, config), config
+
+
+def _scaled_step(w, step, second, correction, config):
+    """``w - step / (sqrt(second / correction) + epsilon)``, computed in ``step`` (the
+    learning rate times the numerator: a new array of the rule's own, which is returned); the
+    division by ``correction`` (Adam's bias correction) is skipped when it is 1."""
+    denominator = _temp(step.shape, step.dtype)
+    if correction == 1.0:
+        np.sqrt(second, out=denominator)
+    else:
+        np.sqrt(np.divide(second, correction, out=denominator), out=denominator)
+    denominator += float(config["epsilon"])
+    step /= denominator
+    return np.subtract(w, step, out=step)
 
 
 def adam(w, dw, config=None):
@@ -134,13 +174,19 @@ def adam(w, dw, config=None):
     state m, v (moment estimates, zeros at first) and t (steps taken, 0 at first).
     """
     config = _prepare(w, dw, config, ADAM_DEFAULTS, ("m", "v", "t"), "adam")
-    b1, b2 = config["beta1"], config["beta2"]
+    dtype = _dtype(w, dw)
+    b1, b2 = float(config["beta1"]), float(config["beta2"])
     t = int(config.get("t", 0)) + 1
-    m = b1 * config.get("m", _zeros(w)) + (1 - b1) * dw
-    v = b2 * config.get("v", _zeros(w)) + (1 - b2) * dw * dw
-    m_hat = m / (1 - b1**t)
-    v_hat = v / (1 - b2**t)
-    next_w = w - config["learning_rate"] * m_hat / (np.sqrt(v_hat) + config["epsilon"])
+    m = _scaled(dw, 1 - b1, dtype)
+    v = _scaled(dw, 1 - b2, dtype)
+    v *= dw  # (1 - beta2) * dw**2
+    if "m" in config:  # absent on the first call: zeros, which add nothing
+        m += np.multiply(config["m"], b1, out=_temp(m.shape, dtype))
+    if "v" in config:
+        v += np.multiply(config["v"], b2, out=_temp(v.shape, dtype))
+    step = np.divide(m, 1 - b1**t, dtype=dtype)  # m_hat
+    step *= float(config["learning_rate"])
+    next_w = _scaled_step(w, step, v, 1 - b2**t, config)
     config.update(m=m, v=v, t=t)
     return next_w, config
 

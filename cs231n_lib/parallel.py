@@ -29,6 +29,10 @@ ENV_VAR = "CS231N_NUM_THREADS"
 # region) and numpy's per-call overheads than they gain (bench/conv.py: the CS231n notebook's
 # layer, 17M multiply-adds, runs fastest in 2 slices, the 300M of shape B in 4).
 MIN_WORK = 1 << 23
+# One pass of numpy over an array element costs about as much as this many multiply-adds in a
+# matrix product (memory-bound vs compute-bound): the work of an elementwise layer (pooling,
+# ReLU) for ``batch_slices`` is PASS_WORK * elements * passes.
+PASS_WORK = 16
 # Slices per thread: smaller slices keep a layer's temporaries closer to the cache, and the
 # threads take them from a queue, so one that is slowed down takes fewer (measured in
 # bench/conv.py).

@@ -172,22 +172,26 @@ def conv_forward(x, U, b, pad, out):
     return V
 
 
-def conv_backward(dout, U, V, pad, dx):
+def conv_backward(dout, U, V, pad, dx, x_shape=None):
     """Adjoint of ``conv_forward``.
 
     Inputs:
     - dout: (N, F, H_out, W_out).
     - U, V: the transformed filters and the tiles ``conv_forward`` returned.
     - pad: zero padding per side.
-    - dx: (N, C, H, W) array the gradient of x is written to.
+    - dx: (N, C, H, W) array the gradient of x is written to, or None when nobody needs it
+      (then its work, the dV multiplies, their transform and the overlap-add, is skipped).
+    - x_shape: (N, C, H, W) of x; needed only when dx is None.
 
     Returns (dU, db): the gradient of U (36, F, C) (``filters_adjoint`` turns it into dw) and
     db (F,).
     """
-    N, C, H, W = dx.shape
+    if dx is None and x_shape is None:
+        raise ValueError("x_shape=None: without dx, conv_backward needs x's shape (N, C, H, W)")
+    N, C, H, W = x_shape if dx is None else dx.shape
     F = U.shape[1]
     H_out, W_out = dout.shape[2:]
-    tiles_h, tiles_w, Hp, Wp = _geometry(dx.shape, pad)
+    tiles_h, tiles_w, Hp, Wp = _geometry((N, C, H, W), pad)
     P = N * tiles_h * tiles_w
     dtype = dout.dtype
     if (H_out, W_out) != (M * tiles_h, M * tiles_w):  # ragged last tile: pad dout with zeros
@@ -203,6 +207,8 @@ def conv_backward(dout, U, V, pad, dx):
                    out=_scratch("C", (ALPHA, ALPHA * F * P), dtype)).reshape(ALPHA * ALPHA, F, P)
     db = dM[BIAS_AT].sum(axis=1)  # adjoint of the bias added at tile position (1, 1)
     dU = np.matmul(dM, V)  # (36, F, C)
+    if dx is None:
+        return dU, db
     # dY1, then dM are dead from here on: their roles hold dV and the transform's temporary.
     dV = np.matmul(dM.transpose(0, 2, 1), U, out=_scratch("B", (ALPHA * ALPHA, P, C), dtype))
     dV = dV.reshape(ALPHA, ALPHA, P * C)

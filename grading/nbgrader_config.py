@@ -15,12 +15,13 @@ c.CourseDirectory.course_id = "cs231n-cnn"
 # the repository's assignments/ itself.
 c.CourseDirectory.source_directory = "source"
 c.ClearSolutions.code_stub = {"python": "# YOUR CODE HERE\nraise NotImplementedError()"}
-# Name the function, notebook and part in each released solution stub (grading/solution_stubs.py).
-from grading.solution_stubs import generate_assignment_preprocessors  # noqa: E402
+# Name the function, notebook and part in each released solution stub
+# (grading/cs231n_grading/solution_stubs.py).
+from cs231n_grading.solution_stubs import generate_assignment_preprocessors  # noqa: E402
 
 c.GenerateAssignment.preprocessors = generate_assignment_preprocessors()
 
-# --- grading layer (grading/config.py: CourseGrading's traits, their types and defaults) ------
+# --- grading layer (cs231n_grading/config.py: CourseGrading's traits, their types and defaults) ---
 c.CourseGrading.assignments_dir = "../assignments"   # nbgrader source notebooks
 c.CourseGrading.course_dir = "../course"             # release/, submitted/, gradebook.db, ...
 c.CourseGrading.library = ["../cs231n_lib"]          # packages shipped as a student edition

@@ -28,7 +28,7 @@ from pathlib import Path
 import nbformat
 from nbformat.v4 import new_code_cell, new_markdown_cell
 
-from grading.restore import nbg
+from cs231n_grading.restore import nbg
 
 A, L = "01_basics", "02_loops"
 POINTS = {A: {"test_relu": 2, "test_add": 1}, L: {"test_total": 2, "test_total_bound": 1}}
@@ -44,7 +44,7 @@ class Case:
     of the default (notebook + a valid timestamp.txt in ``submitted/<student>/<assignment>/``);
     score: the score due (exact, or at most when not ``exact``); status: how the status must
     start; base: the
-    ``grading.samples.KINDS`` entry the submission starts from.
+    ``cs231n_grading.samples.KINDS`` entry the submission starts from.
     """
 
     assignment: str

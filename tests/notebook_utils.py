@@ -135,7 +135,7 @@ def is_clean(nb) -> list[str]:
 def student_library(dest: Path) -> Path:
     """Build the student edition of cs231n_lib (exercise bodies stubbed, as graded and student
     runs import it) under ``dest``; return the folder to put first on PYTHONPATH."""
-    from grading.student_edition import build_student_edition
+    from cs231n_grading.student_edition import build_student_edition
 
     dest.mkdir(parents=True, exist_ok=True)
     stubbed = build_student_edition(ROOT / "cs231n_lib", dest)

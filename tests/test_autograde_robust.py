@@ -11,12 +11,12 @@ from pathlib import Path
 import pytest
 from nbgrader.api import Gradebook
 
-import grading.autograde
-from grading.autograde import autograde
-from grading.config import load_config
-from grading.release import release
-from grading.samples import write_submission
-from grading.status import StatusStore
+import cs231n_grading.autograde
+from cs231n_grading.autograde import autograde
+from cs231n_grading.config import load_config
+from cs231n_grading.release import release
+from cs231n_grading.samples import write_submission
+from cs231n_grading.status import StatusStore
 
 pytestmark = pytest.mark.slow
 FIXTURE = Path(__file__).parent / "fixtures" / "course_small"
@@ -54,7 +54,7 @@ def graded(tmp_path_factory):
     cfg = load_config(FIXTURE / "nbgrader_config.py", course_dir=course, sandbox=False)
     release(cfg, [A], log=lambda *_: None)
     _class(course, FIXTURE / "assignments" / A / NB)
-    real_write = grading.autograde.write_result
+    real_write = cs231n_grading.autograde.write_result
 
     def write_result(gb, result, folder):
         if result["student"] == SAVE_FAILS:
@@ -63,7 +63,7 @@ def graded(tmp_path_factory):
 
     logged = []
     with pytest.MonkeyPatch.context() as mp:
-        mp.setattr(grading.autograde, "write_result", write_result)
+        mp.setattr(cs231n_grading.autograde, "write_result", write_result)
         results = autograde(cfg, A, jobs=2, log=logged.append)
     store = StatusStore(course)
     try:

@@ -38,9 +38,9 @@ from browser_utils import (
     server_env,
 )
 
-from grading.config import load_config
-from grading.restore import nbg
-from grading.samples import solution_text, write_submission
+from cs231n_grading.config import load_config
+from cs231n_grading.restore import nbg
+from cs231n_grading.samples import solution_text, write_submission
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(300)]
 ROOT = Path(__file__).resolve().parents[1]

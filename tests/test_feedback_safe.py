@@ -19,15 +19,15 @@ import nbformat
 import pytest
 from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook, new_output
 
+from cs231n_grading.autograde import autograde
+from cs231n_grading.config import load_config
+from cs231n_grading.feedback import PLACEHOLDER, feedback, render
+from cs231n_grading.leakscan import hidden_test_lines
+from cs231n_grading.release import release
+from cs231n_grading.restore import nbg
+from cs231n_grading.samples import fill
+from cs231n_grading.sanitize import sanitize_notebook, sanitizer
 from cs231n_lib.checks import RECORD_MIME
-from grading.autograde import autograde
-from grading.config import load_config
-from grading.feedback import PLACEHOLDER, feedback, render
-from grading.leakscan import hidden_test_lines
-from grading.release import release
-from grading.restore import nbg
-from grading.samples import fill
-from grading.sanitize import sanitize_notebook, sanitizer
 
 pytestmark = pytest.mark.slow
 FIXTURE = Path(__file__).parent / "fixtures" / "course_small"

@@ -14,15 +14,15 @@ from pathlib import Path
 
 import pytest
 
-from grading import cli, jupyter_compat, markers
-from grading.config import CourseGrading, load_config
-from grading.outcome import GRADED, Status, is_graded
-from grading.sandbox_argv import DEFAULT_MEMORY_MB, SandboxLimits
-from grading.status import StatusStore
-from grading.tasks import GradingTask, KernelSettings, with_threads
+from cs231n_grading import cli, markers
+from cs231n_grading.config import CourseGrading, load_config
+from cs231n_grading.outcome import GRADED, Status, is_graded
+from cs231n_grading.sandbox_argv import DEFAULT_MEMORY_MB, SandboxLimits
+from cs231n_grading.status import StatusStore
+from cs231n_grading.tasks import GradingTask, KernelSettings, with_threads
 
 REPO = Path(__file__).resolve().parents[1]
-GRADING = REPO / "grading"
+GRADING = REPO / "grading" / "cs231n_grading"
 FIXTURE = Path(__file__).parent / "fixtures" / "course_small"
 
 
@@ -81,9 +81,10 @@ def test_status_store_refuses_a_status_that_is_no_status(tmp_path):
 
 
 def test_scores_and_exports_do_not_load_the_kernel_stack():
-    code = ("import sys, grading.gradebook, grading.export, grading.feedback, grading.status\n"
-            "print(sorted(m for m in ('grading.worker', 'grading.kernels', 'grading.sandbox', "
-            "'grading.execute') if m in sys.modules))")
+    code = ("import sys, cs231n_grading.gradebook, cs231n_grading.export, "
+            "cs231n_grading.feedback, cs231n_grading.status\n"
+            "print(sorted(m for m in ('cs231n_grading.worker', 'cs231n_grading.kernels', "
+            "'cs231n_grading.sandbox', 'cs231n_grading.execute') if m in sys.modules))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                          cwd=REPO, check=True).stdout
     assert out.strip() == "[]"
@@ -169,7 +170,7 @@ def test_loading_the_config_leaves_path_alone(tmp_path):
 def test_a_new_gradebook_needs_no_alembic_command(tmp_path, monkeypatch):
     from nbgrader.api import get_alembic_version
 
-    from grading.gradebook import create_gradebook, open_gradebook
+    from cs231n_grading.gradebook import create_gradebook, open_gradebook
 
     monkeypatch.setenv("PATH", str(tmp_path))  # no `alembic` to run
     url = f"sqlite:///{tmp_path / 'gradebook.db'}"
@@ -182,37 +183,9 @@ def test_a_new_gradebook_needs_no_alembic_command(tmp_path, monkeypatch):
     assert stamped == [(get_alembic_version(),)]  # what nbgrader's own command says
 
 
-# --------------------------------------------------------------------------- jupyter_client
-
-def test_installed_jupyter_client_fits_the_kernel_managers():
-    assert jupyter_compat.problems() == []
-    jupyter_compat.check()
-
-
-def test_an_incompatible_jupyter_client_is_reported():
-    class Changed:
-        async def _async_launch_kernel(self, cmd, **kw):
-            pass
-
-    found = jupyter_compat.problems(manager=Changed, installed="9.0.1")
-    assert any("outside the supported range" in p for p in found)
-    assert any("_async_launch_kernel(self, cmd, **kw) no longer takes" in p for p in found)
-    assert any("_async_kill_kernel is missing" in p for p in found)
-    assert any("cleanup_resources is no longer" in p for p in found)
-
-
-def test_kernel_managers_rebind_the_public_names():
-    from grading.kernels import LocalKernelManager
-    from grading.sandbox import SandboxKernelManager
-
-    for cls in (LocalKernelManager, SandboxKernelManager):
-        assert cls.cleanup_resources is cls._async_cleanup_resources
-        assert cls.shutdown_kernel is cls._async_shutdown_kernel
-
-
 # --------------------------------------------------------------------------- worker processes
 
 def test_workers_are_not_forked_from_the_threaded_parent():
-    from grading.autograde import _context
+    from cs231n_grading.autograde import _context
 
     assert _context().get_start_method() in ("forkserver", "spawn")

@@ -14,18 +14,18 @@ import nbformat
 import pytest
 from nbformat.v4 import new_code_cell, new_output
 
+from cs231n_grading.autograde import autograde
+from cs231n_grading.cli import main
+from cs231n_grading.config import load_config
+from cs231n_grading.export import export, rows
+from cs231n_grading.feedback import feedback
+from cs231n_grading.gradebook import attach_scores
+from cs231n_grading.leakscan import hidden_test_lines, scan_release
+from cs231n_grading.release import release
+from cs231n_grading.restore import nbg
+from cs231n_grading.samples import fill, write_submission
+from cs231n_grading.status import StatusStore
 from cs231n_lib.checks import RECORD_MIME, encode_value
-from grading.autograde import autograde
-from grading.cli import main
-from grading.config import load_config
-from grading.export import export, rows
-from grading.feedback import feedback
-from grading.gradebook import attach_scores
-from grading.leakscan import hidden_test_lines, scan_release
-from grading.release import release
-from grading.restore import nbg
-from grading.samples import fill, write_submission
-from grading.status import StatusStore
 
 pytestmark = pytest.mark.slow
 FIXTURE = Path(__file__).parent / "fixtures" / "course_small"
@@ -263,14 +263,14 @@ def test_verify_passes_on_fixture_and_fails_on_a_broken_source(tmp_path, capsys)
 
 
 def test_python_dash_m_grading_runs():
-    out = subprocess.run([sys.executable, "-m", "grading", "--help"], capture_output=True,
+    out = subprocess.run([sys.executable, "-m", "cs231n_grading", "--help"], capture_output=True,
                          text=True, check=True)
     assert "autograde" in out.stdout and "verify" in out.stdout
 
 
 def test_sandboxed_grading_hides_the_course_from_student_code(tmp_path):
     """With the sandbox on, a submission cannot read the source notebook (unsandboxed it can)."""
-    from grading.sandbox import sandbox_available
+    from cs231n_grading.sandbox import sandbox_available
 
     cfg = load_config(FIXTURE / "nbgrader_config.py", course_dir=tmp_path / "c", sandbox=True)
     release(cfg, [A], log=lambda *_: None)
@@ -294,9 +294,9 @@ def test_sandboxed_grading_hides_the_course_from_student_code(tmp_path):
 
 
 def test_run_notebook_caps_output_keeps_records_and_enforces_the_notebook_limit(tmp_path):
-    from grading.execute import run_notebook
-    from grading.judge import cell_records
-    from grading.kernels import make_kernel_manager
+    from cs231n_grading.execute import run_notebook
+    from cs231n_grading.judge import cell_records
+    from cs231n_grading.kernels import make_kernel_manager
 
     lib = tmp_path / "lib"
     shutil.copytree(FIXTURE.parents[2] / "cs231n_lib", lib / "cs231n_lib")
@@ -333,8 +333,8 @@ def test_demo_on_the_fixture_course_ends_with_where_everything_is(tmp_path, caps
 def test_local_kernels_leave_no_socket_folders_even_when_they_die(tmp_path, monkeypatch):
     import tempfile
 
-    from grading.execute import run_notebook
-    from grading.kernels import make_kernel_manager
+    from cs231n_grading.execute import run_notebook
+    from cs231n_grading.kernels import make_kernel_manager
 
     lib = tmp_path / "lib"
     shutil.copytree(FIXTURE.parents[2] / "cs231n_lib", lib / "cs231n_lib")

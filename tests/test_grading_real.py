@@ -4,10 +4,10 @@ import ast
 
 import pytest
 
-from grading.config import load_config
-from grading.leakscan import scan_release
-from grading.release import release
-from grading.student_edition import find_exercises
+from cs231n_grading.config import load_config
+from cs231n_grading.leakscan import scan_release
+from cs231n_grading.release import release
+from cs231n_grading.student_edition import find_exercises
 
 pytestmark = pytest.mark.slow
 

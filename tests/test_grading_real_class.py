@@ -1,12 +1,13 @@
 """End-to-end grading of the REAL assignments with the demo's sample class, in the sandbox.
 
 One module fixture releases the course into a temporary folder, writes the sample class of
-``grading.class_demo`` (alice correct, bob untouched, carol half done, dave correct with
+``cs231n_grading.class_demo`` (alice correct, bob untouched, carol half done, dave correct with
 warnings and stderr, erin a cut-off notebook), runs the reference notebooks and autogrades the
 class with two workers, then autogrades again (resume: everything skipped), exports the CSV and
 writes feedback.
-Every expected score is computed from the source notebooks' nbgrader metadata; carol's from the
-cells ``grading.samples`` fills for a "partial" submission and the names each test cell reads.
+Every expected score is computed from the source notebooks' nbgrader metadata; carol's from
+the cells ``cs231n_grading.samples`` fills for a "partial" submission and the names each test
+cell reads.
 """
 
 import csv
@@ -23,17 +24,17 @@ import nbformat
 import pytest
 from nbgrader.api import Gradebook
 
-from grading.autograde import autograde, load_references
-from grading.class_demo import CLASS
-from grading.config import load_config
-from grading.export import COLUMNS, export
-from grading.feedback import feedback, render
-from grading.leakscan import regions
-from grading.release import release
-from grading.restore import is_test, nbg
-from grading.samples import KINDS, write_submission
-from grading.selfcheck import _has_code
-from grading.status import StatusStore
+from cs231n_grading.autograde import autograde, load_references
+from cs231n_grading.class_demo import CLASS
+from cs231n_grading.config import load_config
+from cs231n_grading.export import COLUMNS, export
+from cs231n_grading.feedback import feedback, render
+from cs231n_grading.leakscan import regions
+from cs231n_grading.release import release
+from cs231n_grading.restore import is_test, nbg
+from cs231n_grading.samples import KINDS, write_submission
+from cs231n_grading.selfcheck import _has_code
+from cs231n_grading.status import StatusStore
 
 pytestmark = pytest.mark.slow
 CHECKED = "02_padding_stride"  # a quick notebook for `check` and `verify`
@@ -97,7 +98,7 @@ def solution_dependencies(nb) -> dict[str, set[str]]:
 
 def answered(kind: str, release_nb, source_nb) -> set[str]:
     """grade_ids of the solution cells a sample submission of ``kind`` fills in (by comparing
-    what ``grading.samples`` makes with the release, not by re-implementing it)."""
+    what ``cs231n_grading.samples`` makes with the release, not by re-implementing it)."""
     made = KINDS[kind](release_nb, source_nb)
     given = {nbg(c).get("grade_id"): c.source for c in release_nb.cells}
     return {nbg(c)["grade_id"] for c in made.cells
@@ -118,7 +119,7 @@ def expected_points(kind: str, release_nb, source_nb) -> dict[str, float]:
 
 @pytest.fixture(scope="module")
 def graded(tmp_path_factory):
-    from grading.sandbox import sandbox_available
+    from cs231n_grading.sandbox import sandbox_available
 
     ok, why = sandbox_available()
     if not ok:

@@ -7,12 +7,12 @@ import numpy as np
 import pytest
 from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook
 
+from cs231n_grading.config import load_config
+from cs231n_grading.judge import cell_records, compare, judge_cell
+from cs231n_grading.leakscan import hidden_test_lines, scan_library, scan_release
+from cs231n_grading.restore import InvalidSubmission, load_notebook_text, nbg, restore
+from cs231n_grading.student_edition import build_student_edition, find_exercises, stub_source
 from cs231n_lib.checks import RECORD_MIME, encode_value
-from grading.config import load_config
-from grading.judge import cell_records, compare, judge_cell
-from grading.leakscan import hidden_test_lines, scan_library, scan_release
-from grading.restore import InvalidSubmission, load_notebook_text, nbg, restore
-from grading.student_edition import build_student_edition, find_exercises, stub_source
 
 LIB = textwrap.dedent('''\
     """Module."""
@@ -249,7 +249,7 @@ def _maybe_die(task):
 
 
 def test_run_pool_survives_a_task_that_kills_its_worker():
-    from grading.autograde import run_pool
+    from cs231n_grading.autograde import run_pool
 
     tasks = [{"n": i, "die": i == 2} for i in range(5)]
     seen = []
@@ -260,7 +260,7 @@ def test_run_pool_survives_a_task_that_kills_its_worker():
 
 
 def test_demo_only_wipes_folders_it_made(tmp_path):
-    from grading.class_demo import MARKER, fresh_course_dir
+    from cs231n_grading.class_demo import MARKER, fresh_course_dir
 
     real = tmp_path / "real"
     real.mkdir()
@@ -291,7 +291,7 @@ def test_fixture_notebooks_are_committed_clean_and_match_their_builder():
 
 
 def test_check_verdicts_skip_hidden_only_cells_and_group_by_section():
-    from grading.selfcheck import report, verdicts
+    from cs231n_grading.selfcheck import report, verdicts
 
     def test_cell(gid, source, outputs=()):
         cell = new_code_cell(source, metadata=meta(gid, grade=True, locked=True, points=2))
@@ -318,7 +318,7 @@ def test_check_verdicts_skip_hidden_only_cells_and_group_by_section():
 
 
 def test_thread_env_sets_every_pool_to_the_share():
-    from grading.kernels import THREAD_VARS, thread_env
+    from cs231n_grading.kernels import THREAD_VARS, thread_env
 
     assert thread_env(None) == {}
     assert thread_env(3) == dict.fromkeys(THREAD_VARS, "3")
@@ -329,7 +329,7 @@ def test_thread_env_sets_every_pool_to_the_share():
 def test_deep_notebook_metadata_is_an_invalid_submission():
     """Notebook-level metadata nested deeply once reached nbformat's recursion limit (a
     'grader error'); it is refused with a reason like a cell's."""
-    from grading.restore import InvalidSubmission, load_notebook_text
+    from cs231n_grading.restore import InvalidSubmission, load_notebook_text
     deep = "[" * 200 + "]" * 200
     text = '{"nbformat": 4, "nbformat_minor": 5, "cells": [], "metadata": {"x": ' + deep + "}}"
     with pytest.raises(InvalidSubmission, match="the notebook has metadata nested deeper"):

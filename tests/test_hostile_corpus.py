@@ -61,15 +61,15 @@ from hostile_issue13 import (
 from nbformat.v4 import new_code_cell, new_markdown_cell, new_output
 from sandbox_procs import running_with_uid
 
+from cs231n_grading.autograde import autograde
+from cs231n_grading.config import load_config
+from cs231n_grading.feedback import feedback
+from cs231n_grading.release import release
+from cs231n_grading.restore import nbg
+from cs231n_grading.samples import KINDS, fill
+from cs231n_grading.sandbox import UID_BASE, sandbox_available
+from cs231n_grading.status import StatusStore
 from cs231n_lib.checks import RECORD_MIME, encode_value
-from grading.autograde import autograde
-from grading.config import load_config
-from grading.feedback import feedback
-from grading.release import release
-from grading.restore import nbg
-from grading.samples import KINDS, fill
-from grading.sandbox import UID_BASE, sandbox_available
-from grading.status import StatusStore
 
 pytestmark = pytest.mark.slow
 FIXTURE = Path(__file__).parent / "fixtures" / "course_small"

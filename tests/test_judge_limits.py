@@ -7,9 +7,9 @@ import re
 import numpy as np
 import pytest
 
+from cs231n_grading.judge import compare, judge_cell
 from cs231n_lib import checks
 from cs231n_lib.checks import decode_value, encode_value
-from grading.judge import compare, judge_cell
 
 
 def rec(check_id, value, kind="close", **kw):
@@ -135,7 +135,7 @@ def test_many_records_are_judged_in_one_pass():
 
 
 def test_an_unexpected_error_while_comparing_costs_only_that_record(monkeypatch):
-    import grading.judge as judge
+    import cs231n_grading.judge as judge
 
     def boom(*_):
         raise RecursionError("maximum recursion depth exceeded")
@@ -188,9 +188,9 @@ def test_the_audit_attacks_in_a_real_kernel_cost_only_their_own_cells(tmp_path):
     import nbformat
     from nbformat.v4 import new_code_cell, new_notebook
 
-    from grading.execute import run_notebook
-    from grading.kernels import make_kernel_manager
-    from grading.worker import judge_notebook
+    from cs231n_grading.execute import run_notebook
+    from cs231n_grading.kernels import make_kernel_manager
+    from cs231n_grading.worker import judge_notebook
 
     lib = tmp_path / "lib"
     shutil.copytree(Path(__file__).parents[1] / "cs231n_lib", lib / "cs231n_lib")

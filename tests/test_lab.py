@@ -24,19 +24,20 @@ from pathlib import Path
 
 import pytest
 
-from grading import lab
-from grading.config import load_config
-from grading.release import release
+from cs231n_grading import lab
+from cs231n_grading.config import load_config
+from cs231n_grading.release import release
 
 FIXTURE = Path(__file__).parent / "fixtures" / "course_small"
 A = "01_basics"
 LINE = re.compile(r"JupyterLab: (http://127\.0\.0\.1:(\d+))/lab\?token=(\w+)  folder: (.+?)  "
                   r"kernel: student edition of cs231n_lib \((.+?)\)(?=\s|$)", re.M)
-# Runs `cs231n-course lab` through grading.lab's own parser and run() (cli.py wires the same two).
+# Runs `cs231n-course lab` through cs231n_grading.lab's own parser and run() (cli.py wires the
+# same two).
 LAUNCH = """
 import argparse, sys
-from grading import lab
-from grading.config import load_config
+from cs231n_grading import lab
+from cs231n_grading.config import load_config
 p = argparse.ArgumentParser()
 lab.add_parser(p.add_subparsers(dest="command"))
 args = p.parse_args(sys.argv[3:])

@@ -98,6 +98,21 @@ def test_spatial_batchnorm_is_batchnorm_over_pixels(rng):
     np.testing.assert_allclose(out.mean(axis=(0, 2, 3)), beta, atol=1e-12)
 
 
+def test_spatial_batchnorm_test_mode_scales_each_channel(rng):
+    """Test mode on (N, C, H, W) with W == C: gamma and beta must follow the channel axis."""
+    x = rng.standard_normal((2, 3, 4, 3))
+    gamma, beta = rng.uniform(0.5, 2, 3), rng.standard_normal(3)
+    rm, rv = rng.standard_normal(3), rng.uniform(0.5, 2, 3)
+    bn_param = {"mode": "test", "running_mean": rm, "running_var": rv}
+    out, cache = layers.spatial_batchnorm_forward(x, gamma, beta, bn_param)
+    c = (1, 3, 1, 1)
+    x_hat = (x - rm.reshape(c)) / np.sqrt(rv.reshape(c) + 1e-5)
+    np.testing.assert_allclose(out, gamma.reshape(c) * x_hat + beta.reshape(c), rtol=1e-12)
+    dx, _, _ = layers.spatial_batchnorm_backward(np.ones_like(x), cache)
+    np.testing.assert_allclose(dx, np.broadcast_to((gamma / np.sqrt(rv + 1e-5)).reshape(c),
+                                                   x.shape), rtol=1e-12)
+
+
 # --------------------------------------------------------------------------- dropout
 def test_dropout_train_keeps_about_p_and_preserves_the_mean(rng):
     x = np.ones((500, 200))

@@ -3,6 +3,7 @@
 import json
 import subprocess
 import sys
+from pathlib import Path
 
 import matplotlib
 import numpy as np
@@ -144,11 +145,13 @@ def test_table_has_a_row_per_layer_and_blocks_expanded():
 
 def test_cli_prints_the_table_and_json():
     """The command line prints the per-layer table, and --json the keys other tools read."""
-    out = subprocess.run([sys.executable, "-m", "cs231n_lib.memory", "vgg16"],
-                         capture_output=True, text=True, check=True).stdout
+    # the installed console script (pyproject's [project.scripts]) beside this Python
+    script = Path(sys.executable).parent / "cs231n-memory"
+    out = subprocess.run([str(script), "vgg16"], capture_output=True, text=True,
+                         check=True).stdout
     assert "138,357,544" in out and "15,470,264,320" in out and "MiB" in out
     assert "15,237,608" in out
-    out = subprocess.run([sys.executable, "-m", "cs231n_lib.memory", "resnet50", "--batch", "8",
+    out = subprocess.run([sys.executable, "-m", "cs231n_lib.memory_cli", "resnet50", "--batch", "8",
                           "--optimizer", "adam", "--json"],
                          capture_output=True, text=True, check=True).stdout
     data = json.loads(out)

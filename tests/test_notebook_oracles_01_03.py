@@ -33,12 +33,12 @@ from scipy import signal
 
 os.environ.setdefault("MPLBACKEND", "Agg")
 
+from cs231n_grading.judge import compare  # noqa: E402
 from cs231n_lib import architectures as arch  # noqa: E402
 from cs231n_lib import shapes  # noqa: E402
 from cs231n_lib.checks import encode_value  # noqa: E402
 from cs231n_lib.fast_layers import conv_backward_fast, conv_forward_fast  # noqa: E402
 from cs231n_lib.gradient_check import eval_numerical_gradient_array, rel_error  # noqa: E402
-from grading.judge import compare  # noqa: E402
 
 NOTEBOOKS = ("01_convolution", "02_padding_stride", "03_pooling")
 HIDDEN = re.compile(r"### BEGIN HIDDEN TESTS\n(.*?)### END HIDDEN TESTS", re.DOTALL)

@@ -17,8 +17,8 @@ from pathlib import Path
 import notebook_utils as nbu
 import pytest
 
-from grading.markers import REGION, SOLUTION
-from grading.student_edition import docstring_stmt, find_exercises
+from cs231n_grading.markers import REGION, SOLUTION
+from cs231n_grading.student_edition import docstring_stmt, find_exercises
 
 ROOT = Path(__file__).resolve().parents[1]
 LIBRARY = ROOT / "cs231n_lib"

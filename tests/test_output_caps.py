@@ -8,9 +8,9 @@ import nbformat
 import pytest
 from nbformat.v4 import new_code_cell, new_notebook
 
+from cs231n_grading.execute import CappedClient, run_notebook
+from cs231n_grading.judge import cell_records
 from cs231n_lib.checks import RECORD_MIME, encode_value
-from grading.execute import CappedClient, run_notebook
-from grading.judge import cell_records
 
 TEST_META = {"nbgrader": {"grade": True, "solution": False, "locked": True, "grade_id": "t",
                           "points": 1, "schema_version": 3}}
@@ -118,7 +118,7 @@ def test_records_keep_their_own_budget_and_display_updates_never_touch_them():
 
 
 def test_a_record_flood_stops_at_the_cell_limit_and_spares_other_cells():
-    from grading.execute import MAX_RECORDS_PER_CELL
+    from cs231n_grading.execute import MAX_RECORDS_PER_CELL
 
     nb, client = client_for([new_code_cell("", metadata=TEST_META), new_code_cell("")])
     for i in range(MAX_RECORDS_PER_CELL + 100):
@@ -142,7 +142,7 @@ def test_outputs_too_deep_to_keep_are_dropped_with_a_note():
 
 @pytest.mark.slow
 def test_display_id_amplification_in_a_real_kernel_stays_under_the_notebook_cap(tmp_path):
-    from grading.kernels import make_kernel_manager
+    from cs231n_grading.kernels import make_kernel_manager
 
     lib = tmp_path / "lib"
     shutil.copytree(Path(__file__).parents[1] / "cs231n_lib", lib / "cs231n_lib")

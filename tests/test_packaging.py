@@ -18,15 +18,15 @@ import pytest
 import yaml
 from packaging.requirements import Requirement
 
+from cs231n_grading import config as grading_config
 from cs231n_lib.data import files
-from grading import config as grading_config
 
 ROOT = Path(__file__).resolve().parents[1]
 PYPROJECT = tomllib.loads((ROOT / "pyproject.toml").read_text())
 PROJECT = PYPROJECT["project"]
 EXTRAS = PROJECT["optional-dependencies"]
 # What `make` installs, and what environment.yml mirrors.
-MAKE_EXTRAS = ("course", "grading", "test")
+MAKE_EXTRAS = ("course", "grading", "cluster", "test")
 # Import name -> distribution name where they differ.
 DIST_OF = {"IPython": "ipython", "zmq": "pyzmq", "yaml": "pyyaml", "skimage": "scikit-image",
            "sklearn": "scikit-learn"}
@@ -55,6 +55,11 @@ def _declared(*extras: str) -> set[str]:
     return set(_merged([PROJECT["dependencies"], *(EXTRAS[e] for e in extras)]))
 
 
+# import name -> folder (relative to the checkout) that holds it
+PACKAGE_ROOTS = {"cs231n_lib": "", "cs231n_grading": "grading"}
+PROJECT_PACKAGES = set(PACKAGE_ROOTS)
+
+
 def _imports(path: Path, top_level_only: bool = False) -> set[str]:
     """Third-party distributions a Python file imports (absolute imports outside the project)."""
     found = set()
@@ -69,7 +74,7 @@ def _imports(path: Path, top_level_only: bool = False) -> set[str]:
             continue
         for name in names:
             top = name.split(".")[0]
-            if top not in sys.stdlib_module_names and top not in {"cs231n_lib", "grading"}:
+            if top not in sys.stdlib_module_names and top not in PROJECT_PACKAGES:
                 found.add(_norm(DIST_OF.get(top, top))[0])
     return found
 
@@ -86,14 +91,14 @@ def _grading_closure(module: str) -> set[str]:
     seen, todo, found = set(), [module], set()
     while todo:
         name = todo.pop()
-        path = ROOT / (name.replace(".", "/") + ".py")
+        path = ROOT / PACKAGE_ROOTS.get(name.split(".")[0], "") / (name.replace(".", "/") + ".py")
         if name in seen or not path.is_file():
             continue
         seen.add(name)
         found |= _imports(path)
         tree = ast.parse(path.read_text(encoding="utf-8"))
         todo += [n.module for n in ast.walk(tree) if isinstance(n, ast.ImportFrom)
-                 and n.module and n.module.split(".")[0] in {"grading", "cs231n_lib"}]
+                 and n.module and n.module.split(".")[0] in PROJECT_PACKAGES]
     return found
 
 
@@ -147,15 +152,41 @@ def test_library_needs_only_the_base_dependencies():
 
 
 def test_grader_imports_are_declared():
-    missing = _imports_under("grading") - _declared("grading", "course")
+    missing = _imports_under("grading") - _declared("grading", "course", "cluster")
     assert not missing, f"grading imports undeclared {sorted(missing)}"
-    grader_only = _imports_under("grading") - _grading_closure("grading.lab") - {"jupyterlab"}
-    assert grader_only <= _declared("grading")
+    grader_only = (_imports_under("grading") - _grading_closure("cs231n_grading.lab")
+                   - {"jupyterlab"})
+    # grading on a Dask cluster is the cluster extra's business: the modules importing dask or
+    # distributed. What workers receive (bundles) and their checks (worker_checks) need neither.
+    package = ROOT / "grading" / "cs231n_grading"
+    modules = {"cs231n_grading." + ".".join(p.relative_to(package).with_suffix("").parts): p
+               for p in package.rglob("*.py")}
+    cluster = {m for m, p in modules.items() if _imports(p) & {"dask", "distributed"}}
+    assert "cs231n_grading.distributed" in cluster, cluster
+    assert not cluster & {"cs231n_grading.bundles", "cs231n_grading.worker_checks"}, cluster
+    cluster_only = set().union(*(_imports(modules[m]) for m in cluster)) - _declared("grading")
+    assert {"distributed", "dask"} <= cluster_only <= _declared("cluster")
+    assert grader_only - cluster_only <= _declared("grading")
+    # and no other module imports one of them at its top level (autograde does so lazily)
+    for name, path in modules.items():
+        if name not in cluster:
+            assert not _top_level_modules(path) & cluster, f"{name} needs the cluster extra"
+
+
+def _top_level_modules(path: Path) -> set[str]:
+    """Modules a Python file imports at its top level (``from a import b``: ``a`` and ``a.b``)."""
+    found = set()
+    for node in ast.parse(path.read_text(encoding="utf-8")).body:
+        if isinstance(node, ast.Import):
+            found |= {a.name for a in node.names}
+        elif isinstance(node, ast.ImportFrom) and node.module:
+            found |= {node.module, *(f"{node.module}.{a.name}" for a in node.names)}
+    return found
 
 
 @pytest.mark.parametrize("module", [
-    "grading.lab",
-    "grading.selfcheck",
+    "cs231n_grading.lab",
+    "cs231n_grading.selfcheck",
 ])
 def test_student_commands_need_only_the_course_extra(module):
     missing = _grading_closure(module) - _declared("course")
@@ -179,25 +210,27 @@ def test_base_install_pulls_no_jupyter_or_nbgrader():
 # --- where an installed package finds its course and data --------------------------------------
 
 def _layout(root: Path, *folders: str) -> Path:
+    """Make ``folders`` under ``root``; the package folder (``grading/cs231n_grading``)."""
     for folder in folders:
         (root / folder).mkdir(parents=True)
-    return root / "grading"
+    return root / "grading" / "cs231n_grading"
 
 
 def test_default_config_in_a_checkout(tmp_path):
-    package = _layout(tmp_path, "grading", "assignments", "grading/packaged_course/assignments")
-    assert grading_config.default_config(package) == package / "nbgrader_config.py"
+    package = _layout(tmp_path, "grading/cs231n_grading/packaged_course/assignments",
+                      "assignments")
+    assert grading_config.default_config(package) == tmp_path / "grading" / "nbgrader_config.py"
 
 
 def test_default_config_in_an_installed_wheel(tmp_path):
-    package = _layout(tmp_path, "grading/packaged_course/assignments")
+    package = _layout(tmp_path, "grading/cs231n_grading/packaged_course/assignments")
     assert grading_config.default_config(package) == (
         package / "packaged_course" / "nbgrader_config.py")
 
 
 def test_default_config_without_a_course_says_what_to_pass(tmp_path):
     with pytest.raises(ValueError, match="no course found.*--course PATH"):
-        grading_config.default_config(_layout(tmp_path, "grading"))
+        grading_config.default_config(_layout(tmp_path, "grading/cs231n_grading"))
 
 
 def test_default_data_dir_prefers_the_packaged_data(tmp_path, monkeypatch):
@@ -216,11 +249,15 @@ SKIP = shutil.ignore_patterns(".git", ".venv", "course", "build", "*.egg-info", 
 
 @pytest.fixture(scope="module")
 def wheel(tmp_path_factory) -> Path:
-    """A wheel built with `pip wheel --no-deps` from a clean copy of the checkout."""
+    """A wheel built with `pip wheel --no-deps` from the sdist of a clean copy of the checkout
+    (as pip builds one from a source release: what MANIFEST.in leaves out is missing)."""
     tmp = tmp_path_factory.mktemp("wheel")
     shutil.copytree(ROOT, tmp / "src", ignore=SKIP)
+    subprocess.run([sys.executable, "setup.py", "-q", "sdist", "-d", str(tmp / "sdist")],
+                   cwd=tmp / "src", check=True, timeout=600, capture_output=True)
+    (sdist,) = (tmp / "sdist").glob("cs231n_course-*.tar.gz")
     subprocess.run([sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", "-w",
-                    str(tmp / "dist"), str(tmp / "src")], check=True, timeout=600)
+                    str(tmp / "dist"), str(sdist)], check=True, timeout=600)
     (built,) = (tmp / "dist").glob("cs231n_course-*.whl")
     return built
 
@@ -244,11 +281,20 @@ def test_wheel_declares_the_base_and_the_extras(wheel):
 def test_wheel_ships_the_course_and_the_data(wheel):
     names = set(zipfile.ZipFile(wheel).namelist())
     for nb in (ROOT / "assignments").glob("*/*.ipynb"):
-        assert f"grading/packaged_course/assignments/{nb.parent.name}/{nb.name}" in names
+        assert f"cs231n_grading/packaged_course/assignments/{nb.parent.name}/{nb.name}" in names
     for data in (ROOT / "datasets").glob("*.npz"):
         assert f"cs231n_lib/data/datasets/{data.name}" in names
-    assert "grading/packaged_course/nbgrader_config.py" in names
-    assert not [n for n in names if n.startswith(("tests/", "course_src/", "datasets/"))]
+    assert "cs231n_grading/packaged_course/nbgrader_config.py" in names
+    # the course config of the checkout (grading/nbgrader_config.py), which the packaged one loads
+    assert "cs231n_grading/packaged_course/course/nbgrader_config.py" in names
+    # the Chinese edition: the notebooks' catalogues and the messages'
+    for po in (ROOT / "course_src" / "locale").glob("*/*.po"):
+        assert f"cs231n_grading/packaged_course/locale/{po.parent.name}/{po.name}" in names
+    assert {"cs231n_lib/locale/zh.po", "cs231n_grading/locale/zh.po"} <= names
+    assert len([n for n in names if n.startswith("cs231n_grading/packaged_course/locale/zh/")
+                and n.endswith(".po")]) == len(list((ROOT / "assignments").glob("*/*.ipynb")))
+    assert not [n for n in names if n.startswith(("tests/", "course_src/", "datasets/",
+                                                  "grading/"))]
 
 
 @pytest.fixture(scope="module")

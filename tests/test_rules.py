@@ -1,4 +1,5 @@
-"""grading.rules: the grader-side "how" rules, checked on the submitted source (pure functions)."""
+"""cs231n_grading.rules: the grader-side "how" rules, checked on the submitted source (pure
+functions)."""
 
 from __future__ import annotations
 
@@ -9,9 +10,9 @@ import nbformat
 import notebook_utils as nbu
 import pytest
 
-from grading import rules
-from grading.restore import nbg
-from grading.samples import WARN_PREFIX
+from cs231n_grading import rules
+from cs231n_grading.restore import nbg
+from cs231n_grading.samples import WARN_PREFIX
 
 NAMES = ["01_convolution", "02_padding_stride", "03_pooling", "04_memory", "05_architectures",
          "06_training"]
@@ -79,7 +80,7 @@ def test_partly_solved_notebooks_trip_no_rule(name, fraction):
     """A student who solved the first exercises: a stub's leftover names (``return r`` after
     nbgrader's ``raise``) are not uses of another exercise's local variables (a function binds
     only its own name in the notebook)."""
-    from grading.samples import fill
+    from cs231n_grading.samples import fill
     nb = source(name)
     partial = fill(stubbed(nb), nb, fraction=fraction)
     assert rules.violations(partial, nb) == []

@@ -1,4 +1,4 @@
-"""grading.safe_files: files below ``submitted/`` are read without following links (fast)."""
+"""cs231n_grading.safe_files: files below ``submitted/`` are read without following links (fast)."""
 
 import os
 import time
@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from grading.autograde import run_pool
-from grading.safe_files import (
+from cs231n_grading.autograde import run_pool
+from cs231n_grading.safe_files import (
     MissingFile,
     RefusedFile,
     TooLarge,
@@ -15,7 +15,7 @@ from grading.safe_files import (
     read_file,
     submission_root,
 )
-from grading.timestamps import read_timestamp
+from cs231n_grading.timestamps import read_timestamp
 
 
 @pytest.fixture

@@ -1,4 +1,4 @@
-"""The grading sandbox (grading/sandbox.py) with real bubblewrap and real kernels.
+"""The grading sandbox (grading/cs231n_grading/sandbox.py) with real bubblewrap and real kernels.
 
 Each test builds a tiny notebook with nbformat, runs it through nbclient in a sandboxed kernel and
 checks what the student's code could and could not do, and that nothing of the sandbox outlives
@@ -24,8 +24,8 @@ from nbclient import NotebookClient
 from nbclient.exceptions import CellTimeoutError, DeadKernelError
 from sandbox_procs import running, running_with_uid
 
-from grading import sandbox, sandbox_argv, sandbox_cgroup
-from grading.sandbox import SandboxLimits, make_kernel_manager, sandbox_available
+from cs231n_grading import sandbox, sandbox_argv, sandbox_cgroup
+from cs231n_grading.sandbox import SandboxLimits, make_kernel_manager, sandbox_available
 
 REPO = Path(__file__).resolve().parents[1]
 SMALL = SandboxLimits(memory_mb=1024, nproc=64, disk_mb=32, file_size_mb=16)
@@ -143,7 +143,8 @@ def test_bwrap_argv_isolates_and_binds_only_what_is_given(course, monkeypatch, r
     assert binds[str(course["work"])] == sandbox_argv.SUBMISSION_DIR
     assert binds[str(course["lib"])] == sandbox_argv.LIBRARY_DIR
     from_repo = {src for src in binds if REPO in Path(src).parents}
-    assert from_repo == {str(REPO / ".venv"), str(REPO / "grading" / "sandbox_launcher.py")}
+    launcher = REPO / "grading" / "cs231n_grading" / "sandbox_launcher.py"
+    assert from_repo == {str(REPO / ".venv"), str(launcher)}
     tmpfs = {argv[i + 3]: int(argv[i + 1]) // 2**20 for i, a in enumerate(argv) if a == "--size"}
     assert tmpfs == {"/dev/shm": sandbox_argv.DEV_SHM_MB, "/tmp": SMALL.disk_mb,
                      sandbox_argv.KERNEL_DIR: sandbox_argv.KERNEL_DIR_MB,
@@ -229,7 +230,7 @@ def test_kernel_imports_the_student_edition_only(course):
         except ImportError as e:
             print(type(e).__name__)
         try:
-            import grading.sandbox
+            import cs231n_grading.sandbox
         except ImportError:
             print('no grading')
     """])
@@ -292,14 +293,19 @@ def test_memory_bomb_raises_memory_error_and_kernel_lives_on(course):
 
 
 def test_cgroup_is_used_wherever_the_machine_allows_it(course):
+    """The real v1 path (this machine: cgroup v1 and an empty v2 hierarchy); v2 and systemd-run
+    are tested against a fake tree in test_sandbox_cgroup_v2.py."""
     km = make_kernel_manager(course["work"], library_dir=course["lib"], limits=SMALL, env={})
     try:
+        kind = sandbox_cgroup.mechanism().kind
         can = all(d is not None and os.access(d, os.W_OK)
-                  for d in map(sandbox_cgroup._own_dir, ("memory", "pids")))
-        assert (km.sandbox_cgroup is not None) == can
-        if can:
+                  for d in map(sandbox_cgroup._own_v1_dir, ("memory", "pids")))
+        assert (km.sandbox_cgroup is not None) == (kind != "rlimits")
+        assert (kind == "v1") == (can and kind not in ("v2", "systemd"))
+        if kind == "v1":
             assert [d.parent for d in km.sandbox_cgroup.dirs] == [
-                sandbox_cgroup._own_dir("memory"), sandbox_cgroup._own_dir("pids")]
+                sandbox_cgroup._own_v1_dir("memory"), sandbox_cgroup._own_v1_dir("pids")]
+            assert km.sandbox_cgroup.dirs[0].name.startswith(f"cs231n-{os.getpid()}-")
             memory, pids = km.sandbox_cgroup.dirs
             assert int((memory / "memory.limit_in_bytes").read_text()) == SMALL.memory_mb * 2**20
             assert int((pids / "pids.max").read_text()) > SMALL.nproc

@@ -15,14 +15,14 @@ from pathlib import Path
 import pytest
 from nbgrader.api import Gradebook
 
-from grading.autograde import autograde
-from grading.config import load_config
-from grading.export import export
-from grading.feedback import feedback
-from grading.gradebook import attach_scores
-from grading.release import release
-from grading.samples import write_submission
-from grading.status import StatusStore
+from cs231n_grading.autograde import autograde
+from cs231n_grading.config import load_config
+from cs231n_grading.export import export
+from cs231n_grading.feedback import feedback
+from cs231n_grading.gradebook import attach_scores
+from cs231n_grading.release import release
+from cs231n_grading.samples import write_submission
+from cs231n_grading.status import StatusStore
 
 pytestmark = pytest.mark.slow
 FIXTURE = Path(__file__).parent / "fixtures" / "course_small"

@@ -68,6 +68,31 @@ def test_skipped_dx_does_no_col2im(monkeypatch):
     assert len(calls) == before
 
 
+def test_skipped_dx_on_the_winograd_path_does_no_input_transform(monkeypatch):
+    x_shape, w_shape, conv_param = SHAPES[2]
+    rng = np.random.default_rng(5)
+    x, w = rng.standard_normal(x_shape), rng.standard_normal(w_shape)
+    out, cache = fast_layers.conv_forward_fast(x, w, np.zeros(w_shape[0]), conv_param)
+    assert cache[4] == "winograd"
+    transforms = []  # the backward's only transform is dx's (the adjoint of the input tiles')
+    real = fast_layers.winograd._transform
+    monkeypatch.setattr(fast_layers.winograd, "_transform",
+                        lambda *a, **k: transforms.append(1) or real(*a, **k))
+    dx, dw, db = fast_layers.conv_backward_fast(out, cache)
+    assert len(transforms) == 1 and dx.shape == x.shape
+    skipped, dw2, db2 = fast_layers.conv_backward_fast(out, cache, need_dx=False)
+    assert skipped is None and len(transforms) == 1
+    np.testing.assert_allclose(dw2, dw, rtol=0, atol=1e-12)
+    np.testing.assert_allclose(db2, db, rtol=0, atol=1e-12)
+
+
+
+def test_winograd_backward_without_dx_needs_x_shape():
+    with pytest.raises(ValueError, match="x_shape"):
+        fast_layers.winograd.conv_backward(np.zeros((1, 4, 4, 4)), np.zeros((36, 4, 8)), None,
+                                           1, None)
+
+
 SANDWICHES = [
     (layer_utils.conv_relu_forward, layer_utils.conv_relu_backward, False, False),
     (layer_utils.conv_relu_pool_forward, layer_utils.conv_relu_pool_backward, False, True),

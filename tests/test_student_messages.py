@@ -17,14 +17,18 @@ import nbformat
 import notebook_utils as nbu
 import pytest
 
+from cs231n_grading.config import load_config
+from cs231n_grading.release import release
+from cs231n_grading.restore import nbg
+from cs231n_grading.samples import fill, write_submission
+from cs231n_grading.selfcheck import Verdict, check, report
+from cs231n_grading.solution_stubs import (
+    NameSolutionStubs,
+    generate_assignment_preprocessors,
+    name_stubs,
+)
+from cs231n_grading.student_edition import stub_source
 from cs231n_lib.checks import RECORD_MIME, pass_message
-from grading.config import load_config
-from grading.release import release
-from grading.restore import nbg
-from grading.samples import fill, write_submission
-from grading.selfcheck import Verdict, check, report
-from grading.solution_stubs import NameSolutionStubs, generate_assignment_preprocessors, name_stubs
-from grading.student_edition import stub_source
 
 FIXTURE = Path(__file__).parent / "fixtures" / "course_small"
 NB01 = "01_convolution"

@@ -102,7 +102,7 @@ def test_release_autograde_export_as_an_unprivileged_user(home):
     python = _venv_for_nobody(home) / "bin" / "python"
     env = {"HOME": str(home), "PATH": f"{python.parent}:/usr/bin:/bin", "LANG": "C.UTF-8"}
     base = [*_runner(), "env", "-i", *(f"{k}={v}" for k, v in env.items()),
-            str(python), "-m", "grading", "--course", str(config),
+            str(python), "-m", "cs231n_grading", "--course", str(config),
             "--course-dir", str(course)]
 
     def run(*args):
@@ -112,8 +112,8 @@ def test_release_autograde_export_as_an_unprivileged_user(home):
 
     run("release")
     assert course.stat().st_uid == NOBODY  # made by the unprivileged user
-    write = (f"from pathlib import Path\nfrom grading.config import load_config\n"
-             f"from grading.samples import write_submission\n"
+    write = (f"from pathlib import Path\nfrom cs231n_grading.config import load_config\n"
+             f"from cs231n_grading.samples import write_submission\n"
              f"cfg = load_config(Path({str(config)!r}), "
              f"course_dir=Path({str(course)!r}))\n"
              f"for student, kind in (('alice', 'correct'), ('bob', 'untouched'), "

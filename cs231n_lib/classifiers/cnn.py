@@ -20,6 +20,7 @@ from ..layer_utils import (
 )
 from ..layers import affine_backward, affine_forward, softmax_loss
 from ..shapes import check_int, output_size, same_pad
+from .regularization import add_l2
 
 
 class ThreeLayerConvNet:
@@ -98,12 +99,9 @@ class ThreeLayerConvNet:
 
         data_loss, dscores = softmax_loss(scores, y)
         weights = ("W1", "W2", "W3")
-        reg_loss = 0.5 * self.reg * sum(float(np.sum(p[w] * p[w])) for w in weights)
         grads = {}
         dh2, grads["W3"], grads["b3"] = affine_backward(dscores, cache3)
         dh1, grads["W2"], grads["b2"] = affine_relu_backward(dh2, cache2)
         # the images need no gradient: skip the first layer's dx
         _, grads["W1"], grads["b1"] = conv_relu_pool_backward(dh1, cache1, need_dx=False)
-        for w in weights:
-            grads[w] = grads[w] + self.reg * p[w]
-        return float(data_loss) + reg_loss, grads
+        return float(data_loss) + add_l2(self.reg, p, grads, weights), grads

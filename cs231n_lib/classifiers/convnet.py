@@ -34,6 +34,7 @@ from ..fast_layers import (
     max_pool_backward_fast,
     max_pool_forward_fast,
 )
+from ..layer_utils import affine_weight_grads, relu_backward_inplace
 from ..layers import (
     affine_backward,
     affine_forward,
@@ -47,6 +48,7 @@ from ..layers import (
     spatial_batchnorm_backward,
     spatial_batchnorm_forward,
 )
+from .regularization import add_l2
 
 _KINDS = {arch.Conv: "conv", arch.Pool: "pool", arch.Activation: "relu", arch.BatchNorm: "bn",
           arch.Dropout: "dropout", arch.Flatten: "flatten", arch.FC: "fc",
@@ -194,9 +196,11 @@ class ConvNet:
         # global average pool: (N, C, H, W) -> (N, C)
         return x.mean(axis=(2, 3)), x.shape
 
-    def _leaf_backward(self, node, dout, cache, grads, need_dx=True):
-        """dx of one non-composite layer; parameter gradients go into ``grads``. A conv layer
-        skips its dx (returns None) when ``need_dx`` is False."""
+    def _leaf_backward(self, node, dout, cache, grads, need_dx=True, owned=False):
+        """dx of one non-composite layer; parameter gradients go into ``grads``. A conv or FC
+        layer skips its dx (returns None) when ``need_dx`` is False. ``owned``: dout is a
+        gradient this network made and nobody else reads, which a ReLU may overwrite with its
+        dx."""
         kind, layer = node.kind, node.layer
         if kind == "conv":
             x, b, conv_cache = cache
@@ -211,6 +215,8 @@ class ConvNet:
         if kind == "pool":
             return _pool_backward(dout, cache, layer.kind, layer.pad)
         if kind == "relu":
+            if owned and layer.fn == "relu":
+                return relu_backward_inplace(dout, cache)
             return activation_backward(dout, cache, layer.fn)
         if kind == "bn":
             bn = spatial_batchnorm_backward if dout.ndim == 4 else batchnorm_backward
@@ -221,7 +227,10 @@ class ConvNet:
         if kind == "flatten":
             return dout.reshape(cache)
         if kind == "fc":
-            dx, grads[node.names["W"]], db = affine_backward(dout, cache)
+            if need_dx:
+                dx, grads[node.names["W"]], db = affine_backward(dout, cache)
+            else:  # the first layer with parameters: its dx is not needed
+                dx, (grads[node.names["W"]], db) = None, affine_weight_grads(dout, cache)
             if layer.bias:
                 grads[node.names["b"]] = db
             return dx
@@ -251,15 +260,25 @@ class ConvNet:
         return x, caches
 
     def _backward_seq(self, nodes, dout, caches, grads, need_dx=True):
-        """Gradient of the input of ``nodes``; None when ``need_dx`` is False and the first
-        node is a conv layer (its dx is skipped)."""
+        """Gradient of the input of ``nodes``, or None when ``need_dx`` is False: then the
+        layers before the first one with parameters are skipped and that one's dx is skipped
+        too when it is a conv or FC layer. ``dout`` itself is never overwritten (a residual block
+        hands the same gradient to two branches); the gradients made here may be."""
+        first = 0 if need_dx else next(
+            (i for i, node in enumerate(nodes) if node.names or node.children), len(nodes))
+        upstream = dout
         for i, node, cache in zip(range(len(nodes) - 1, -1, -1), reversed(nodes),
                                   reversed(caches), strict=True):
+            if i < first:
+                return None  # nobody needs this gradient: no layer before has parameters
+            # made by a layer of this loop (not a view of the caller's, as Flatten's dx is)
+            owned = not np.may_share_memory(dout, upstream)
             if node.kind == "res":
                 body, short = node.children
                 c_body, c_short, c_relu = cache
                 if c_relu is not None:
-                    dout = relu_backward(dout, c_relu)
+                    relu = relu_backward_inplace if owned else relu_backward
+                    dout = relu(dout, c_relu)
                 # the add copies the gradient to both paths; their input gradients add up
                 dout = (self._backward_seq(body, dout, c_body, grads)
                         + self._backward_seq(short, dout, c_short, grads))
@@ -268,8 +287,9 @@ class ConvNet:
                 dout = sum(self._backward_seq(branch, d, c, grads)
                            for branch, d, c in zip(node.children, pieces, cache, strict=True))
             else:
-                dout = self._leaf_backward(node, dout, cache, grads, need_dx or i > 0)
-        return dout
+                dout = self._leaf_backward(node, dout, cache, grads, need_dx or i > first,
+                                           owned)
+        return dout if need_dx or first == 0 else None
 
     def forward(self, X, mode="train"):
         """Scores and the caches of every layer: ``(scores, caches)``.
@@ -286,7 +306,9 @@ class ConvNet:
     def backward(self, dscores, caches, *, need_dx=True):
         """``(dX, grads)``: the input gradient and every parameter's gradient (without the
         regularisation term) from the gradient of the scores and the caches of ``forward``.
-        need_dx=False (keyword only): a first conv layer skips dX (which may then be None)."""
+        need_dx=False (keyword only): dX is not needed (it is then None): the layers before
+        the first one with parameters are skipped, and so is that one's dX when it is a conv or
+        FC layer."""
         grads = {}
         dX = self._backward_seq(self.nodes, dscores, caches, grads, need_dx)
         return dX, grads
@@ -364,10 +386,7 @@ class ConvNet:
             raise ValueError(f"the spec must end in class scores (N, classes), got {scores.shape}")
         loss, dscores = softmax_loss(scores, y)
         _, grads = self.backward(dscores, caches, need_dx=False)  # the images need no gradient
-        for key, value in self.params.items():
-            if key.startswith("W"):
-                loss += 0.5 * self.reg * float(np.sum(value * value))
-                grads[key] = grads[key] + self.reg * value
+        loss += add_l2(self.reg, self.params, grads, [k for k in self.params if k[0] == "W"])
         return loss, grads
 
 
@@ -397,6 +416,8 @@ def grouped_conv_forward(x, w, b, conv_param, groups=1):
 def grouped_conv_backward(dout, cache, groups=1, *, need_dx=True):
     """Backward pass of grouped_conv_forward: (dx, dw, db); dx is None (not computed) when
     need_dx is False."""
+    if groups == 1:  # no split: the gradients as the fast layer returns them, without a copy
+        return conv_backward_fast(dout, cache[0], need_dx=need_dx)
     douts = np.split(dout, groups, axis=1)
     grads = [conv_backward_fast(np.ascontiguousarray(d), c, need_dx=need_dx)
              for d, c in zip(douts, cache, strict=True)]

@@ -23,6 +23,7 @@ from ..layers import (
     softmax_loss,
 )
 from ..shapes import check_int
+from .regularization import add_l2
 
 NORMALIZATIONS = (None, "batchnorm")
 
@@ -137,13 +138,12 @@ class FullyConnectedNet:
             cache, drop_cache = caches[i - 1]
             if self.use_dropout:
                 dh = dropout_backward(dh, drop_cache)
+            need_dx = i > 1  # the first layer's input, the data, needs no gradient
             if self.normalization == "batchnorm":
                 dh, grads[f"W{i}"], grads[f"b{i}"], grads[f"gamma{i}"], grads[f"beta{i}"] = \
-                    affine_bn_relu_backward(dh, cache)
+                    affine_bn_relu_backward(dh, cache, need_dx=need_dx)
             else:
-                dh, grads[f"W{i}"], grads[f"b{i}"] = affine_relu_backward(dh, cache)
-        for i in range(1, L + 1):
-            W = p[f"W{i}"]
-            loss += 0.5 * self.reg * float(np.sum(W * W))
-            grads[f"W{i}"] = grads[f"W{i}"] + self.reg * W
+                dh, grads[f"W{i}"], grads[f"b{i}"] = affine_relu_backward(dh, cache,
+                                                                          need_dx=need_dx)
+        loss += add_l2(self.reg, p, grads, [f"W{i}" for i in range(1, L + 1)])
         return float(loss), grads

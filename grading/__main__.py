@@ -1,7 +1,0 @@
-"""``python -m grading``: same as ``cs231n-course``."""
-
-import sys
-
-from grading.cli import main
-
-sys.exit(main())
