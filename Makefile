@@ -57,9 +57,15 @@ lab: $(STAMP)
 train: setup
 	$(PY) -m cs231n_lib.train_demo
 
-test: setup browserdeps
+# The suite also installs the [bench] extra (torch 2.13.0, CPU): the benchmarks' smoke tests
+# compare with it, as the benchmarks do.
+test: setup browserdeps $(VENV)/.bench-installed
 	$(PY) -m ruff check .
 	$(PY) -m pytest
+
+$(VENV)/.bench-installed: $(STAMP)
+	$(PY) -m pip install -q -e '.[bench]'
+	touch $@
 
 # Debian's Chromium for the real-browser tests (tests/test_browser.py; Playwright drives it, no
 # browser download) and a CJK font, so the glossaries' Chinese terms are not empty boxes in its
@@ -89,8 +95,7 @@ notebooks: $(STAMP)
 
 # With OpenBLAS's own choice of kernel for this CPU (see bench/conv.py; tests and CI keep the
 # machine's settings).
-bench: $(STAMP)
-	$(PY) -m pip install -q -e '.[bench]'
+bench: $(VENV)/.bench-installed
 	env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE $(PY) bench/conv.py
 	env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE $(PY) bench/train_step.py
 	env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE $(PY) bench/layers.py

@@ -140,7 +140,7 @@ def test_environment_mirrors_what_make_installs():
 
 def test_test_tools_are_pinned_exactly():
     test = dict(map(_norm, EXTRAS["test"]))
-    for tool in ("pytest", "pytest-timeout", "ruff"):
+    for tool in ("pytest", "pytest-timeout", "ruff", "setuptools"):
         assert test[tool].startswith("==") and "," not in test[tool], (tool, test[tool])
         assert metadata.version(tool) == test[tool][2:], f"installed {tool} is not the pin"
 
@@ -250,14 +250,16 @@ SKIP = shutil.ignore_patterns(".git", ".venv", "course", "build", "*.egg-info", 
 @pytest.fixture(scope="module")
 def wheel(tmp_path_factory) -> Path:
     """A wheel built with `pip wheel --no-deps` from the sdist of a clean copy of the checkout
-    (as pip builds one from a source release: what MANIFEST.in leaves out is missing)."""
+    (as pip builds one from a source release: what MANIFEST.in leaves out is missing), both with
+    the test extra's pinned setuptools (no build isolation: nothing is downloaded)."""
     tmp = tmp_path_factory.mktemp("wheel")
     shutil.copytree(ROOT, tmp / "src", ignore=SKIP)
     subprocess.run([sys.executable, "setup.py", "-q", "sdist", "-d", str(tmp / "sdist")],
                    cwd=tmp / "src", check=True, timeout=600, capture_output=True)
     (sdist,) = (tmp / "sdist").glob("cs231n_course-*.tar.gz")
-    subprocess.run([sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", "-w",
-                    str(tmp / "dist"), str(sdist)], check=True, timeout=600)
+    subprocess.run([sys.executable, "-m", "pip", "wheel", "-q", "--no-deps",
+                    "--no-build-isolation", "-w", str(tmp / "dist"), str(sdist)],
+                   check=True, timeout=600)
     (built,) = (tmp / "dist").glob("cs231n_course-*.whl")
     return built
 
