@@ -328,6 +328,9 @@ def test_demo_on_the_fixture_course_ends_with_where_everything_is(tmp_path, caps
     assert status[("erin", A)].startswith("not graded: 01_basics.ipynb: invalid JSON")
     assert "tampering" not in " ".join(status.values())  # honest work raises no flags
     assert len(list((course_dir / "feedback").rglob("*.html"))) == 10
+    # both editions released, so `make lab` shows the Chinese one beside the English
+    assert (course_dir / "release" / A / f"{A}.ipynb").is_file()
+    assert (course_dir / "release" / A / f"{A}.zh.ipynb").is_file()
 
 
 def test_local_kernels_leave_no_socket_folders_even_when_they_die(tmp_path, monkeypatch):

@@ -337,3 +337,14 @@ def test_deep_notebook_metadata_is_an_invalid_submission():
     ok = load_notebook_text('{"nbformat": 4, "nbformat_minor": 5, "cells": [], '
                             '"metadata": {"kernelspec": {"name": "python3"}}}')
     assert ok.metadata["kernelspec"]["name"] == "python3"
+
+
+def test_run_pool_with_nothing_to_do_starts_no_process(monkeypatch):
+    """A rerun with everything already graded must not pay for a process pool."""
+    from cs231n_grading import autograde
+
+    def no_pool():
+        raise AssertionError("a process pool was started for no task")
+
+    monkeypatch.setattr(autograde, "_context", no_pool)
+    assert autograde.run_pool(len, [], 2, desc="nothing") == []

@@ -135,6 +135,8 @@ def run_pool(fn, tasks: list, jobs: int, *, desc: str, on_result=None) -> list[d
     result is ``{'error': 'grading worker crashed'}``. ``on_result(i, result)`` runs in this
     process as each result arrives.
     """
+    if not tasks:  # nothing to do (e.g. a rerun with everything graded): start no processes
+        return []
     results: list[dict | None] = [None] * len(tasks)
     workers = max(1, min(jobs, len(tasks)))
     # each kernel gets its share of the CPUs (not part of a task's key: results do not depend on

@@ -52,8 +52,9 @@ def demo(cfg: CourseConfig, *, jobs: int | None = None, log=print) -> None:
         if not ok:  # the demo grades its own sample submissions: trusted code
             log(f"note: {why}; the demo's sample submissions are graded without the sandbox")
             cfg = dataclasses.replace(cfg, sandbox=False)
-    log(f"== 1. release {len(assignments)} assignment(s) -> {cfg.course_dir / 'release'}")
-    release(cfg, assignments, log=log)
+    log(f"== 1. release {len(assignments)} assignment(s), English and Chinese editions -> "
+        f"{cfg.course_dir / 'release'}")
+    release(cfg, assignments, log=log, lang="all")
     log(f"== 2. sample class {', '.join(f'{s} ({k})' for s, k in CLASS.items())}")
     for student, kind in CLASS.items():
         for a in assignments:
@@ -71,7 +72,8 @@ def demo(cfg: CourseConfig, *, jobs: int | None = None, log=print) -> None:
     log("== 5. feedback")
     pages = feedback(cfg, log=log)
     log(f"\nDone in {time.monotonic() - t0:.0f} s. Where everything is:\n"
-        f"  student notebooks:      {cfg.course_dir / 'release'}\n"
+        f"  student notebooks:      {cfg.course_dir / 'release'} (NN_name.ipynb, and the Chinese "
+        "edition NN_name.zh.ipynb)\n"
         f"  student library:        {cfg.student_library_dir}\n"
         f"  submissions:            {cfg.course_dir / 'submitted'}\n"
         f"  executed (instructor):  {cfg.course_dir / 'autograded'}\n"
