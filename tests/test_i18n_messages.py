@@ -205,6 +205,7 @@ def test_judge_and_check_and_feedback_in_chinese(zh):
     assert "可见测试 0 / 2；隐藏测试 1 分在评分时评判" in text
     assert "下一步：「1. 卷积（5 分）」部分中的 f (solution cell s) 未通过 t" in text
     assert "隐藏测试，只在评分时运行" in text and "备注：n" in text
+    assert "  未通过 t (2 分): NotImplementedError: x" in text  # the verdict word too
     head = header_html("li", "01_basics", {"notebook": "01_basics", "status": "graded",
                                            "notes": [], "tests": [], "lang": "zh"})
     assert "状态：" in head and "已评分" in head

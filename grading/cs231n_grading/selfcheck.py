@@ -75,7 +75,9 @@ def _exercise(cell) -> str:
     except SyntaxError:
         names = []
     gid = nbg(cell).get("grade_id")
-    return f"{', '.join(names)} (solution cell {gid})" if names else f"solution cell {gid}"
+    if not names:
+        return tr("solution cell {id}", id=gid)
+    return tr("{names} (solution cell {id})", names=", ".join(names), id=gid)
 
 
 def _heading(cell, section: str) -> str:
@@ -165,7 +167,8 @@ def _report(results: list[Verdict], notes: list[str]) -> str:
             lines.append("  ---- " + tr("{test} ({points}): written answer, graded by hand",
                                         test=v.grade_id, points=_pts(v.max_points)))
         else:
-            mark = "ok  " if v.problem is None else "FAIL"
+            ok, fail = tr("ok"), tr("FAIL")  # padded to one width, so the test ids line up
+            mark = (ok if v.problem is None else fail).ljust(max(len(ok), len(fail)))
             lines.append(f"  {mark} {v.grade_id} ({_pts(v.max_points)})"
                          + (f": {v.problem}" if v.problem else ""))
     total = sum(v.max_points for v in results)
