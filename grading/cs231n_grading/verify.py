@@ -18,7 +18,7 @@ from pathlib import Path
 
 from cs231n_grading.autograde import load_references, run_pool
 from cs231n_grading.config import CourseConfig
-from cs231n_grading.editions import edition_name, languages
+from cs231n_grading.editions import TAMPERING, edition_name, languages
 from cs231n_grading.judge import judge_cell
 from cs231n_grading.kernels import check_sandbox
 from cs231n_grading.outcome import is_graded
@@ -124,7 +124,7 @@ def _verify(cfg: CourseConfig, assignments, *, jobs, log, lang="en") -> int:
             if not is_graded(res["status"]):
                 problems.append(f"student version {res['status']}")
             problems += [f"student version: {n}" for n in res["notes"]
-                         if not n.startswith("tampering")]
+                         if not n.startswith(TAMPERING)]
             if got != 0:
                 passed = [t["grade_id"] for t in res["tests"] if t["passed"]]
                 problems.append(f"student version scores {got:g} (passes {passed})")
