@@ -34,7 +34,11 @@ excluded); the core-seconds, CPU time of the command and all its descendants, sa
 included (a cgroup v1 ``cpuacct`` group per run where the machine has one, else
 ``getrusage(RUSAGE_CHILDREN)`` with this process a child subreaper, which misses what a
 sandbox's namespace init reaps; the JSON keeps both); and the overhead beyond executing the
-notebook: a notebook's wall time minus the baseline time of the same notebook.
+notebook: a notebook's wall time minus the baseline time of the same notebook. And each
+command's fixed costs: *start-up*, from the command's start to the first notebook's (ours: its
+save time in ``grading_status.db`` minus the worker's duration, after the reference runs in a
+cold run; nbgrader: the first pre-convert hook), and *tail*, from the last notebook's end to
+the command's exit.
 ``--profile`` (on by default) then grades one correct notebook per assignment in this process
 with timers around each step (read, restore, workdir copy, sandbox start, cells, shutdown,
 judge, rules, sanitise, writing the executed notebook, the gradebook write the parent does),
@@ -153,7 +157,7 @@ def run_measured(commands: list[tuple[list[str], Path, dict]], log,
         def enter():  # in the child before exec: its whole tree is accounted to the group
             (group / "cgroup.procs").write_text(str(os.getpid()))
 
-        cpu0, t0 = child_cpu(), time.monotonic()
+        cpu0, t0, started = child_cpu(), time.monotonic(), time.time()
         procs = []
         for argv, cwd, env in commands:
             err = tempfile.TemporaryFile()
@@ -166,7 +170,7 @@ def run_measured(commands: list[tuple[list[str], Path, dict]], log,
             err.seek(0)
             errs.append(err.read().decode(errors="replace"))
             err.close()
-        wall = time.monotonic() - t0
+        wall, ended = time.monotonic() - t0, time.time()
         reap_orphans()
         rusage = child_cpu() - cpu0
         cgroup = int((group / "cpuacct.usage").read_text()) / 1e9 if group else None
@@ -179,7 +183,8 @@ def run_measured(commands: list[tuple[list[str], Path, dict]], log,
                 f"{text.strip().splitlines()[-1:] or ''}")
     cpu = rusage if cgroup is None else cgroup
     log(f"   ({wall:.1f} s wall, {cpu:.1f} core-s; getrusage says {rusage:.1f})")
-    return {"wall_s": wall, "core_s": cpu, "core_s_rusage": rusage,
+    return {"wall_s": wall, "started": started, "ended": ended, "core_s": cpu,
+            "core_s_rusage": rusage,
             "core_source": "rusage" if cgroup is None else "cpuacct", "returncodes": codes,
             "stderr": errs}
 
@@ -244,6 +249,21 @@ def our_durations(cfg: CourseConfig) -> dict[tuple[str, str, str], tuple[str, fl
         return {(s, a, n): (st, d) for s, a, n, st, d in rows}
     finally:
         db.close()
+
+
+def our_window(cfg: CourseConfig, since: float) -> tuple[float, float] | None:
+    """(when the first notebook's grading started, when the last result was saved), seconds
+    since the epoch, over the grading_status.db rows saved since ``since`` (a row's start: its
+    save time minus the worker's duration); None for no row."""
+    import sqlite3
+
+    db = sqlite3.connect(cfg.course_dir / "grading_status.db")
+    try:
+        rows = db.execute("SELECT MIN(graded_at - duration), MAX(graded_at) FROM results "
+                          "WHERE graded_at >= ?", (since,)).fetchone()
+    finally:
+        db.close()
+    return None if rows[0] is None else (rows[0], rows[1])
 
 
 def reference_state(cfg: CourseConfig) -> dict[str, tuple[int, str, float]]:
@@ -323,13 +343,21 @@ def nbgrader_group(cfg: CourseConfig, gradebook: Path, folder: Path, students: l
     return folder
 
 
+def _hook_events(groups: list[Path]) -> list[list[dict]]:
+    """Each group's hook events (hooks.jsonl, in order; [] where nbgrader wrote none)."""
+    out = []
+    for g in groups:
+        path = g / "hooks.jsonl"
+        out.append([json.loads(x) for x in path.read_text().splitlines()]
+                   if path.is_file() else [])
+    return out
+
+
 def nbgrader_spans(groups: list[Path]) -> dict[tuple[str, str, str], float]:
     """{(student, assignment, notebook): seconds from pre- to post-convert hook} (a submission
     nbgrader failed on has no post hook and no entry)."""
     out = {}
-    for g in groups:
-        path = g / "hooks.jsonl"
-        events = [json.loads(x) for x in path.read_text().splitlines()] if path.is_file() else []
+    for events in _hook_events(groups):
         started = {}
         for e in events:
             key = tuple(e["notebooks"])
@@ -339,6 +367,14 @@ def nbgrader_spans(groups: list[Path]) -> dict[tuple[str, str, str], float]:
                 nb = Path(key[0])
                 out[(nb.parent.parent.name, nb.parent.name, nb.stem)] = e["t"] - started.pop(key)
     return out
+
+
+def nbgrader_window(groups: list[Path]) -> tuple[float, float] | None:
+    """(first pre-convert hook, last hook of any kind) over all groups, seconds since the
+    epoch; None for no hook."""
+    events = [e for group in _hook_events(groups) for e in group]
+    starts = [e["t"] for e in events if e["event"] == "pre"]
+    return (min(starts), max(e["t"] for e in events)) if starts else None
 
 
 def gradebook_points(url: str, students: list[str], cfg: CourseConfig,
@@ -584,11 +620,13 @@ def run(args, log=print) -> dict:
                                            sandbox=sandbox), ROOT, None)], log,
                                      root / "logs" / "ours_cold")
     cold_refs, cold_nb = reference_state(cfg), our_durations(cfg)
+    windows = {"ours_cold": our_window(cfg, runs["ours_cold"]["started"])}
     log("== ours, warm (--force: every notebook again, references cached)")
     runs["ours_warm"] = run_measured([(cli(cfg, "autograde", "--jobs", str(jobs), "--force",
                                            sandbox=sandbox), ROOT, None)], log,
                                      root / "logs" / "ours_warm")
     warm_refs, warm_nb = reference_state(cfg), our_durations(cfg)
+    windows["ours_warm"] = our_window(cfg, runs["ours_warm"]["started"])
     nbgrader = str(Path(sys.executable).with_name("nbgrader"))
     log(f"== nbgrader autograde, {len(groups)} processes at once")
     runs["nbgrader"] = run_measured([([nbgrader, "autograde", "*"], g, nbgrader_env)
@@ -598,6 +636,7 @@ def run(args, log=print) -> dict:
             raise RuntimeError("nbgrader could not load the benchmark's config:\n"
                                + text[text.index("Exception while loading"):][:3000])
     nbg_nb = nbgrader_spans(groups)
+    windows["nbgrader"] = nbgrader_window(groups)
     log(f"== plain nbclient execution of each distinct notebook, {jobs} at a time")
     t0 = time.monotonic()
     base = baseline(cfg, students, assignments, jobs, kenv)
@@ -617,8 +656,9 @@ def run(args, log=print) -> dict:
     for name, per_nb in (("ours_cold", cold_nb), ("ours_warm", warm_nb)):
         graded = {k: d for k, (st, d) in per_nb.items() if st.startswith("graded")
                   and kind_of(k[0]) != BROKEN}
-        out["runs"][name] = figures(runs[name], graded, base, kind_of)
-    out["runs"]["nbgrader"] = figures(runs["nbgrader"], nbg_nb, base, kind_of)
+        out["runs"][name] = figures(runs[name], graded, base, kind_of, windows[name])
+    out["runs"]["nbgrader"] = figures(runs["nbgrader"], nbg_nb, base, kind_of,
+                                      windows["nbgrader"])
     out["runs"]["baseline"] = {
         "wall_s": None, "wall_s_distinct": runs["baseline"]["wall_s"], "notebooks": len(base),
         "core_s": None,
@@ -645,9 +685,13 @@ def run(args, log=print) -> dict:
     return out
 
 
-def figures(run_: dict, per_nb: dict, base: dict, kind_of) -> dict:
+def figures(run_: dict, per_nb: dict, base: dict, kind_of,
+            window: tuple[float, float] | None = None) -> dict:
     """A run's totals and per-notebook wall and overhead (wall minus the baseline of the same
-    kind's notebook) over the notebooks in ``per_nb``."""
+    kind's notebook) over the notebooks in ``per_nb``; with ``window`` (first notebook's start,
+    last notebook's end) also its fixed costs: ``startup_s`` from the command's start to the
+    first notebook's (reference runs included when the run made them), ``tail_s`` from the
+    last notebook's end to the command's exit."""
     over = [d - base[(kind_of(s), a, n)]["wall"] for (s, a, n), d in per_nb.items()
             if (kind_of(s), a, n) in base]
     n = len(per_nb)
@@ -655,6 +699,8 @@ def figures(run_: dict, per_nb: dict, base: dict, kind_of) -> dict:
             "core_s_rusage": run_["core_s_rusage"], "core_source": run_["core_source"],
             "core_s_per_notebook": run_["core_s"] / n if n else None,
             "returncodes": run_["returncodes"],
+            "startup_s": window[0] - run_["started"] if window else None,
+            "tail_s": run_["ended"] - window[1] if window else None,
             "per_notebook": summary(list(per_nb.values())), "overhead": summary(over)}
 
 
@@ -694,13 +740,15 @@ def table(out: dict) -> str:
              f"{c['load_after'][0]:.2f} after; core-s from "
              f"{out['runs']['nbgrader'].get('core_source')}",
              f"{'grader':<31}{'notebooks':>10}{'class s':>9}{'core-s':>9}{'core-s/nb':>10}"
-             f"{'nb med s':>9}{'nb p90 s':>9}{'ovh med s':>10}{'ovh p90 s':>10}"]
+             f"{'nb med s':>9}{'nb p90 s':>9}{'ovh med s':>10}{'ovh p90 s':>10}"
+             f"{'start s':>9}{'tail s':>8}"]
     for key, label in ROWS:
         r = out["runs"][key]
         lines.append(f"{label:<31}{r['notebooks']:>10}{_f(r['wall_s'], '.1f'):>9}"
                      f"{_f(r['core_s'], '.1f'):>9}{_f(r.get('core_s_per_notebook')):>10}"
                      f"{_f(r['per_notebook']['median']):>9}{_f(r['per_notebook']['p90']):>9}"
-                     f"{_f(r['overhead']['median']):>10}{_f(r['overhead']['p90']):>10}")
+                     f"{_f(r['overhead']['median']):>10}{_f(r['overhead']['p90']):>10}"
+                     f"{_f(r.get('startup_s')):>9}{_f(r.get('tail_s')):>8}")
     ref = out["reference"]
     lines.append(f"reference runs: {ref['runs_cold']} in the cold run ({ref['seconds_cold']:.1f} "
                  f"s of worker time); warm run started any: {ref['started_in_warm_run']}; "

@@ -22,6 +22,7 @@ from .fast_layers import (
 from .layers import (
     affine_backward,
     affine_forward,
+    affine_grads,
     batchnorm_backward,
     batchnorm_forward,
     relu_backward,
@@ -76,11 +77,7 @@ def affine_weight_grads(dout, cache):
     - dout: upstream gradient of shape (N, M)
     - cache: (x, w, b) from affine_forward
     """
-    x, w, b = cache
-    if dout.shape != (x.shape[0], w.shape[1]):
-        raise ValueError(f"dout has shape {dout.shape}; it must be {(x.shape[0], w.shape[1])}")
-    dw = x.reshape(x.shape[0], -1).T @ dout  # (D, M), as affine_backward computes it
-    return dw.astype(w.dtype, copy=False), dout.sum(axis=0).astype(b.dtype, copy=False)
+    return affine_grads(dout, cache, need_dx=False)[1:]
 
 
 def _affine_backward(dout, cache, need_dx):
@@ -137,19 +134,19 @@ def conv_relu_forward(x, w, b, conv_param):
 
     Returns a tuple of:
     - out: output of shape (N, F, H', W')
-    - cache: (conv_cache, relu_cache)
+    - cache: (conv_cache, relu_cache); relu_cache is out itself: the convolution applies the
+      ReLU as it writes its output (``conv_forward_fast(..., relu=True)``), and out > 0
+      exactly where the pre-activation is, which is all ``relu_backward`` looks at.
     """
-    a, conv_cache = conv_forward_fast(x, w, b, conv_param)
-    out, relu_cache = relu_forward(a)
-    return out, (conv_cache, relu_cache)
+    out, conv_cache = conv_forward_fast(x, w, b, conv_param, relu=True)
+    return out, (conv_cache, out)
 
 
 def conv_relu_backward(dout, cache, *, need_dx=True):
     """Backward pass of conv_relu; returns (dx, dw, db). need_dx=False (keyword only): dx is
     None and not computed (see conv_backward_fast)."""
     conv_cache, relu_cache = cache
-    da = relu_backward(dout, relu_cache)
-    return conv_backward_fast(da, conv_cache, need_dx=need_dx)
+    return conv_backward_fast(dout, conv_cache, need_dx=need_dx, relu_out=relu_cache)
 
 
 def conv_relu_pool_forward(x, w, b, conv_param, pool_param):
@@ -174,8 +171,7 @@ def conv_relu_pool_backward(dout, cache, *, need_dx=True):
     is None and not computed."""
     conv_cache, relu_cache, pool_cache = cache
     ds = max_pool_backward_fast(dout, pool_cache)
-    da = relu_backward_inplace(ds, relu_cache)  # ds is this function's own new array
-    return conv_backward_fast(da, conv_cache, need_dx=need_dx)
+    return conv_backward_fast(ds, conv_cache, need_dx=need_dx, relu_out=relu_cache)
 
 
 def conv_bn_relu_forward(x, w, b, gamma, beta, conv_param, bn_param):

@@ -9,6 +9,14 @@ two cores), runs the whole pipeline side by side. Each slice is independent work
 images, so the results are the same as one thread's up to the order of the final sums over
 slices (float rounding). Measured with ``bench/conv.py``.
 
+A training step (``Solver``) holds BLAS to one thread from start to end (``blas_held``), so that
+no product between two regions wakes OpenBLAS's own pool (whose threads spin on the cores the
+regions need). What threads cannot speed up, measured on this project's 2-core machine: a pass
+over memory (one core already uses the memory bandwidth; hence the layers' work in cache-sized
+blocks and chunks), and numpy calls on small arrays, which hold the GIL (two threads making them
+take longer than one; hence ``MIN_WORK``). A whole network per thread on half of the minibatch
+was tried for the training step: no faster than a split per layer, slower for small networks.
+
 How many threads: ``set_num_threads(n)``, else the environment variable CS231N_NUM_THREADS,
 else the CPUs this process may run on. One thread (the caller's, same results) whenever the
 batch has one image, the work is too small to pay for the hand-off (``MIN_WORK``), another
@@ -22,7 +30,7 @@ from __future__ import annotations
 import os
 import threading
 from concurrent.futures import ThreadPoolExecutor, wait
-from contextlib import nullcontext
+from contextlib import contextmanager, nullcontext
 
 ENV_VAR = "CS231N_NUM_THREADS"
 # Multiply-adds a slice must have at least: smaller ones cost more in hand-offs (~40 us a
@@ -45,6 +53,9 @@ _pool_size = 0
 _threads_failed = False
 _requested: int | None = None
 _blas = None  # threadpoolctl controller, made on first use
+_held = 0  # how many ``blas_held`` blocks are open (any thread)
+_held_lock = threading.Lock()
+_held_limit = None  # the threadpoolctl limit the outermost ``blas_held`` block entered
 
 
 def get_num_threads() -> int:
@@ -81,7 +92,11 @@ def batch_slices(n: int, work: float) -> list[slice]:
     """Split a batch of ``n`` images into contiguous slices of near-equal size,
     ``SLICES_PER_THREAD`` per thread, and at most one per ``MIN_WORK`` multiply-adds of
     ``work`` (the layer's whole batch)."""
-    k = max(1, min(SLICES_PER_THREAD * get_num_threads(), n, int(work // MIN_WORK)))
+    return split(n, max(1, min(SLICES_PER_THREAD * get_num_threads(), n, int(work // MIN_WORK))))
+
+
+def split(n: int, k: int) -> list[slice]:
+    """range(n) cut into k contiguous slices of near-equal size (some empty when k > n)."""
     bounds = [n * i // k for i in range(k + 1)]
     return [slice(a, b) for a, b in zip(bounds, bounds[1:], strict=False)]
 
@@ -115,7 +130,8 @@ class Batch:
         if pool is None:
             _lock.release()
             return self
-        self._pool, self._limit = pool, _blas_limit()
+        # under ``blas_held`` BLAS is already on one thread: no limit to set and restore
+        self._pool, self._limit = pool, (nullcontext() if _held else _blas_limit())
         self._limit.__enter__()
         return self
 
@@ -199,10 +215,37 @@ def _blas_limit():
         return nullcontext()
 
 
+@contextmanager
+def blas_held():
+    """Hold BLAS to one thread for a stretch of work made of many layers, such as a training
+    step (``Solver``): every matrix product runs in the thread that asks for it, the library's
+    parallel regions inside run their threads without setting and restoring BLAS's limit
+    each, and no product between them wakes OpenBLAS's own thread pool. Its idle threads spin
+    on the cores for about 0.1 s after every multi-threaded product, on the cores the regions'
+    threads need (measured: a training step of notebook 6's networks used 2.6 times the CPU
+    time of its work). Layers that would rather use both cores for a product (``affine``)
+    split it over a parallel region themselves. Blocks nest, from any thread."""
+    global _held, _held_limit
+    with _held_lock:
+        if _held == 0:
+            _held_limit = _blas_limit()
+            _held_limit.__enter__()
+        _held += 1
+    try:
+        yield
+    finally:
+        with _held_lock:
+            _held -= 1
+            if _held == 0:
+                limit, _held_limit = _held_limit, None
+                limit.__exit__(None, None, None)
+
+
 def _after_fork_in_child() -> None:
     """A forked child has none of the parent's threads: start from scratch."""
-    global _pool, _pool_size, _lock
+    global _pool, _pool_size, _lock, _held, _held_lock, _held_limit
     _pool, _pool_size, _lock = None, 0, threading.Lock()
+    _held, _held_lock, _held_limit = 0, threading.Lock(), None
 
 
 if hasattr(os, "register_at_fork"):

@@ -37,7 +37,7 @@ from numbers import Real
 import numpy as np
 from tqdm import tqdm
 
-from . import optim
+from . import optim, parallel
 from .shapes import check_int, check_keys
 
 # Keyword arguments of Solver with their defaults (CS231n's plus seed and time_budget).
@@ -136,14 +136,16 @@ class Solver:
     def _step(self, batch_idx):
         """One gradient step on the examples ``batch_idx``; returns the loss."""
         start = time.perf_counter()
-        loss, grads = self.model.loss(self.X_train[batch_idx], self.y_train[batch_idx])
-        self.loss_history.append(float(loss))
-        missing = [p for p in self.model.params if p not in grads]
-        if missing:
-            raise ValueError(f"model.loss returned no gradient for parameter(s) {missing}")
-        for p, w in self.model.params.items():
-            next_w, self.optim_configs[p] = self.update_rule(w, grads[p], self.optim_configs[p])
-            self.model.params[p] = next_w
+        with parallel.blas_held():  # the layers' own threads use the cores (see parallel)
+            loss, grads = self.model.loss(self.X_train[batch_idx], self.y_train[batch_idx])
+            self.loss_history.append(float(loss))
+            missing = [p for p in self.model.params if p not in grads]
+            if missing:
+                raise ValueError(f"model.loss returned no gradient for parameter(s) {missing}")
+            for p, w in self.model.params.items():
+                next_w, self.optim_configs[p] = self.update_rule(w, grads[p],
+                                                                 self.optim_configs[p])
+                self.model.params[p] = next_w
         self.step_seconds += time.perf_counter() - start
         self.images_seen += len(batch_idx)
         return float(loss)

@@ -39,6 +39,13 @@ CONV_CASES = {
     "1x1 s2 p1": ((2, 3, 5, 5), (4, 3, 1, 1), {"stride": 2, "pad": 1}, "gemm"),
     "5x5 s3 p2 H != W": ((2, 2, 7, 10), (3, 2, 5, 5), {"stride": 3, "pad": 2}, "gemm"),
     "filter = input": ((2, 3, 4, 4), (5, 3, 4, 4), {}, "gemm"),
+    "5x5 s1 p2 C=16 (fft)": ((2, 16, 7, 9), (16, 16, 5, 5), {"pad": 2}, "fft"),
+    "7x7 s1 p0 F=17 (fft)": ((2, 16, 9, 8), (17, 16, 7, 7), {}, "fft"),
+    "5x5 dilation 2 pad 5 (fft)": ((1, 16, 6, 6), (16, 16, 5, 5), {"pad": 5, "dilation": 2},
+                                   "fft"),
+    "5x5 s1 C=8 (gemm: too few channels)": ((2, 8, 6, 6), (16, 8, 5, 5), {"pad": 2}, "gemm"),
+    "7x7 s2 p3 C=16 (gemm: strided)": ((2, 16, 15, 13), (16, 16, 7, 7), {"stride": 2, "pad": 3},
+                                       "gemm"),
 }
 
 # id -> (x shape, pool_param)
@@ -394,14 +401,15 @@ def test_pool_backward_ignores_changes_to_the_returned_output(kind, rng):
 
 
 @pytest.mark.parametrize("impl", CONV_IMPLS)
-@pytest.mark.parametrize("channels", [3, 16], ids=["gemm", "winograd"])
-def test_conv_of_an_empty_batch_is_empty(impl, channels):
+@pytest.mark.parametrize("channels, size", [(3, 3), (16, 3), (16, 5)],
+                         ids=["gemm", "winograd", "fft"])
+def test_conv_of_an_empty_batch_is_empty(impl, channels, size):
     """N = 0 (e.g. the last, empty slice of a data loader) gives empty outputs and dx, zero dw
     and db, like the naive layer."""
     forward, backward = CONV_IMPLS[impl]
-    x, w, b = np.zeros((0, channels, 8, 8)), np.ones((4, channels, 3, 3)), np.ones(4)
-    out, cache = forward(x, w, b, {"pad": 1})
-    assert out.shape == (0, 4, 8, 8)
+    x, w, b = np.zeros((0, channels, 8, 8)), np.ones((16, channels, size, size)), np.ones(16)
+    out, cache = forward(x, w, b, {"pad": size // 2})
+    assert out.shape == (0, 16, 8, 8)
     dx, dw, db = backward(np.zeros(out.shape), cache)
     assert dx.shape == x.shape
     assert_array_equal(dw, np.zeros_like(w))

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from cs231n_lib import architectures as arch
-from cs231n_lib import fast_layers, layer_utils
+from cs231n_lib import fast_layers, gemm_conv, layer_utils
 from cs231n_lib.classifiers.cnn import ThreeLayerConvNet
 from cs231n_lib.classifiers.convnet import ConvNet
 from cs231n_lib.gradient_check import eval_numerical_gradient, rel_error
@@ -43,15 +43,16 @@ def test_need_dx_is_keyword_only():
 
 
 def _count_col2im(monkeypatch):
-    """Spy on the fast path's col2im (``_add_columns``): a list that grows by one per call."""
+    """Spy on the fast path's col2im (``gemm_conv.add_columns``): a list that grows by one per
+    call."""
     calls = []
-    real = fast_layers._add_columns
+    real = gemm_conv.add_columns
 
     def spy(*args, **kwargs):
         calls.append(1)
         return real(*args, **kwargs)
 
-    monkeypatch.setattr(fast_layers, "_add_columns", spy)
+    monkeypatch.setattr(gemm_conv, "add_columns", spy)
     return calls
 
 

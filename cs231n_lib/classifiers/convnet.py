@@ -67,6 +67,17 @@ class _Node:
     splits: tuple = ()                           # inc: channels of each branch
 
 
+_FUSED = "ReLU run by the convolution before it"  # the cache of such a ReLU layer
+
+
+def _relu_follows_conv(nodes, k) -> bool:
+    """Whether nodes[k] is a convolution followed by a plain ReLU, which the convolution then
+    applies as it writes its output (one pass over the activations less, forward and backward:
+    ``conv_forward_fast(..., relu=True)``)."""
+    return (nodes[k].kind == "conv" and k + 1 < len(nodes) and nodes[k + 1].kind == "relu"
+            and nodes[k + 1].layer.fn == "relu")
+
+
 def _unsupported(layer, why):
     raise ValueError(f"ConvNet cannot run {layer!r}: {why} (the memory accounting can)")
 
@@ -90,10 +101,11 @@ class ConvNet:
         - dtype: float type of parameters and computations (float64 for gradient checks)
         - seed: seed of the initial weights
         - dropout_seed: fixed dropout masks (for gradient checks); None draws fresh masks
-        - cache_workspace: keep the fast conv layer's workspace (im2col patches or Winograd
-          tiles, several times the activation) in the training cache for a faster backward;
-          False keeps only the activations, as the notes' accounting assumes, and recomputes
-          the workspace in the backward pass (one more forward per conv layer)
+        - cache_workspace: keep the fast conv layer's workspace (Winograd tiles or FFT
+          spectra, several times the activation; the gemm path keeps none) in the training
+          cache for a faster backward; False keeps only the activations, as the notes'
+          accounting assumes, and recomputes the workspace in the backward pass (one more
+          forward per conv layer)
         """
         if isinstance(reg, bool) or not isinstance(reg, Real) or reg < 0:
             raise ValueError(f"reg={reg!r} must be a number >= 0")
@@ -168,15 +180,18 @@ class ConvNet:
         return self.params[node.names[role]]
 
     # ------------------------------------------------------------------------------ leaf layers
-    def _leaf_forward(self, node, x, mode):
-        """(out, cache) of one non-composite layer."""
+    def _leaf_forward(self, node, x, mode, relu=False):
+        """(out, cache) of one non-composite layer. relu: a conv layer applies the ReLU that
+        follows it as it writes its output (``_forward_seq`` decides)."""
         kind, layer = node.kind, node.layer
         if kind == "conv":
             b = self._p(node, "b") if layer.bias else np.zeros(layer.filters, x.dtype)
-            out, cache = grouped_conv_forward(x, self._p(node, "W"), b, node.param, layer.groups)
-            # Without cache_workspace the fast layer's workspace (patches / Winograd tiles) is
-            # dropped now and recomputed by the backward pass: only the activation x is kept.
-            return out, (x, b, cache if self.cache_workspace else None)
+            out, cache = grouped_conv_forward(x, self._p(node, "W"), b, node.param, layer.groups,
+                                              relu=relu)
+            # Without cache_workspace the fast layer's workspace (Winograd tiles) is dropped now
+            # and recomputed by the backward pass: only the activation x is kept (and the
+            # output, the next layer's input anyway, when the ReLU ran inside).
+            return out, (x, b, cache if self.cache_workspace else None, out if relu else None)
         if kind == "pool":
             return _pool_forward(x, node.param, layer.kind, layer.pad)
         if kind == "relu":
@@ -203,11 +218,12 @@ class ConvNet:
         dx."""
         kind, layer = node.kind, node.layer
         if kind == "conv":
-            x, b, conv_cache = cache
+            x, b, conv_cache, relu_out = cache
             if conv_cache is None:  # recompute what the fast layer's backward reuses
                 _, conv_cache = grouped_conv_forward(x, self._p(node, "W"), b, node.param,
-                                                     layer.groups)
-            dx, dw, db = grouped_conv_backward(dout, conv_cache, layer.groups, need_dx=need_dx)
+                                                     layer.groups, relu=relu_out is not None)
+            dx, dw, db = grouped_conv_backward(dout, conv_cache, layer.groups, need_dx=need_dx,
+                                               relu_out=relu_out)
             grads[node.names["W"]] = dw
             if layer.bias:
                 grads[node.names["b"]] = db
@@ -240,7 +256,12 @@ class ConvNet:
     # ------------------------------------------------------------------------------ training
     def _forward_seq(self, nodes, x, mode):
         caches = []
-        for node in nodes:
+        fused = False  # the previous conv layer ran this node's ReLU
+        for k, node in enumerate(nodes):
+            if fused:
+                caches.append(_FUSED)
+                fused = False
+                continue
             if node.kind == "res":
                 body, short = node.children
                 main, c_body = self._forward_seq(body, x, mode)
@@ -255,7 +276,8 @@ class ConvNet:
                 x = np.concatenate([o for o, _ in outs], axis=1)  # (N, sum of branch C, H, W)
                 cache = [c for _, c in outs]
             else:
-                x, cache = self._leaf_forward(node, x, mode)
+                fused = _relu_follows_conv(nodes, k)
+                x, cache = self._leaf_forward(node, x, mode, relu=fused)
             caches.append(cache)
         return x, caches
 
@@ -271,6 +293,8 @@ class ConvNet:
                                   reversed(caches), strict=True):
             if i < first:
                 return None  # nobody needs this gradient: no layer before has parameters
+            if cache is _FUSED:  # the conv layer before takes the ReLU's backward in
+                continue
             # made by a layer of this loop (not a view of the caller's, as Flatten's dx is)
             owned = not np.may_share_memory(dout, upstream)
             if node.kind == "res":
@@ -394,33 +418,35 @@ class ConvNet:
 # Building blocks
 
 
-def grouped_conv_forward(x, w, b, conv_param, groups=1):
+def grouped_conv_forward(x, w, b, conv_param, groups=1, relu=False):
     """Convolution with ``groups`` independent channel groups (AlexNet's two GPUs).
 
     Inputs:
     - x: (N, C, H, W); w: (F, C / groups, HH, WW); b: (F,); conv_param as for conv_forward_fast
+    - relu: apply a ReLU to the output as it is written (``conv_forward_fast``)
 
     Returns (out of shape (N, F, H', W'), cache: a list of per-group conv caches).
     """
     if groups == 1:
-        out, cache = conv_forward_fast(x, w, b, conv_param)
+        out, cache = conv_forward_fast(x, w, b, conv_param, relu=relu)
         return out, [cache]
     if x.shape[1] % groups or w.shape[0] % groups:
         raise ValueError(f"groups={groups} must divide C={x.shape[1]} and F={w.shape[0]}")
-    pieces = [conv_forward_fast(np.ascontiguousarray(xg), wg, bg, conv_param)
+    pieces = [conv_forward_fast(np.ascontiguousarray(xg), wg, bg, conv_param, relu=relu)
               for xg, wg, bg in zip(np.split(x, groups, axis=1), np.split(w, groups),
                                     np.split(b, groups), strict=True)]
     return np.concatenate([p[0] for p in pieces], axis=1), [p[1] for p in pieces]
 
 
-def grouped_conv_backward(dout, cache, groups=1, *, need_dx=True):
+def grouped_conv_backward(dout, cache, groups=1, *, need_dx=True, relu_out=None):
     """Backward pass of grouped_conv_forward: (dx, dw, db); dx is None (not computed) when
-    need_dx is False."""
+    need_dx is False. relu_out: the output, when the forward pass ran with relu=True."""
     if groups == 1:  # no split: the gradients as the fast layer returns them, without a copy
-        return conv_backward_fast(dout, cache[0], need_dx=need_dx)
+        return conv_backward_fast(dout, cache[0], need_dx=need_dx, relu_out=relu_out)
     douts = np.split(dout, groups, axis=1)
-    grads = [conv_backward_fast(np.ascontiguousarray(d), c, need_dx=need_dx)
-             for d, c in zip(douts, cache, strict=True)]
+    outs = [None] * groups if relu_out is None else np.split(relu_out, groups, axis=1)
+    grads = [conv_backward_fast(np.ascontiguousarray(d), c, need_dx=need_dx, relu_out=r)
+             for d, c, r in zip(douts, cache, outs, strict=True)]
     return (np.concatenate([g[0] for g in grads], axis=1) if need_dx else None,
             np.concatenate([g[1] for g in grads], axis=0),
             np.concatenate([g[2] for g in grads], axis=0))

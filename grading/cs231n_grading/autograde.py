@@ -14,7 +14,6 @@ import os
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from concurrent.futures.process import BrokenProcessPool
 from functools import partial
-from multiprocessing import get_all_start_methods, get_context
 from pathlib import Path
 
 from tqdm import tqdm
@@ -25,12 +24,11 @@ from cs231n_grading.gradebook import attach_scores, open_gradebook, write_result
 from cs231n_grading.kernels import check_sandbox
 from cs231n_grading.outcome import is_graded
 from cs231n_grading.safe_files import RefusedFile, read_file, submission_root
+from cs231n_grading.startup import worker_context
 from cs231n_grading.status import StatusStore
 from cs231n_grading.tasks import GradingTask, KernelSettings, ReferenceTask, with_threads
 from cs231n_grading.timestamps import read_timestamp
 from cs231n_grading.worker import grade_submission, not_graded_result, run_reference
-
-WORKER_MODULES = ["cs231n_grading.worker"]  # imported once by the fork server, not by every worker
 
 
 def _hash(*parts: bytes) -> str:
@@ -118,14 +116,8 @@ def _safe(fn, task):
 
 
 def _context():
-    """The multiprocessing context of the worker pools: ``forkserver`` where it exists (workers
-    are not forked from this process, whose threads (tqdm, nbgrader, zmq) would leave locks
-    held in the child), else ``spawn``. Workers import the task function by name."""
-    if "forkserver" in get_all_start_methods():
-        ctx = get_context("forkserver")
-        ctx.set_forkserver_preload(WORKER_MODULES)
-        return ctx
-    return get_context("spawn")
+    """The worker pools' multiprocessing context (cs231n_grading.startup.worker_context)."""
+    return worker_context()
 
 
 def run_pool(fn, tasks: list, jobs: int, *, desc: str, on_result=None) -> list[dict]:
@@ -222,15 +214,25 @@ class _Saver:
     """Persists each result the moment it arrives (status store, then gradebook).
 
     A failure while saving one result makes that notebook ``not graded: <reason>`` (stored as
-    far as possible) and never stops the run.
+    far as possible) and never stops the run. The gradebook at ``url`` is opened when the first
+    result arrives, not before the first notebook starts (it is not needed earlier); one that
+    cannot be opened stops the run there, with nothing saved. ``close()`` when done.
     """
 
-    def __init__(self, store: StatusStore, gb, tasks: list[GradingTask], log):
-        self.store, self.gb, self.tasks, self.log = store, gb, tasks, log
+    def __init__(self, store: StatusStore, url: str, tasks: list[GradingTask], log):
+        self.store, self.url, self.tasks, self.log = store, url, tasks, log
+        self.gb = None
         self.saved: dict[int, dict] = {}
+
+    def close(self) -> None:
+        """Close the gradebook if it was opened."""
+        if self.gb is not None:
+            self.gb.close()
 
     def __call__(self, i: int, res: dict) -> None:
         """on_result of run_pool for task ``i``."""
+        if self.gb is None:  # outside the per-result guard below: no gradebook, no run
+            self.gb = open_gradebook(self.url)
         t = self.tasks[i]
         if "status" not in res:  # the worker itself failed
             res = _failed(res.get("error", "unknown grader failure"))
@@ -319,8 +321,7 @@ def autograde(cfg: CourseConfig, assignment: str | None = None, *, students=None
                 tasks.extend(group)  # English and/or Chinese edition (cs231n_grading.editions)
     if done:
         log(f"skipping {len(done)} notebook(s) already graded and unchanged")
-    gb = open_gradebook(cfg.gradebook_url)
-    save = _Saver(store, gb, tasks, log)
+    save = _Saver(store, cfg.gradebook_url, tasks, log)
     try:
         if run_cluster:
             run_cluster(scheduler, cfg, tasks, desc="autograde",
@@ -329,7 +330,7 @@ def autograde(cfg: CourseConfig, assignment: str | None = None, *, students=None
             run_pool(grade_submission, tasks, jobs, desc="autograde",
                      on_result=BestOfEditions(tasks, save))
     finally:
-        gb.close()
+        save.close()
         store.close()
     # points come from the gradebook, the one score store (manual grades included)
     return attach_scores(cfg.gradebook_url, done + [save.saved[i] for i in sorted(save.saved)])

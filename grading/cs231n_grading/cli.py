@@ -14,6 +14,7 @@ from pathlib import Path
 from cs231n_grading.config import load_config
 from cs231n_grading.editions import LANG_CHOICES
 from cs231n_grading.locale import tr
+from cs231n_grading.startup import skip_exit_collection, start_worker_server
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -90,12 +91,26 @@ def split_overrides(argv: list[str]) -> tuple[list[str], list[str]]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Run the command line; returns the exit code."""
-    rest, overrides = split_overrides(sys.argv[1:] if argv is None else list(argv))
+    """Run the command line; returns the exit code. Run as the program (``argv`` None: the
+    console script, ``python -m cs231n_grading``) it ends with
+    ``startup.skip_exit_collection``: the interpreter then exits without a garbage collection
+    of everything the command imported and built."""
+    try:
+        return _main(sys.argv[1:] if argv is None else list(argv))
+    finally:
+        if argv is None:
+            skip_exit_collection()
+
+
+def _main(argv: list[str]) -> int:
+    """main's work: parse ``argv``, load the course config, run the command."""
+    rest, overrides = split_overrides(argv)
     parser = _parser()
     parser.epilog = (f"Course settings: {OVERRIDE_PREFIX}<setting>=<value> anywhere on the line "
                      "overrides the config file (see grading/nbgrader_config.py).")
     args = parser.parse_args(rest)
+    if _grades_locally(args):
+        start_worker_server()  # imports the workers' modules while the config loads here
     sandbox = args.sandbox
     if args.command == "check" and sandbox is None:
         sandbox = False  # your own notebook on your own machine
@@ -106,6 +121,13 @@ def main(argv: list[str] | None = None) -> int:
     except (ValueError, RuntimeError) as err:
         print(f"cs231n-course {args.command}: error: {err}", file=sys.stderr)
         return 2
+
+
+def _grades_locally(args) -> bool:
+    """Whether the command runs notebooks in local worker processes (autograde without
+    --scheduler, verify): those start their fork server before loading the course config."""
+    return (args.command == "verify"
+            or (args.command == "autograde" and args.scheduler is None))
 
 
 def _run(args, cfg) -> int:

@@ -115,12 +115,12 @@ class GraderPlugin(WorkerPlugin):
     def teardown(self, worker) -> None:
         """Let a closing worker process exit at once.
 
-        The grading stack it imported (nbgrader, nbconvert, jupyter_client: some 1,600 modules)
-        makes the interpreter's final garbage collections take seconds on a busy machine, past
-        the 4 s after which Dask's nanny kills a closing worker. So what is garbage now is
-        collected, and what is still alive is left out of later collections (gc.freeze;
-        reference counting still frees it): the process ends, or, when another run replaces the
-        plugin, goes on with its imports held for good.
+        The grading stack it imported (nbclient, jupyter_client, IPython, numpy: some 600
+        modules, Dask's besides) makes the final garbage collections take seconds on a busy
+        machine, past the 4 s after which Dask's nanny kills a closing worker. So what is
+        garbage now is collected, and what is still alive is left out of later collections
+        (gc.freeze; reference counting still frees it): the process ends, or, when another run
+        replaces the plugin, goes on with its imports held for good.
         """
         gc.collect()
         gc.freeze()

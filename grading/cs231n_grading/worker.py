@@ -40,7 +40,7 @@ from cs231n_grading.safe_files import (
 )
 from cs231n_grading.sanitize import sanitize_notebook
 from cs231n_grading.tasks import GradingTask, KernelSettings, ReferenceTask
-from cs231n_grading.timestamps import read_timestamp
+from cs231n_grading.timestamps import refuse_linked_timestamp
 from cs231n_lib.i18n import using_language
 
 MAX_SKIP_NOTES = 5
@@ -181,7 +181,7 @@ def _read_submission(task: GradingTask) -> tuple[bytes | None, dict | None]:
     root, rel = submission_root(path.parent)
     try:
         data = read_file(root, rel / path.name, max_bytes=task.settings.max_notebook_bytes)
-        read_timestamp(root, rel)
+        refuse_linked_timestamp(root, rel)
         return data, None
     except MissingFile:
         reason = tr("missing notebook {name}", name=path.name)

@@ -1,0 +1,303 @@
+"""Tests for cs231n_lib/gemm_conv.py (the fast convolution's matrix-multiply path: im2col as
+contiguous runs of phase planes, in blocks of images), the ReLU the fast convolution can apply
+as it writes (``relu`` / ``relu_out``, on every path: gemm, winograd, fft), and what goes with
+them: ``parallel.blas_held`` and the threaded affine layer. (The FFT path's results are tested
+with the other paths' in test_fast_layers.py.)"""
+
+from __future__ import annotations
+
+import itertools
+
+import numpy as np
+import pytest
+from numpy.testing import assert_allclose, assert_array_equal
+from threadpoolctl import threadpool_info
+
+from cs231n_lib import fast_layers, gemm_conv, layer_utils, layers, parallel
+from cs231n_lib.im2col import im2col
+from cs231n_lib.shapes import conv_geometry
+
+
+def _geometries():
+    """(H, W, HH, WW, stride, pad, dilation) of a grid of small convolutions whose windows tile
+    the padded input: strides 1 to 4, dilations 1 to 3 (sharing a factor with the stride or
+    not), pads from 0 to more than the filter reaches."""
+    for H, W, HH, WW, S, P, d in itertools.product([5, 8], [6, 9], [1, 2, 3], [1, 3, 4],
+                                                  [1, 2, 3, 4], [0, 1, 3], [1, 2, 3]):
+        try:
+            conv_geometry((1, 1, H, W), (1, 1, HH, WW), {"stride": S, "pad": P, "dilation": d})
+        except ValueError:
+            continue
+        yield H, W, HH, WW, S, P, d
+
+
+GEOMETRIES = list(_geometries())
+
+
+def _plan(H, W, HH, WW, S, P, d, C=2):
+    geometry = conv_geometry((1, C, H, W), (1, C, HH, WW), {"stride": S, "pad": P, "dilation": d})
+    return gemm_conv.Plan(C, H, W, HH, WW, S, P, d, *geometry[3:])
+
+
+def test_the_grid_has_every_kind_of_geometry():
+    kinds = {(S > 1, d > 1, np.gcd(S, d) > 1) for _, _, _, _, S, _, d in GEOMETRIES}
+    assert kinds == {(False, False, False), (False, True, False), (True, False, False),
+                     (True, True, False), (True, True, True)}
+    assert len(GEOMETRIES) > 300
+
+
+@pytest.mark.parametrize("g", GEOMETRIES)
+def test_the_phase_groups_cover_every_tap_once(g):
+    plan = _plan(*g)
+    seen = []
+    for offset, (rows, dr), (cols, dc) in plan.groups:
+        i_taps, j_taps = range(plan.HH)[rows], range(plan.WW)[cols]
+        for u, i in enumerate(i_taps):
+            for v, j in enumerate(j_taps):
+                S, di, dj = plan.stride, i * plan.dilation, j * plan.dilation
+                plane = (di % S) * S + dj % S
+                # the run of tap (i, j) starts where the phase-plane layout puts its pixel
+                assert offset + u * dr + v * dc == \
+                    plane * plan.plane + (di // S) * plan.R + dj // S
+                seen.append((i, j))
+    assert sorted(seen) == [(i, j) for i in range(plan.HH) for j in range(plan.WW)]
+
+
+@pytest.mark.parametrize("g", GEOMETRIES[::7])
+def test_columns_hold_the_textbook_im2col_in_their_real_columns(g):
+    plan = _plan(*g)
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((3, plan.C, plan.H, plan.W))
+    buf = gemm_conv.to_planes(x, plan, "test.planes")
+    X = np.empty((plan.K + 1, 3, plan.L))
+    gemm_conv.columns(buf, plan, 0, 3, X)
+    real = X.reshape(plan.K + 1, 3, plan.H_out, plan.R)[..., :plan.W_out]
+    S, P, d = plan.stride, plan.pad, plan.dilation
+    expected = im2col(x, plan.HH, plan.WW, S, P, d).reshape(plan.K, 3, plan.H_out, plan.W_out)
+    assert_array_equal(real[:plan.K], expected)
+    assert_array_equal(real[plan.K], 1)  # the bias row
+
+
+@pytest.mark.parametrize("g", GEOMETRIES[::3])
+def test_gemm_path_matches_naive_forward_and_backward(g):
+    H, W, HH, WW, S, P, d = g
+    rng = np.random.default_rng(1)
+    x = rng.standard_normal((3, 2, H, W))
+    w, b = rng.standard_normal((4, 2, HH, WW)), rng.standard_normal(4)
+    param = {"stride": S, "pad": P, "dilation": d}
+    out, cache = fast_layers.conv_forward_fast(x, w, b, param)
+    assert cache[4] == "gemm"
+    ref, ref_cache = layers.conv_forward_naive(x, w, b, param)
+    assert_allclose(out, ref, rtol=1e-10, atol=1e-12)
+    dout = rng.standard_normal(out.shape)
+    for got, want in zip(fast_layers.conv_backward_fast(dout, cache),
+                         layers.conv_backward_naive(dout, ref_cache), strict=True):
+        assert_allclose(got, want, rtol=1e-10, atol=1e-12)
+
+
+def test_blocks_of_any_size_give_the_same_result(monkeypatch):
+    rng = np.random.default_rng(2)
+    x, w, b = rng.standard_normal((7, 3, 9, 9)), rng.standard_normal((5, 3, 3, 3)), np.ones(5)
+    param = {"stride": 2, "pad": 1}
+    out, cache = fast_layers.conv_forward_fast(x, w, b, param)
+    dout = rng.standard_normal(out.shape)
+    grads = fast_layers.conv_backward_fast(dout, cache)
+    plan = fast_layers._plan(x.shape, w.shape, 2, 1, 1, *out.shape[2:])
+    per_image = (plan.K + 1) * plan.L * 8
+    for images in (1, 2, 3, 7):  # blocks of 1, 2, 3 images (a short last block) and all
+        monkeypatch.setattr(gemm_conv, "BLOCK_BYTES", images * per_image)
+        assert plan.block(7, 8) == images
+        out2, cache2 = fast_layers.conv_forward_fast(x, w, b, param)
+        assert_allclose(out2, out, rtol=1e-12)
+        for g2, g in zip(fast_layers.conv_backward_fast(dout, cache2), grads, strict=True):
+            assert_allclose(g2, g, rtol=1e-12, atol=1e-13)
+
+
+def test_the_gemm_cache_keeps_no_columns():
+    """The columns are built again in the backward pass: the cache holds x, w and b and no
+    array of the size of X_col (49 times x for a 7 x 7 filter)."""
+    rng = np.random.default_rng(3)
+    x = rng.standard_normal((4, 3, 16, 16)).astype(np.float32)
+    w, b = rng.standard_normal((8, 3, 7, 7)).astype(np.float32), np.zeros(8, np.float32)
+    _, cache = fast_layers.conv_forward_fast(x, w, b, {"pad": 3})
+
+    def arrays(obj):
+        if isinstance(obj, np.ndarray):
+            yield obj
+        elif isinstance(obj, (tuple, list)):
+            for item in obj:
+                yield from arrays(item)
+
+    assert sum(a.nbytes for a in arrays(cache)) == x.nbytes + w.nbytes + b.nbytes
+
+
+@pytest.mark.parametrize("w_shape, param", [((6, 3, 5, 5), {"pad": 2}),  # gemm
+                                            ((6, 8, 3, 3), {"pad": 1}),  # winograd
+                                            ((16, 16, 5, 5), {"pad": 2}),  # fft
+                                            ((6, 3, 3, 3), {"stride": 2, "pad": 1})])
+@pytest.mark.parametrize("need_dx", [True, False])
+def test_the_fused_relu_is_the_relu_layer(w_shape, param, need_dx):
+    rng = np.random.default_rng(4)
+    x = rng.standard_normal((4, w_shape[1], 9, 9)).astype(np.float32)
+    w, b = rng.standard_normal(w_shape).astype(np.float32), rng.standard_normal(w_shape[0])
+    b = b.astype(np.float32)
+    a, cache = fast_layers.conv_forward_fast(x, w, b, param)
+    out, fused_cache = fast_layers.conv_forward_fast(x, w, b, param, relu=True)
+    assert_array_equal(out, layers.relu_forward(a)[0])
+    assert (out == 0).any() and (out > 0).any()
+    dout = rng.standard_normal(out.shape).astype(np.float32)
+    expected = fast_layers.conv_backward_fast(layers.relu_backward(dout, a), cache,
+                                              need_dx=need_dx)
+    got = fast_layers.conv_backward_fast(dout, fused_cache, need_dx=need_dx, relu_out=out)
+    for g, e in zip(got, expected, strict=True):
+        if e is None:
+            assert g is None
+        else:
+            assert_array_equal(g, e)
+
+
+def test_relu_out_of_the_wrong_shape_is_refused():
+    rng = np.random.default_rng(5)
+    x, w = rng.standard_normal((2, 3, 6, 6)), rng.standard_normal((4, 3, 3, 3))
+    out, cache = fast_layers.conv_forward_fast(x, w, np.zeros(4), {"pad": 1}, relu=True)
+    with pytest.raises(ValueError, match="relu_out"):
+        fast_layers.conv_backward_fast(out, cache, relu_out=out[:1])
+
+
+def test_conv_relu_sandwiches_match_the_layers_one_by_one():
+    rng = np.random.default_rng(6)
+    x = rng.standard_normal((3, 3, 8, 8))
+    w, b = rng.standard_normal((4, 3, 5, 5)), rng.standard_normal(4)
+    param, pool = {"pad": 2}, {"pool_height": 2, "pool_width": 2, "stride": 2}
+    a, conv_cache = fast_layers.conv_forward_fast(x, w, b, param)
+    r, relu_cache = layers.relu_forward(a)
+    p, pool_cache = fast_layers.max_pool_forward_fast(r, pool)
+    out, cache = layer_utils.conv_relu_pool_forward(x, w, b, param, pool)
+    assert_array_equal(out, p)
+    dout = rng.standard_normal(out.shape)
+    da = layers.relu_backward(fast_layers.max_pool_backward_fast(dout, pool_cache), relu_cache)
+    expected = fast_layers.conv_backward_fast(da, conv_cache)
+    for g, e in zip(layer_utils.conv_relu_pool_backward(dout, cache), expected, strict=True):
+        assert_array_equal(g, e)
+    out, cache = layer_utils.conv_relu_forward(x, w, b, param)
+    assert_array_equal(out, r)
+    dr = rng.standard_normal(r.shape)
+    expected = fast_layers.conv_backward_fast(layers.relu_backward(dr, relu_cache), conv_cache)
+    for g, e in zip(layer_utils.conv_relu_backward(dr, cache), expected, strict=True):
+        assert_array_equal(g, e)
+
+
+def _blas_threads():
+    return {i["num_threads"] for i in threadpool_info() if i["user_api"] == "blas"}
+
+
+def test_blas_held_holds_blas_to_one_thread_and_nests():
+    parallel.set_num_threads(2)
+    try:
+        before = _blas_threads()
+        with parallel.blas_held():
+            assert _blas_threads() == {1}
+            with parallel.blas_held():
+                assert _blas_threads() == {1}
+                with parallel.Batch(parallel.split(8, 2)) as batch:  # a region inside
+                    batch.map(lambda s: None)
+                assert _blas_threads() == {1}
+            assert _blas_threads() == {1}
+        assert _blas_threads() == before
+    finally:
+        parallel.set_num_threads(None)
+
+
+def test_blas_held_restores_the_limit_after_an_error():
+    before = _blas_threads()
+    with pytest.raises(RuntimeError), parallel.blas_held():
+        raise RuntimeError("boom")
+    assert _blas_threads() == before
+
+
+@pytest.mark.parametrize("x_shape", [(64, 512), (64, 8, 8, 8), (3, 7)])
+def test_affine_split_across_threads_matches_numpy(x_shape, monkeypatch):
+    monkeypatch.setattr(parallel, "MIN_WORK", 1)  # every call in 4 slices
+    parallel.set_num_threads(2)
+    try:
+        rng = np.random.default_rng(7)
+        x = rng.standard_normal(x_shape).astype(np.float32)
+        D = int(np.prod(x_shape[1:]))
+        w, b = rng.standard_normal((D, 33)).astype(np.float32), rng.standard_normal(33)
+        out, cache = layers.affine_forward(x, w, b)
+        assert out.dtype == np.float64  # promoted by b, as x @ w + b is
+        # float32 products summed in other blocks: rounding of sums of up to 512 terms
+        assert_allclose(out, x.reshape(len(x), -1) @ w + b, rtol=1e-5, atol=1e-4)
+        dout = rng.standard_normal(out.shape)
+        dx, dw, db = layers.affine_backward(dout, cache)
+        assert (dx.dtype, dw.dtype, db.dtype) == (x.dtype, w.dtype, b.dtype)
+        assert_allclose(dx, (dout @ w.T).reshape(x.shape), rtol=1e-5, atol=1e-4)
+        assert_allclose(dw, x.reshape(len(x), -1).T @ dout, rtol=1e-5, atol=1e-4)
+        assert_allclose(db, dout.sum(axis=0))
+        none, dw2, db2 = layers.affine_grads(dout, cache, need_dx=False)
+        assert none is None
+        assert_array_equal(dw2, dw)
+        assert_array_equal(db2, db)
+    finally:
+        parallel.set_num_threads(None)
+
+
+@pytest.mark.parametrize("n, k", [(10, 3), (2, 4), (0, 2), (7, 1)])
+def test_split_cuts_a_range_into_k_near_equal_slices(n, k):
+    slices = parallel.split(n, k)
+    assert len(slices) == k
+    sizes = [len(range(n)[s]) for s in slices]
+    assert sum(sizes) == n and max(sizes) - min(sizes) <= 1
+    assert [i for s in slices for i in range(n)[s]] == list(range(n))
+
+
+@pytest.mark.parametrize("name, groups", [("all_conv_net", 1), ("small_pool_net", 1),
+                                          ("alexnet_like", 2)])
+def test_convnet_fuses_conv_relu_pairs_without_changing_a_number(name, groups, monkeypatch):
+    from cs231n_lib import architectures as arch
+    from cs231n_lib.classifiers import convnet
+
+    if name == "alexnet_like":  # a grouped convolution followed by a ReLU
+        spec = arch.Spec("grouped", (4, 8, 8), (
+            arch.Conv(6, 3, pad=1, groups=groups), arch.ReLU(), arch.Conv(4, 3, pad=1),
+            arch.ReLU(), arch.Flatten(), arch.FC(5)))
+    else:
+        spec = arch.REGISTRY[name]((1, 12, 12), classes=5, width=4)
+    rng = np.random.default_rng(8)
+    X = rng.standard_normal((6, *spec.input))
+    y = rng.integers(0, 5, 6)
+    model = convnet.ConvNet(spec, dtype=np.float64, seed=0)
+    scores, caches = model.forward(X)
+    assert any(c is convnet._FUSED for c in caches)  # a ReLU ran inside its convolution
+    loss, grads = model.loss(X, y)
+    monkeypatch.setattr(convnet, "_relu_follows_conv", lambda nodes, k: False)
+    scores2, caches2 = model.forward(X)
+    assert not any(c is convnet._FUSED for c in caches2)
+    assert_array_equal(scores, scores2)
+    loss2, grads2 = model.loss(X, y)
+    assert loss == loss2
+    for key in grads:
+        assert_array_equal(grads[key], grads2[key])
+
+
+def test_the_solver_step_holds_blas_to_one_thread():
+    """A training step runs every product in the thread that asks for it (the layers' own
+    threads use the cores): no multi-threaded BLAS call wakes OpenBLAS's spinning pool."""
+    from cs231n_lib.solver import Solver
+
+    seen = []
+
+    class Model:
+        params = {"W": np.ones(3)}
+
+        def loss(self, X, y=None):
+            seen.append(_blas_threads())
+            return 0.5, {"W": np.zeros(3)}
+
+    data = {"X_train": np.zeros((4, 3)), "y_train": np.zeros(4, int),
+            "X_val": np.zeros((1, 3)), "y_val": np.zeros(1, int)}
+    solver = Solver(Model(), data, batch_size=2, verbose=False)
+    before = _blas_threads()
+    solver._step(np.arange(2))
+    assert seen == [{1}]
+    assert _blas_threads() == before
