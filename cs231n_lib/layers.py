@@ -93,15 +93,21 @@ def affine_forward(x, w, b):
     _check_shape("b", b, (M,))
     N = x_rows.shape[0]
     out = np.empty((N, M), dtype=np.result_type(x_rows, w, b))
+    # Threads split the larger operand: rows of x, or columns of w when w is the larger (a
+    # thread that multiplies by all of a large w streams all of it from memory).
+    by_columns = M > N
 
-    def rows(s):  # the product in the dtype of x @ w, then b (which may promote it)
+    def part(s):  # the product in the dtype of x @ w, then b (which may promote it)
+        rows, cols, bias = (slice(None), s, b[s]) if by_columns else (s, slice(None), b)
         if out.dtype == np.result_type(x_rows, w):
-            np.add(np.matmul(x_rows[s], w, out=out[s]), b, out=out[s])
+            np.add(np.matmul(x_rows[rows], w[:, cols], out=out[rows, cols]), bias,
+                   out=out[rows, cols])
         else:
-            out[s] = np.matmul(x_rows[s], w) + b
+            out[rows, cols] = np.matmul(x_rows[rows], w[:, cols]) + bias
 
-    with parallel.Batch(parallel.batch_slices(N, N * D * M)) as batch:  # rows side by side
-        batch.map(rows)
+    slices = parallel.batch_slices(M if by_columns else N, N * D * M)
+    with parallel.Batch(slices) as batch:
+        batch.map(part)
     return out, (x, w, b)
 
 
@@ -126,8 +132,9 @@ def affine_grads(dout, cache, need_dx=True):
     """``affine_backward``'s gradients (dx, dw, db), dw and db in the dtypes of w and b, dx
     as the product makes it (None when need_dx is False: the first layer of a network,
     whose input needs no gradient, skips that product). The products run side by side in
-    threads (``parallel``): dx = dout @ w.T by rows of the batch, dw = x.T @ dout by rows of
-    w (each a whole sum over the batch: nothing to add up afterwards)."""
+    threads (``parallel``), both split by rows of w (columns of x): dx[:, t] = dout @ w[t].T
+    and dw[t] = x[:, t].T @ dout, so that each thread reads its part of w and x only and dw
+    needs no sum over threads."""
     x, w, b = cache
     _check_shape("dout", dout, (x.shape[0], w.shape[1]))
     N, (D, M) = x.shape[0], w.shape
@@ -135,16 +142,13 @@ def affine_grads(dout, cache, need_dx=True):
     dtype = np.result_type(dout, w)
     dx = np.empty((N, D), dtype=dtype) if need_dx else None
     dw = np.empty((D, M), dtype=np.result_type(x_rows, dout))
-    slices = parallel.batch_slices(N, (1 + need_dx) * N * D * M)
-    rows_of_w = parallel.split(D, len(slices))
-
-    def part(s, t):
+    def part(t):
         if dx is not None:
-            np.matmul(dout[s], w.T, out=dx[s])
+            np.matmul(dout, w[t].T, out=dx[:, t])
         np.matmul(x_rows[:, t].T, dout, out=dw[t])
 
-    with parallel.Batch(slices) as batch:
-        batch.map(part, rows_of_w)
+    with parallel.Batch(parallel.batch_slices(D, (1 + need_dx) * N * D * M)) as batch:
+        batch.map(part)
     db = dout.sum(axis=0)  # (M,)
     dx = None if dx is None else dx.reshape(x.shape)  # (N, D) -> (N, d_1, ..., d_k)
     return dx, _like(dw, w), _like(db, b)
