@@ -157,9 +157,12 @@ def conv_forward_im2col(x, w, b, conv_param):
     with X_col of shape (C * HH * WW, N * H_out * W_out).
     """
     (stride, pad, dilation, H_out, W_out), x_, w_, b_ = _conv_inputs(x, w, b, conv_param)
-    F = w.shape[0]
-    out = np.empty((x.shape[0], F, H_out, W_out), dtype=x_.dtype)
-    X_col = _gemm_forward(x_, w_.reshape(F, -1), w.shape, (stride, pad, dilation), im2col, out)
+    N, (F, _, HH, WW) = x.shape[0], w.shape
+    X_col = im2col(x_, HH, WW, stride, pad, dilation)  # columns ordered (n, h_out, w_out)
+    out = np.empty((N, F, H_out, W_out), dtype=x_.dtype)
+    # one multiply per image (N views of X_col) writes the output in NCHW order directly
+    per_image = X_col.reshape(X_col.shape[0], N, H_out * W_out).transpose(1, 0, 2)
+    np.matmul(w_.reshape(F, -1), per_image, out=out.reshape(N, F, H_out * W_out))
     out += b_[:, None, None]
     return out, (x, w, b, conv_param, X_col)
 
@@ -168,13 +171,11 @@ def conv_backward_im2col(dout, cache):
     """Backward pass of ``conv_forward_im2col``: dw = dout @ X_col.T, dx = col2im(w.T @ dout)."""
     x, w, b, conv_param, X_col = cache
     (stride, pad, dilation, _, _), dout = _conv_dout(dout, x, w, conv_param)
-
-    def to_image(dX, x_shape, *geometry, out):  # (N, C*HH*WW, H_out, W_out) -> col2im's layout
-        out[...] = col2im(dX.transpose(1, 0, 2, 3).reshape(dX.shape[1], -1), x_shape, *geometry)
-
-    dx = np.empty(x.shape, dtype=dout.dtype)
-    w_row = w.reshape(w.shape[0], -1).astype(dout.dtype, copy=False)
-    dw = _gemm_backward(dout, w_row, w.shape, X_col, (stride, pad, dilation), to_image, dx)
+    F, _, HH, WW = w.shape
+    d = dout.transpose(1, 0, 2, 3).reshape(F, -1)  # (F, N*H_out*W_out): X_col's column order
+    dw = d @ X_col.T
+    dx = col2im(w.reshape(F, -1).astype(d.dtype, copy=False).T @ d, x.shape, HH, WW, stride,
+                pad, dilation)
     return _like(dx, x), _like(dw.reshape(w.shape), w), _like(dout.sum(axis=(0, 2, 3)), b)
 
 
@@ -208,43 +209,6 @@ def _gated(dout, relu_out, s):
 def _like(grad, a):
     """``grad`` in the dtype of the input it is the gradient of (no copy when it already is)."""
     return grad.astype(a.dtype, copy=False)
-
-
-def _per_image(X_col, N, P):
-    """View X_col (K, N*P) as N matrices (K, P): columns are ordered (n, h_out, w_out)."""
-    return X_col.reshape(X_col.shape[0], N, P).transpose(1, 0, 2)  # (N, K, P), no copy
-
-
-def _gemm_forward(x, W_row, w_shape, geometry, to_columns, out):
-    """Convolution of a batch x as matrix multiplies W_row @ X_col, X_col (K, N*H_out*W_out)
-    from ``to_columns`` (``im2col``, or its private copy ``_columns`` which appends a row of
-    ones: then W_row (F, K) ends with the bias as an extra column, saving a pass over the
-    output). One multiply per image writes ``out`` (N, F, H_out, W_out) in NCHW order
-    directly. Returns X_col."""
-    N = x.shape[0]
-    F, _, HH, WW = w_shape
-    X_col = to_columns(x, HH, WW, *geometry)
-    P = out.shape[2] * out.shape[3]
-    np.matmul(W_row, _per_image(X_col, N, P), out=out.reshape(N, F, P))  # (N, F, H_out*W_out)
-    return X_col
-
-
-def _gemm_backward(dout, w_row, w_shape, X_col, geometry, to_image, dx):
-    """Backward of ``_gemm_forward`` on a batch: writes dx = to_image(w.T @ dout), with dX of
-    shape (N, C*HH*WW, H_out, W_out), unless to_image is None (dx not needed: no dX at all);
-    returns dW_row, the sum over images of dout @ X_col.T (its last column is db when X_col
-    has the row of ones)."""
-    N, F = dout.shape[:2]
-    HH, WW = w_shape[2:]
-    K, P = w_row.shape[1], dout.shape[2] * dout.shape[3]
-    d3 = dout.reshape(N, F, P)
-    dW_n = scratch.array("gemm.dW", (N, F, X_col.shape[0]), d3.dtype)  # per image, then summed
-    dW_row = np.matmul(d3, _per_image(X_col, N, P).transpose(0, 2, 1), out=dW_n).sum(axis=0)
-    if to_image is None:
-        return dW_row
-    dX = np.matmul(w_row.T, d3, out=scratch.array("gemm.dX", (N, K, P), d3.dtype))
-    to_image(dX.reshape(N, K, *dout.shape[2:]), dx.shape, HH, WW, *geometry, out=dx)
-    return dW_row
 
 
 def _plan(x_shape, w_shape, stride, pad, dilation, H_out, W_out):
