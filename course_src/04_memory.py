@@ -557,9 +557,9 @@ plt.show()
 
 # %% [markdown] answer: q_peak (2 points)
 # **Reference answer.** Each convolution needs a temporary workspace besides its output: the
-# fast layer's im2col columns and their product (gemm path, conv1, built one block of images at a
-# time) or its transformed Winograd tiles and padded copies (conv2 and conv3, measured above at
-# several times the size of the layer's own output).
+# fast layer's im2col columns, built one image at a time (window path, conv1, whose product goes
+# straight into the output) or its transformed Winograd tiles and padded copies (conv2 and conv3,
+# measured above at several times the size of the layer's own output).
 # The textbook im2col matrix of a 64-channel 3x3 layer would be
 # $224 \cdot 224 \cdot 576 \cdot 4$ B = 110.25 MiB, 9 times the output. The workspace is not an
 # activation: nothing of it is needed once the layer

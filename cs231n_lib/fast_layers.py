@@ -12,10 +12,13 @@ Convolution paths (``conv_forward_fast`` picks one; the cache remembers which):
 - "fft": filters of 25 taps or more (5 x 5, 7 x 7, dilated too) at stride 1 on 16 channels
   or more: the convolution theorem, one small complex matrix multiply per frequency
   (``fft_conv.py``).
-- "gemm": everything else: im2col and one matrix multiply per image, with the columns built
-  as contiguous runs of the padded image, a few images at a time while they are in the
-  cache, and never kept (``gemm_conv.py``); the backward pass builds them again.
-Both split the batch into slices run side by side in threads (``parallel.py``; the slices are
+- "window": filters with few taps (1 x 1, or C * HH * WW <= 64: a first layer's filters on 1
+  to 3 channels): each image's receptive fields copied exactly from the window view of the
+  padded input and multiplied image by image straight into the output (``window_conv.py``).
+- "gemm": everything else: im2col and one matrix multiply per block of images, with the
+  columns built as contiguous runs of the padded image, a few images at a time while they are
+  in the cache, and never kept (``gemm_conv.py``); the backward pass builds them again.
+All split the batch into slices run side by side in threads (``parallel.py``; the slices are
 kept in the cache so that the backward pass splits the same way) and keep their temporaries in
 per-thread scratch buffers reused from call to call (``scratch.py``). A ReLU after the
 convolution can run inside it (``relu=True`` / ``relu_out``: the sandwiches of
@@ -28,7 +31,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from cs231n_lib import fft_conv, gemm_conv, parallel, scratch, winograd
+from cs231n_lib import fft_conv, gemm_conv, parallel, scratch, window_conv, winograd
 from cs231n_lib.fast_pool import (  # noqa: F401 (re-exported: the course imports them from here)
     avg_pool_backward_fast,
     avg_pool_forward_fast,
@@ -59,8 +62,8 @@ def conv_forward_fast(x, w, b, conv_param, *, relu=False):
     - cache: (x, w, b, conv_param, path, saved) where path names the algorithm used and saved
       holds what its backward pass reuses: the transformed filters and, for each slice of
       the batch (``parallel``), the transformed tiles V for "winograd" or the input's spectra
-      for "fft"; nothing for "gemm", whose backward pass builds its columns again from x
-      (``gemm_conv``).
+      for "fft"; nothing for "window" and "gemm", whose backward passes build their columns
+      again from x (``window_conv``, ``gemm_conv``).
     """
     (stride, pad, dilation, H_out, W_out), x_, w_, b_ = _conv_inputs(x, w, b, conv_param)
     N, F = x.shape[0], w.shape[0]
@@ -82,13 +85,19 @@ def conv_forward_fast(x, w, b, conv_param, *, relu=False):
             def part(s):
                 return fft_conv.forward(x_[s], shared[2], b_, grid, out[s], relu)
         else:
-            path, shared = "gemm", None
             W_row = np.concatenate([w_.reshape(F, -1), b_[:, None]], axis=1)  # bias column
+            if window_conv.applies(w.shape):
+                path, shared = "window", None
+                geometry = (*w.shape[2:], stride, pad, dilation)
 
-            plan = _plan(x.shape, w.shape, stride, pad, dilation, H_out, W_out)
+                def part(s):
+                    window_conv.forward(x_[s], W_row, geometry, out[s], relu)
+            else:
+                path, shared = "gemm", None
+                plan = _plan(x.shape, w.shape, stride, pad, dilation, H_out, W_out)
 
-            def part(s):
-                gemm_conv.forward(x_[s], W_row, plan, out[s], relu)
+                def part(s):
+                    gemm_conv.forward(x_[s], W_row, plan, out[s], relu)
         saved = (shared, batch.slices, batch.map(part))
     return out, (x, w, b, conv_param, path, saved)
 
@@ -131,12 +140,20 @@ def conv_backward_fast(dout, cache, *, need_dx=True, relu_out=None):
                 return dG, d.sum(axis=(0, 2, 3))
         else:
             w_row = w.reshape(w.shape[0], -1).astype(dout.dtype, copy=False)
-            plan = _plan(x.shape, w.shape, stride, pad, dilation, *dout.shape[2:])
+            if path == "window":
+                geometry = (*w.shape[2:], stride, pad, dilation)
 
-            def part(s, _):
-                return gemm_conv.backward(x[s], dout[s], w_row, plan,
-                                          None if dx is None else dx[s],
-                                          None if relu_out is None else relu_out[s])
+                def part(s, _):
+                    return window_conv.backward(x[s], dout[s], w_row, geometry,
+                                                None if dx is None else dx[s],
+                                                None if relu_out is None else relu_out[s])
+            else:
+                plan = _plan(x.shape, w.shape, stride, pad, dilation, *dout.shape[2:])
+
+                def part(s, _):
+                    return gemm_conv.backward(x[s], dout[s], w_row, plan,
+                                              None if dx is None else dx[s],
+                                              None if relu_out is None else relu_out[s])
         grads = batch.map(part, parts)  # summed over slices below
         if path == "winograd":
             dU, db = (sum(g) for g in zip(*grads, strict=True))

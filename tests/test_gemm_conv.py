@@ -1,5 +1,6 @@
 """Tests for cs231n_lib/gemm_conv.py (the fast convolution's matrix-multiply path: im2col as
-contiguous runs of phase planes, in blocks of images), the ReLU the fast convolution can apply
+contiguous runs of phase planes, in blocks of images) and cs231n_lib/window_conv.py (its path
+for filters with few taps: exact columns image by image), the ReLU the fast convolution can apply
 as it writes (``relu`` / ``relu_out``, on every path: gemm, winograd, fft), and what goes with
 them: ``parallel.blas_held`` and the threaded affine layer. (The FFT path's results are tested
 with the other paths' in test_fast_layers.py.)"""
@@ -13,7 +14,7 @@ import pytest
 from numpy.testing import assert_allclose, assert_array_equal
 from threadpoolctl import threadpool_info
 
-from cs231n_lib import fast_layers, gemm_conv, layer_utils, layers, parallel
+from cs231n_lib import fast_layers, gemm_conv, layer_utils, layers, parallel, window_conv
 from cs231n_lib.im2col import im2col
 from cs231n_lib.shapes import conv_geometry
 
@@ -78,15 +79,23 @@ def test_columns_hold_the_textbook_im2col_in_their_real_columns(g):
     assert_array_equal(real[plan.K], 1)  # the bias row
 
 
+def force_path(monkeypatch, path):
+    """Make the fast convolution take ``path`` ("window" or "gemm") for every filter that
+    neither Winograd nor the FFT takes (both compute any geometry; the choice is speed)."""
+    monkeypatch.setattr(window_conv, "applies", lambda w_shape: path == "window")
+
+
+@pytest.mark.parametrize("path", ["gemm", "window"])
 @pytest.mark.parametrize("g", GEOMETRIES[::3])
-def test_gemm_path_matches_naive_forward_and_backward(g):
+def test_gemm_and_window_paths_match_naive_forward_and_backward(g, path, monkeypatch):
     H, W, HH, WW, S, P, d = g
+    force_path(monkeypatch, path)
     rng = np.random.default_rng(1)
     x = rng.standard_normal((3, 2, H, W))
     w, b = rng.standard_normal((4, 2, HH, WW)), rng.standard_normal(4)
     param = {"stride": S, "pad": P, "dilation": d}
     out, cache = fast_layers.conv_forward_fast(x, w, b, param)
-    assert cache[4] == "gemm"
+    assert cache[4] == path
     ref, ref_cache = layers.conv_forward_naive(x, w, b, param)
     assert_allclose(out, ref, rtol=1e-10, atol=1e-12)
     dout = rng.standard_normal(out.shape)
@@ -95,31 +104,41 @@ def test_gemm_path_matches_naive_forward_and_backward(g):
         assert_allclose(got, want, rtol=1e-10, atol=1e-12)
 
 
-def test_blocks_of_any_size_give_the_same_result(monkeypatch):
+@pytest.mark.parametrize("path", ["gemm", "window"])
+def test_blocks_of_any_size_give_the_same_result(path, monkeypatch):
+    force_path(monkeypatch, path)
     rng = np.random.default_rng(2)
     x, w, b = rng.standard_normal((7, 3, 9, 9)), rng.standard_normal((5, 3, 3, 3)), np.ones(5)
     param = {"stride": 2, "pad": 1}
     out, cache = fast_layers.conv_forward_fast(x, w, b, param)
+    assert cache[4] == path
     dout = rng.standard_normal(out.shape)
     grads = fast_layers.conv_backward_fast(dout, cache)
     plan = fast_layers._plan(x.shape, w.shape, 2, 1, 1, *out.shape[2:])
-    per_image = (plan.K + 1) * plan.L * 8
+    columns = plan.L if path == "gemm" else plan.H_out * plan.W_out  # per image
+    per_image = (plan.K + 1) * columns * 8
     for images in (1, 2, 3, 7):  # blocks of 1, 2, 3 images (a short last block) and all
         monkeypatch.setattr(gemm_conv, "BLOCK_BYTES", images * per_image)
-        assert plan.block(7, 8) == images
+        if path == "gemm":
+            assert plan.block(7, 8) == images
+        else:
+            assert window_conv._block(7, plan.K, columns, 8) == images
         out2, cache2 = fast_layers.conv_forward_fast(x, w, b, param)
         assert_allclose(out2, out, rtol=1e-12)
         for g2, g in zip(fast_layers.conv_backward_fast(dout, cache2), grads, strict=True):
             assert_allclose(g2, g, rtol=1e-12, atol=1e-13)
 
 
-def test_the_gemm_cache_keeps_no_columns():
+@pytest.mark.parametrize("path", ["gemm", "window"])
+def test_the_gemm_and_window_caches_keep_no_columns(path, monkeypatch):
     """The columns are built again in the backward pass: the cache holds x, w and b and no
     array of the size of X_col (49 times x for a 7 x 7 filter)."""
+    force_path(monkeypatch, path)
     rng = np.random.default_rng(3)
     x = rng.standard_normal((4, 3, 16, 16)).astype(np.float32)
     w, b = rng.standard_normal((8, 3, 7, 7)).astype(np.float32), np.zeros(8, np.float32)
     _, cache = fast_layers.conv_forward_fast(x, w, b, {"pad": 3})
+    assert cache[4] == path
 
     def arrays(obj):
         if isinstance(obj, np.ndarray):
@@ -134,7 +153,9 @@ def test_the_gemm_cache_keeps_no_columns():
 @pytest.mark.parametrize("w_shape, param", [((6, 3, 5, 5), {"pad": 2}),  # gemm
                                             ((6, 8, 3, 3), {"pad": 1}),  # winograd
                                             ((16, 16, 5, 5), {"pad": 2}),  # fft
-                                            ((6, 3, 3, 3), {"stride": 2, "pad": 1})])
+                                            ((6, 3, 3, 3), {"stride": 2, "pad": 1}),  # window
+                                            ((6, 3, 1, 1), {}),  # window, no padding
+                                            ((6, 8, 3, 3), {"stride": 2, "pad": 1})])  # gemm
 @pytest.mark.parametrize("need_dx", [True, False])
 def test_the_fused_relu_is_the_relu_layer(w_shape, param, need_dx):
     rng = np.random.default_rng(4)
@@ -301,3 +322,13 @@ def test_the_solver_step_holds_blas_to_one_thread():
     solver._step(np.arange(2))
     assert seen == [{1}]
     assert _blas_threads() == before
+
+
+@pytest.mark.parametrize("w_shape, expected", [
+    ((8, 3, 3, 3), True), ((8, 1, 5, 5), True), ((8, 16, 2, 2), True), ((8, 512, 1, 1), True),
+    ((8, 8, 3, 3), False), ((8, 3, 5, 5), False), ((8, 17, 2, 2), False), ((8, 3, 7, 7), False)])
+def test_the_window_path_takes_filters_with_few_taps(w_shape, expected):
+    assert window_conv.applies(w_shape) is expected
+    x = np.zeros((1, w_shape[1], 8, 8))
+    _, cache = fast_layers.conv_forward_fast(x, np.zeros(w_shape), np.zeros(8), {"pad": 1})
+    assert (cache[4] == "window") is expected

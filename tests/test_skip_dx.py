@@ -7,16 +7,18 @@ import numpy as np
 import pytest
 
 from cs231n_lib import architectures as arch
-from cs231n_lib import fast_layers, gemm_conv, layer_utils
+from cs231n_lib import fast_layers, gemm_conv, layer_utils, window_conv
 from cs231n_lib.classifiers.cnn import ThreeLayerConvNet
 from cs231n_lib.classifiers.convnet import ConvNet
 from cs231n_lib.gradient_check import eval_numerical_gradient, rel_error
 
-# (x shape, w shape, conv_param): the gemm path with phase planes (strided), the plain gemm
-# path (stride 1, 3 channels: a first layer), and the winograd path (3x3, C >= 8).
+# (x shape, w shape, conv_param): the window path (few taps, strided), the gemm path (stride 1,
+# 5x5 on 3 channels: a first layer), the winograd path (3x3, C >= 8) and the gemm path with phase
+# planes (strided, 72 taps).
 SHAPES = [((3, 3, 9, 9), (4, 3, 3, 3), {"stride": 2, "pad": 1}),
           ((3, 3, 8, 8), (4, 3, 5, 5), {"stride": 1, "pad": 2}),
-          ((2, 8, 8, 8), (4, 8, 3, 3), {"stride": 1, "pad": 1})]
+          ((2, 8, 8, 8), (4, 8, 3, 3), {"stride": 1, "pad": 1}),
+          ((3, 8, 9, 9), (4, 8, 3, 3), {"stride": 2, "pad": 1})]
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
@@ -42,26 +44,35 @@ def test_need_dx_is_keyword_only():
         fast_layers.conv_backward_fast(None, None, False)
 
 
-def _count_col2im(monkeypatch):
-    """Spy on the fast path's col2im (``gemm_conv.add_columns``): a list that grows by one per
-    call."""
+COL2IMS = ((gemm_conv, "add_columns"), (window_conv, "add_taps"))  # each path's col2im
+
+
+def _count_col2im(monkeypatch, spied=COL2IMS):
+    """Spy on the col2im of the gemm and window paths (or of those in ``spied``): a list that
+    grows by one per call."""
     calls = []
-    real = gemm_conv.add_columns
 
-    def spy(*args, **kwargs):
-        calls.append(1)
-        return real(*args, **kwargs)
+    def spying(real):
+        def spy(*args, **kwargs):
+            calls.append(1)
+            return real(*args, **kwargs)
+        return spy
 
-    monkeypatch.setattr(gemm_conv, "add_columns", spy)
+    for module, name in spied:
+        monkeypatch.setattr(module, name, spying(getattr(module, name)))
     return calls
 
 
-def test_skipped_dx_does_no_col2im(monkeypatch):
-    x_shape, w_shape, conv_param = SHAPES[1]
+@pytest.mark.parametrize("shape, path, module, name", [
+    (SHAPES[1], "gemm", gemm_conv, "add_columns"), (SHAPES[3], "gemm", gemm_conv, "add_columns"),
+    (SHAPES[0], "window", window_conv, "add_taps")])
+def test_skipped_dx_does_no_col2im(shape, path, module, name, monkeypatch):
+    x_shape, w_shape, conv_param = shape
     rng = np.random.default_rng(1)
     x, w = rng.standard_normal(x_shape), rng.standard_normal(w_shape)
     out, cache = fast_layers.conv_forward_fast(x, w, np.zeros(w_shape[0]), conv_param)
-    calls = _count_col2im(monkeypatch)
+    assert cache[4] == path
+    calls = _count_col2im(monkeypatch, [(module, name)])
     fast_layers.conv_backward_fast(out, cache)
     assert calls, "the spy must see the default path's col2im"
     before = len(calls)
@@ -116,10 +127,12 @@ def test_sandwich_layers_skip_dx(forward, backward, bn, pool, monkeypatch):
         args.append({"pool_height": 2, "pool_width": 2, "stride": 2})
     out, cache = forward(*args)
     dout = rng.standard_normal(out.shape)
-    full = backward(dout, cache)
     calls = _count_col2im(monkeypatch)
+    full = backward(dout, cache)
+    assert calls, "the spy must see the default path's col2im"
+    before = len(calls)
     skipped = backward(dout, cache, need_dx=False)
-    assert not calls
+    assert len(calls) == before
     assert full[0].shape == x.shape and skipped[0] is None
     assert len(skipped) == len(full)
     for g, g2 in zip(full[1:], skipped[1:], strict=True):

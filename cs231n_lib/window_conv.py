@@ -1,0 +1,129 @@
+"""The fast convolution's path for filters with few taps: 1 x 1 filters, and any filter whose
+C * HH * WW taps are at most ``MAX_TAPS`` (a first layer's 3 x 3 or 5 x 5 filters on 1 to 3
+channels, a 2 x 2 stride-2 downsampling on a few channels).
+
+Their im2col matrix has few rows, so what costs is not its copy but everything around the
+matrix multiply. This path copies each image's receptive fields exactly (rows (c, i, j),
+columns (h_out, w_out): the textbook ``im2col`` of one image, taken from the strided window
+view of the padded input) and multiplies image by image, ``W_row @ X[n]``, which writes the
+image's output straight into ``out[n]`` in NCHW order. Against the runs layout of
+``gemm_conv`` (whose rows are long contiguous runs, which pays when rows are many), it skips
+the phase split of a strided input, the garbage columns, the copy of the output out of the wide
+matrix and, in the backward pass, the copy of dout into one: dW is the sum over images of
+``dout[n] @ X[n].T``, and dx adds ``w.T @ dout[n]`` back tap by tap into the padded gradient
+(col2im). Measured single-threaded in float32 (bench/layers.py's first layers, notebook 6's
+networks): forward 0.22-0.8x the runs layout's time, dw 0.1-0.65x, up to MAX_TAPS; beyond it
+the short rows of the copies make it slower.
+
+Columns are built for a block of images at a time (about ``gemm_conv.BLOCK_BYTES``) and
+dropped: the cache keeps no columns, and the backward pass builds them again. Every function
+here works on one slice of the batch; ``fast_layers`` splits the batch across threads.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from cs231n_lib import gemm_conv, scratch
+from cs231n_lib.im2col import pad_hw, window_view
+
+# Filters with at most this many taps C * HH * WW take this path (1 x 1 filters whatever C).
+# Measured against the runs layout (float32, single thread): faster up to 32 taps in every
+# pass, even at 64 (2 x 2 on 16 channels: forward 0.78x, dw 0.87x, with dx 1.13x), slower
+# from 72 (3 x 3 on 8 channels, with dx: 1.12x) and 75 (5 x 5 on 3 channels: 1.06-1.17x).
+MAX_TAPS = 64
+
+
+def applies(w_shape) -> bool:
+    """True when this path computes a convolution with filters of shape ``w_shape`` fastest."""
+    _, C, HH, WW = w_shape
+    return HH * WW == 1 or C * HH * WW <= MAX_TAPS
+
+
+def _block(n: int, K: int, L: int, itemsize: int) -> int:
+    """Images per block: the columns (K + 1, L) of a block hold about ``BLOCK_BYTES``."""
+    return max(1, min(n, gemm_conv.BLOCK_BYTES // ((K + 1) * L * itemsize)))
+
+
+def _windows(x, HH: int, WW: int, stride: int, pad: int, dilation: int):
+    """The window view (n, C, HH, WW, H_out, W_out) of x padded (in a scratch buffer)."""
+    if pad:
+        n, C, H, W = x.shape
+        x = pad_hw(x, pad, out=scratch.array("conv.padded", (n, C, H + 2 * pad, W + 2 * pad),
+                                             x.dtype))
+    return window_view(x, HH, WW, stride, dilation)
+
+
+def _columns(win, role: str):
+    """Each image's receptive fields of the window view ``win`` (m, C, HH, WW, H_out, W_out) in
+    a scratch buffer (m, K + 1, H_out * W_out), as ``w.reshape(F, -1)`` orders the taps, then
+    a row of ones (the bias)."""
+    m, C, HH, WW, H_out, W_out = win.shape
+    K = C * HH * WW
+    X = scratch.array(role, (m, K + 1, H_out * W_out), win.dtype)
+    X[:, :K].reshape(win.shape)[...] = win
+    X[:, K] = 1
+    return X
+
+
+def forward(x, W_row, geometry, out, relu=False):
+    """Convolution of x (n, C, H, W) into ``out`` (n, F, H_out, W_out). W_row (F, K + 1): the
+    filters as rows and the bias as a last column; geometry: (HH, WW, stride, pad, dilation).
+    relu: write max(output, 0) instead."""
+    n, F = x.shape[0], W_row.shape[0]
+    win = _windows(x, *geometry)
+    K, L = W_row.shape[1] - 1, out.shape[2] * out.shape[3]
+    step = _block(n, K, L, x.dtype.itemsize)
+    for first in range(0, n, step):
+        m = min(step, n - first)
+        Y = out[first:first + m].reshape(m, F, L)
+        np.matmul(W_row, _columns(win[first:first + m], "conv.cols"), out=Y)
+        if relu:
+            np.maximum(Y, 0, out=Y)
+
+
+def backward(x, dout, w_row, geometry, dx, relu_out=None):
+    """Gradients of the convolution of x (n, C, H, W) for upstream dout (n, F, H_out, W_out):
+    returns dW_row (F, K + 1) (dw as rows, db in the last column) and, unless dx is None,
+    writes the input gradient into dx. w_row: the filters as rows (F, K); geometry as in
+    ``forward``. relu_out: the output of a ``forward(..., relu=True)``; dout is then the
+    gradient of the ReLU's output, and passes where relu_out > 0."""
+    HH, WW, stride, pad, dilation = geometry
+    n, F, H_out, W_out = dout.shape
+    dtype = dout.dtype
+    K, L = w_row.shape[1], H_out * W_out
+    win = _windows(x.astype(dtype, copy=False), *geometry)
+    dwin = None
+    if dx is not None:  # dx's padded buffer, seen through the same windows (written tap by tap)
+        _, C, H, W = x.shape
+        dpad = dx if not pad else scratch.array("conv.dpadded", (n, C, H + 2 * pad, W + 2 * pad),
+                                                dtype)
+        dpad.fill(0)
+        dwin = window_view(dpad, HH, WW, stride, dilation, writeable=True)
+    dW_row = np.zeros((F, K + 1), dtype)
+    step = _block(n, K, L, dtype.itemsize)
+    for first in range(0, n, step):
+        m = min(step, n - first)
+        D = dout[first:first + m].reshape(m, F, L)
+        if relu_out is not None:
+            D = np.multiply(D, relu_out[first:first + m].reshape(m, F, L) > 0,
+                            out=scratch.array("conv.drelu", D.shape, dtype))
+        X = _columns(win[first:first + m], "conv.cols")
+        per_image = np.matmul(D, X.transpose(0, 2, 1),
+                              out=scratch.array("conv.dW", (m, F, K + 1), dtype))
+        dW_row += per_image.sum(axis=0)
+        if dwin is not None:
+            dX = np.matmul(w_row.T, D, out=scratch.array("conv.dX", (m, K, L), dtype))
+            add_taps(dX.reshape(m, *win.shape[1:]), dwin[first:first + m])
+    if dx is not None and pad:
+        dx[...] = dpad[:, :, pad:pad + x.shape[2], pad:pad + x.shape[3]]
+    return dW_row
+
+
+def add_taps(taps, windows):
+    """col2im: add the columns ``taps`` (m, C, HH, WW, H_out, W_out) onto the pixels they were
+    copied from, through ``windows``, the writeable window view of the padded gradient. One tap
+    (i, j) at a time: a tap's windows do not overlap, so its += loses nothing."""
+    for i in range(taps.shape[2]):
+        for j in range(taps.shape[3]):
+            windows[:, :, i, j] += taps[:, :, i, j]
