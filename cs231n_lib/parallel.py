@@ -34,17 +34,21 @@ from contextlib import contextmanager, nullcontext
 
 ENV_VAR = "CS231N_NUM_THREADS"
 # Multiply-adds a slice must have at least: smaller ones cost more in hand-offs (~40 us a
-# region) and numpy's per-call overheads than they gain (bench/conv.py: the CS231n notebook's
-# layer, 17M multiply-adds, runs fastest in 2 slices, the 300M of shape B in 4).
-MIN_WORK = 1 << 23
+# region) and numpy's per-call overheads than they gain. Measured on whole training steps
+# (bench/train_step.py's networks, in one process against the previous setting): 2M with one
+# slice per thread ran 6-11% faster than 8M with two (notebook 6's networks, whose layers have
+# 10-40M multiply-adds, and ThreeLayerConvNet 32/7/100), the same on the larger networks; 1M
+# was no better than 2M.
+MIN_WORK = 1 << 21
 # One pass of numpy over an array element costs about as much as this many multiply-adds in a
 # matrix product (memory-bound vs compute-bound): the work of an elementwise layer (pooling,
 # ReLU) for ``batch_slices`` is PASS_WORK * elements * passes.
 PASS_WORK = 16
-# Slices per thread: smaller slices keep a layer's temporaries closer to the cache, and the
-# threads take them from a queue, so one that is slowed down takes fewer (measured in
-# bench/conv.py).
-SLICES_PER_THREAD = 2
+# Slices per thread. More, smaller slices would balance the threads better (they take them
+# from a queue, so one that is slowed down takes fewer), but each slice repeats a layer's fixed
+# per-call work (padding, planes, block set-up), and the layers already work in cache-sized
+# blocks and chunks inside a slice: one per thread measured fastest (see MIN_WORK).
+SLICES_PER_THREAD = 1
 
 _state = threading.local()  # .inside: this thread is running a slice of a parallel region
 _lock = threading.Lock()  # one parallel region at a time (the BLAS thread limit is global)

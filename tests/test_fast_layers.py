@@ -145,9 +145,11 @@ def test_conv_matches_naive_and_scipy(case, impl, dtype, rng):
 
 @pytest.mark.parametrize("case", CONV_CASES.values(), ids=CONV_CASES.keys())
 def test_conv_fast_split_across_threads_matches_naive(case, dtype, rng, monkeypatch):
-    """The batch split over 2 threads (3 images: one slice each), forward and backward."""
+    """The batch split over 2 threads (3 images: one slice each, the third slice taken from the
+    queue by whichever thread is free first), forward and backward."""
     x_shape, w_shape, conv_param, _ = case
     monkeypatch.setattr(parallel, "MIN_WORK", 1)
+    monkeypatch.setattr(parallel, "SLICES_PER_THREAD", 2)
     parallel.set_num_threads(2)
     try:
         x, w, b = conv_inputs(rng, (3, *x_shape[1:]), w_shape, dtype)

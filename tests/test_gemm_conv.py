@@ -238,7 +238,7 @@ def test_blas_held_restores_the_limit_after_an_error():
 
 @pytest.mark.parametrize("x_shape", [(64, 512), (64, 8, 8, 8), (3, 7)])
 def test_affine_split_across_threads_matches_numpy(x_shape, monkeypatch):
-    monkeypatch.setattr(parallel, "MIN_WORK", 1)  # every call in 4 slices
+    monkeypatch.setattr(parallel, "MIN_WORK", 1)  # every call in 2 slices, one per thread
     parallel.set_num_threads(2)
     try:
         rng = np.random.default_rng(7)
