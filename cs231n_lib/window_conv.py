@@ -12,7 +12,7 @@ the phase split of a strided input, the garbage columns, the copy of the output 
 matrix and, in the backward pass, the copy of dout into one: dW is the sum over images of
 ``dout[n] @ X[n].T``, and dx adds ``w.T @ dout[n]`` back tap by tap into the padded gradient
 (col2im). Measured single-threaded in float32 (bench/layers.py's first layers, notebook 6's
-networks): forward 0.22-0.8x the runs layout's time, dw 0.1-0.65x, up to MAX_TAPS; beyond it
+networks): forward 0.22-0.78x the runs layout's time, dw 0.11-0.87x, up to MAX_TAPS; beyond it
 the short rows of the copies make it slower.
 
 Columns are built for a block of images at a time (about ``gemm_conv.BLOCK_BYTES``) and

@@ -167,8 +167,10 @@ def conv_forward(x, U, b, pad, out):
     H_out, W_out = out.shape[2:]
     if (H_out, W_out) == (M * tiles_h, M * tiles_w):  # (N, F, tiles_h, 4, tiles_w, 4)
         np.copyto(out.reshape(N, F, tiles_h, M, tiles_w, M), Y)
-    else:  # ragged last tile: drop the extra rows/columns
-        out[...] = Y.reshape(N, F, M * tiles_h, M * tiles_w)[:, :, :H_out, :W_out]
+    else:  # ragged last tile: whole tiles into a scratch image, then its real rows/columns
+        full = _scratch("tiled", (N, F, M * tiles_h, M * tiles_w), x.dtype)
+        np.copyto(full.reshape(N, F, tiles_h, M, tiles_w, M), Y)
+        out[...] = full[:, :, :H_out, :W_out]
     return V
 
 
@@ -195,7 +197,11 @@ def conv_backward(dout, U, V, pad, dx, x_shape=None):
     P = N * tiles_h * tiles_w
     dtype = dout.dtype
     if (H_out, W_out) != (M * tiles_h, M * tiles_w):  # ragged last tile: pad dout with zeros
-        dout = np.pad(dout, [(0, 0), (0, 0), (0, M * tiles_h - H_out), (0, M * tiles_w - W_out)])
+        full = _scratch("tiled", (N, F, M * tiles_h, M * tiles_w), dtype)
+        full[:, :, H_out:] = 0
+        full[:, :, :H_out, W_out:] = 0
+        full[:, :, :H_out, :W_out] = dout
+        dout = full
     dout = dout.reshape(N, F, tiles_h, M, tiles_w, M)
     dY = _scratch("A", (M, F, N, tiles_h, tiles_w, M), dtype)  # layout of Y in the forward
     np.copyto(dY, dout.transpose(3, 1, 0, 2, 4, 5))  # one copy, runs of whole image rows
