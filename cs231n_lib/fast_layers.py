@@ -86,18 +86,12 @@ def conv_forward_fast(x, w, b, conv_param, *, relu=False):
                 return fft_conv.forward(x_[s], shared[2], b_, grid, out[s], relu)
         else:
             W_row = np.concatenate([w_.reshape(F, -1), b_[:, None]], axis=1)  # bias column
-            if window_conv.applies(w.shape):
-                path, shared = "window", None
-                geometry = (*w.shape[2:], stride, pad, dilation)
+            plan = _plan(x.shape, w.shape, stride, pad, dilation, H_out, W_out)
+            path, shared = ("window" if window_conv.applies(w.shape) else "gemm"), None
+            matmul_path = _MATMUL_PATHS[path]
 
-                def part(s):
-                    window_conv.forward(x_[s], W_row, geometry, out[s], relu)
-            else:
-                path, shared = "gemm", None
-                plan = _plan(x.shape, w.shape, stride, pad, dilation, H_out, W_out)
-
-                def part(s):
-                    gemm_conv.forward(x_[s], W_row, plan, out[s], relu)
+            def part(s):
+                matmul_path.forward(x_[s], W_row, plan, out[s], relu)
         saved = (shared, batch.slices, batch.map(part))
     return out, (x, w, b, conv_param, path, saved)
 
@@ -110,8 +104,8 @@ def conv_backward_fast(dout, cache, *, need_dx=True, relu_out=None):
     - cache: As returned by ``conv_forward_fast``.
     - need_dx: keyword only; False when nobody needs the input gradient (a network's first
       layer: the data needs none): dx is then None and its work is skipped (the dX matrix
-      multiply and col2im of the gemm path; the dV multiplies, their transform and the
-      overlap-add of the Winograd path). dw and db are the same either way.
+      multiply and col2im of the window and gemm paths; the dV multiplies, their transform
+      and the overlap-add of the Winograd path). dw and db are the same either way.
     - relu_out: keyword only; the output of ``conv_forward_fast(..., relu=True)`` when dout is
       the gradient of that ReLU's output: the ReLU's backward pass (dout where relu_out > 0,
       else 0, as ``relu_backward``) runs inside, in the copy of dout the path makes anyway.
@@ -140,20 +134,13 @@ def conv_backward_fast(dout, cache, *, need_dx=True, relu_out=None):
                 return dG, d.sum(axis=(0, 2, 3))
         else:
             w_row = w.reshape(w.shape[0], -1).astype(dout.dtype, copy=False)
-            if path == "window":
-                geometry = (*w.shape[2:], stride, pad, dilation)
+            plan = _plan(x.shape, w.shape, stride, pad, dilation, *dout.shape[2:])
+            matmul_path = _MATMUL_PATHS[path]
 
-                def part(s, _):
-                    return window_conv.backward(x[s], dout[s], w_row, geometry,
-                                                None if dx is None else dx[s],
-                                                None if relu_out is None else relu_out[s])
-            else:
-                plan = _plan(x.shape, w.shape, stride, pad, dilation, *dout.shape[2:])
-
-                def part(s, _):
-                    return gemm_conv.backward(x[s], dout[s], w_row, plan,
-                                              None if dx is None else dx[s],
-                                              None if relu_out is None else relu_out[s])
+            def part(s, _):
+                return matmul_path.backward(x[s], dout[s], w_row, plan,
+                                            None if dx is None else dx[s],
+                                            None if relu_out is None else relu_out[s])
         grads = batch.map(part, parts)  # summed over slices below
         if path == "winograd":
             dU, db = (sum(g) for g in zip(*grads, strict=True))
@@ -228,7 +215,13 @@ def _like(grad, a):
     return grad.astype(a.dtype, copy=False)
 
 
+# The two matrix-multiply paths: same signatures (forward(x, W_row, plan, out, relu),
+# backward(x, dout, w_row, plan, dx, relu_out) -> dW_row), the same plan.
+_MATMUL_PATHS = {"window": window_conv, "gemm": gemm_conv}
+
+
 def _plan(x_shape, w_shape, stride, pad, dilation, H_out, W_out):
-    """The runs layout (``gemm_conv.Plan``) of a convolution of this geometry."""
+    """The geometry of a convolution (``gemm_conv.Plan``: the runs layout of the gemm path,
+    whose sizes the window path reads too)."""
     _, C, H, W = x_shape
     return gemm_conv.Plan(C, H, W, *w_shape[2:], stride, pad, dilation, H_out, W_out)

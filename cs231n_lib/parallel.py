@@ -36,7 +36,7 @@ ENV_VAR = "CS231N_NUM_THREADS"
 # Multiply-adds a slice must have at least: smaller ones cost more in hand-offs (~40 us a
 # region) and numpy's per-call overheads than they gain. Measured on whole training steps
 # (bench/train_step.py's networks, in one process against the previous setting): 2M with one
-# slice per thread ran 6-11% faster than 8M with two (notebook 6's networks, whose layers have
+# slice per thread ran 3-11% faster than 8M with two (notebook 6's networks, whose layers have
 # 10-40M multiply-adds, and ThreeLayerConvNet 32/7/100), the same on the larger networks; 1M
 # was no better than 2M.
 MIN_WORK = 1 << 21

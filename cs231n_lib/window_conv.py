@@ -45,13 +45,14 @@ def _block(n: int, K: int, L: int, itemsize: int) -> int:
     return max(1, min(n, gemm_conv.BLOCK_BYTES // ((K + 1) * L * itemsize)))
 
 
-def _windows(x, HH: int, WW: int, stride: int, pad: int, dilation: int):
+def _windows(x, plan):
     """The window view (n, C, HH, WW, H_out, W_out) of x padded (in a scratch buffer)."""
+    pad = plan.pad
     if pad:
         n, C, H, W = x.shape
         x = pad_hw(x, pad, out=scratch.array("conv.padded", (n, C, H + 2 * pad, W + 2 * pad),
                                              x.dtype))
-    return window_view(x, HH, WW, stride, dilation)
+    return window_view(x, plan.HH, plan.WW, plan.stride, plan.dilation)
 
 
 def _columns(win, role: str):
@@ -66,13 +67,13 @@ def _columns(win, role: str):
     return X
 
 
-def forward(x, W_row, geometry, out, relu=False):
+def forward(x, W_row, plan, out, relu=False):
     """Convolution of x (n, C, H, W) into ``out`` (n, F, H_out, W_out). W_row (F, K + 1): the
-    filters as rows and the bias as a last column; geometry: (HH, WW, stride, pad, dilation).
-    relu: write max(output, 0) instead."""
+    filters as rows and the bias as a last column; plan: the convolution's geometry
+    (``gemm_conv.Plan``, shared with the gemm path). relu: write max(output, 0) instead."""
     n, F = x.shape[0], W_row.shape[0]
-    win = _windows(x, *geometry)
-    K, L = W_row.shape[1] - 1, out.shape[2] * out.shape[3]
+    win = _windows(x, plan)
+    K, L = plan.K, plan.H_out * plan.W_out
     step = _block(n, K, L, x.dtype.itemsize)
     for first in range(0, n, step):
         m = min(step, n - first)
@@ -82,24 +83,23 @@ def forward(x, W_row, geometry, out, relu=False):
             np.maximum(Y, 0, out=Y)
 
 
-def backward(x, dout, w_row, geometry, dx, relu_out=None):
+def backward(x, dout, w_row, plan, dx, relu_out=None):
     """Gradients of the convolution of x (n, C, H, W) for upstream dout (n, F, H_out, W_out):
     returns dW_row (F, K + 1) (dw as rows, db in the last column) and, unless dx is None,
-    writes the input gradient into dx. w_row: the filters as rows (F, K); geometry as in
+    writes the input gradient into dx. w_row: the filters as rows (F, K); plan as in
     ``forward``. relu_out: the output of a ``forward(..., relu=True)``; dout is then the
     gradient of the ReLU's output, and passes where relu_out > 0."""
-    HH, WW, stride, pad, dilation = geometry
     n, F, H_out, W_out = dout.shape
-    dtype = dout.dtype
-    K, L = w_row.shape[1], H_out * W_out
-    win = _windows(x.astype(dtype, copy=False), *geometry)
+    dtype, pad = dout.dtype, plan.pad
+    K, L = plan.K, H_out * W_out
+    win = _windows(x.astype(dtype, copy=False), plan)
     dwin = None
     if dx is not None:  # dx's padded buffer, seen through the same windows (written tap by tap)
         _, C, H, W = x.shape
         dpad = dx if not pad else scratch.array("conv.dpadded", (n, C, H + 2 * pad, W + 2 * pad),
                                                 dtype)
         dpad.fill(0)
-        dwin = window_view(dpad, HH, WW, stride, dilation, writeable=True)
+        dwin = window_view(dpad, plan.HH, plan.WW, plan.stride, plan.dilation, writeable=True)
     dW_row = np.zeros((F, K + 1), dtype)
     step = _block(n, K, L, dtype.itemsize)
     for first in range(0, n, step):
