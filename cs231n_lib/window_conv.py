@@ -93,12 +93,13 @@ def backward(x, dout, w_row, plan, dx, relu_out=None):
     dtype, pad = dout.dtype, plan.pad
     K, L = plan.K, H_out * W_out
     win = _windows(x.astype(dtype, copy=False), plan)
-    dwin = None
+    dwin, disjoint = None, _disjoint(plan)
     if dx is not None:  # dx's padded buffer, seen through the same windows (written tap by tap)
         _, C, H, W = x.shape
         dpad = dx if not pad else scratch.array("conv.dpadded", (n, C, H + 2 * pad, W + 2 * pad),
                                                 dtype)
-        dpad.fill(0)
+        if not (disjoint and _tiling(plan)):  # pixels no tap writes are zeros
+            dpad.fill(0)
         dwin = window_view(dpad, plan.HH, plan.WW, plan.stride, plan.dilation, writeable=True)
     dW_row = np.zeros((F, K + 1), dtype)
     step = _block(n, K, L, dtype.itemsize)
@@ -114,16 +115,37 @@ def backward(x, dout, w_row, plan, dx, relu_out=None):
         dW_row += per_image.sum(axis=0)
         if dwin is not None:
             dX = np.matmul(w_row.T, D, out=scratch.array("conv.dX", (m, K, L), dtype))
-            add_taps(dX.reshape(m, *win.shape[1:]), dwin[first:first + m])
+            add_taps(dX.reshape(m, *win.shape[1:]), dwin[first:first + m], disjoint)
     if dx is not None and pad:
         dx[...] = dpad[:, :, pad:pad + x.shape[2], pad:pad + x.shape[3]]
     return dW_row
 
 
-def add_taps(taps, windows):
+def _disjoint(plan) -> bool:
+    """Whether no two taps of any windows reach the same pixel: the taps of a window span less
+    than one stride along each axis (1 x 1 filters; 2 x 2 at stride 2, as in a learned
+    downsampling)."""
+    d, S = plan.dilation, plan.stride
+    return (plan.HH - 1) * d < S and (plan.WW - 1) * d < S
+
+
+def _tiling(plan) -> bool:
+    """Whether the windows' taps reach every pixel of the unpadded input (no padding, no gap
+    between taps or between windows): with ``_disjoint``, every pixel exactly once."""
+    d, S = plan.dilation, plan.stride
+    return (plan.pad == 0 and (d == 1 or (plan.HH == 1 and plan.WW == 1))
+            and plan.HH == S and plan.WW == S
+            and plan.H == plan.H_out * S and plan.W == plan.W_out * S)
+
+
+def add_taps(taps, windows, disjoint=False):
     """col2im: add the columns ``taps`` (m, C, HH, WW, H_out, W_out) onto the pixels they were
     copied from, through ``windows``, the writeable window view of the padded gradient. One tap
-    (i, j) at a time: a tap's windows do not overlap, so its += loses nothing."""
+    (i, j) at a time: a tap's windows do not overlap, so its += loses nothing. ``disjoint``
+    (``_disjoint``): no two taps share a pixel either, so each tap is copied, not added."""
     for i in range(taps.shape[2]):
         for j in range(taps.shape[3]):
-            windows[:, :, i, j] += taps[:, :, i, j]
+            if disjoint:
+                windows[:, :, i, j] = taps[:, :, i, j]
+            else:
+                windows[:, :, i, j] += taps[:, :, i, j]

@@ -332,3 +332,28 @@ def test_the_window_path_takes_filters_with_few_taps(w_shape, expected):
     x = np.zeros((1, w_shape[1], 8, 8))
     _, cache = fast_layers.conv_forward_fast(x, np.zeros(w_shape), np.zeros(8), {"pad": 1})
     assert (cache[4] == "window") is expected
+
+
+@pytest.mark.parametrize("w_shape, param, x_hw", [
+    ((4, 3, 2, 2), {"stride": 2}, (6, 8)),  # windows tile x: each pixel written once, no fill
+    ((4, 3, 1, 1), {}, (5, 7)),  # 1 x 1: tiles too
+    ((4, 3, 2, 2), {"stride": 3}, (8, 5)),  # disjoint taps with gaps between windows
+    ((4, 3, 1, 1), {"stride": 2, "pad": 1}, (5, 5)),  # disjoint, padded
+    ((4, 2, 2, 2), {"stride": 3, "dilation": 2}, (9, 6)),  # disjoint, gaps inside windows
+    ((4, 3, 3, 3), {"stride": 2, "pad": 1}, (7, 9))])  # overlapping windows: adds
+def test_window_col2im_writes_every_pixel_of_a_garbage_dx(w_shape, param, x_hw):
+    """The window path's dx over a buffer full of NaN (fresh np.empty memory often comes
+    zeroed, which would hide a pixel left unwritten): equal to the naive layer's."""
+    rng = np.random.default_rng(8)
+    x = rng.standard_normal((3, w_shape[1], *x_hw))
+    w, b = rng.standard_normal(w_shape), np.zeros(w_shape[0])
+    out, cache = layers.conv_forward_naive(x, w, b, param)
+    dout = rng.standard_normal(out.shape)
+    geometry = conv_geometry(x.shape, w.shape, param)
+    plan = fast_layers._plan(x.shape, w.shape, *geometry)
+    dx = np.full(x.shape, np.nan)
+    dW_row = window_conv.backward(x, dout, w.reshape(w_shape[0], -1), plan, dx)
+    dx_naive, dw_naive, db_naive = layers.conv_backward_naive(dout, cache)
+    assert_allclose(dx, dx_naive, rtol=1e-10, atol=1e-12)
+    assert_allclose(dW_row[:, :-1].reshape(w_shape), dw_naive, rtol=1e-10, atol=1e-12)
+    assert_allclose(dW_row[:, -1], db_naive, rtol=1e-10, atol=1e-12)
