@@ -39,7 +39,7 @@ from cs231n_lib.fast_pool import (  # noqa: F401 (re-exported: the course import
     max_pool_forward_fast,
 )
 from cs231n_lib.im2col import col2im, im2col
-from cs231n_lib.layers import _check_shape
+from cs231n_lib.layers import _check_shape, relu_into
 from cs231n_lib.shapes import conv_geometry
 
 
@@ -75,7 +75,7 @@ def conv_forward_fast(x, w, b, conv_param, *, relu=False):
             def part(s):
                 V = winograd.conv_forward(x_[s], shared, b_, pad, out[s])
                 if relu:
-                    np.maximum(out[s], 0, out=out[s])
+                    relu_into(out[s], out[s])
                 return V
         elif fft_conv.applies(w.shape, stride):
             grid = fft_conv.Grid(x.shape, w.shape, pad, dilation, H_out, W_out)

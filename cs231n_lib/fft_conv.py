@@ -27,6 +27,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from cs231n_lib.layers import relu_into
+
 
 def _sfft():
     """scipy.fft, imported on first use: it takes about 0.2 s, which a notebook (or a
@@ -127,7 +129,7 @@ def forward(x, G_conj, b, grid: Grid, out, relu=False):
     result = y[:, :, grid.rows[:, None], grid.cols]
     result += b[:, None, None]
     if relu:
-        np.maximum(result, 0, out=result)
+        relu_into(result, result)
     out[...] = result
     return X
 

@@ -22,6 +22,7 @@ reads) and ``im2col.pad_hw``.
 
 from __future__ import annotations
 
+import functools
 import math
 from numbers import Real
 
@@ -177,11 +178,26 @@ def _zeros_operand(x, limit=1 << 16):
     """Zeros to compare x with in np.maximum: an array, not the scalar 0, which numpy's
     maximum runs without its vector loop (3x slower on data in the cache). Shaped like x's
     trailing axes, as many as fit in ``limit`` elements (but at least the last axis), so that
-    it broadcasts over the leading ones and the inner loops stay long."""
+    it broadcasts over the leading ones and the inner loops stay long. Read-only, and the same
+    array for the same shape and dtype (kept: the layers ask for a few shapes, over and over)."""
     k = min(1, x.ndim)
     while k < x.ndim - 1 and math.prod(x.shape[k:]) > limit:
         k += 1
-    return np.zeros(x.shape[k:], dtype=x.dtype)
+    return _zeros(x.shape[k:], x.dtype)
+
+
+@functools.lru_cache(maxsize=64)
+def _zeros(shape, dtype):
+    zeros = np.zeros(shape, dtype=dtype)
+    zeros.flags.writeable = False
+    return zeros
+
+
+def relu_into(x, out):
+    """``out = max(x, 0)`` elementwise (out may be x itself), with ``_zeros_operand``: for the
+    layers that apply a ReLU as they write their output (the fused convolutions). On a strided
+    view numpy's loop gains nothing from the zeros, so give it a contiguous x."""
+    return np.maximum(x, _zeros_operand(x), out=out)
 
 
 def relu_backward(dout, cache):

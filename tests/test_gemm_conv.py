@@ -357,3 +357,19 @@ def test_window_col2im_writes_every_pixel_of_a_garbage_dx(w_shape, param, x_hw):
     assert_allclose(dx, dx_naive, rtol=1e-10, atol=1e-12)
     assert_allclose(dW_row[:, :-1].reshape(w_shape), dw_naive, rtol=1e-10, atol=1e-12)
     assert_allclose(dW_row[:, -1], db_naive, rtol=1e-10, atol=1e-12)
+
+
+def test_relu_into_compares_with_shared_read_only_zeros():
+    """The zeros ``relu_into`` compares with are kept between calls: nobody may write to them,
+    or every later ReLU would clip at the wrong value."""
+    x = np.arange(-6.0, 6.0, dtype=np.float32).reshape(2, 2, 3)
+    out = np.empty_like(x)
+    assert layers.relu_into(x, out) is out
+    assert_array_equal(out, np.where(x > 0, x, 0))
+    zeros = layers._zeros_operand(x)
+    assert zeros is layers._zeros_operand(x.copy())  # the same array for the same shape
+    assert not zeros.flags.writeable
+    with pytest.raises(ValueError):
+        zeros += 1
+    layers.relu_into(x, x)  # in place
+    assert_array_equal(x, out)

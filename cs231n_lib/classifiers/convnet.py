@@ -44,6 +44,7 @@ from ..layers import (
     dropout_forward,
     relu_backward,
     relu_forward,
+    relu_into,
     softmax_loss,
     spatial_batchnorm_backward,
     spatial_batchnorm_forward,
@@ -370,7 +371,7 @@ class ConvNet:
         if node.kind == "res":
             out = self._infer_add(node, x, hook)
             if node.layer.relu:
-                np.maximum(out, 0, out=out)  # the branch outputs are already gone
+                relu_into(out, out)  # the branch outputs are already gone
             return out
         return self._infer_concat(node, x, hook)
 
@@ -462,7 +463,7 @@ def _sigmoid(x, out=None):
 
 
 _ACTIVATIONS_INPLACE = {
-    "relu": lambda x: np.maximum(x, 0, out=x),
+    "relu": lambda x: relu_into(x, x),
     "sigmoid": lambda x: _sigmoid(x, out=x),
     "tanh": lambda x: np.tanh(x, out=x),
 }
