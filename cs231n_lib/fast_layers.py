@@ -39,7 +39,7 @@ from cs231n_lib.fast_pool import (  # noqa: F401 (re-exported: the course import
     max_pool_forward_fast,
 )
 from cs231n_lib.im2col import col2im, im2col
-from cs231n_lib.layers import _check_shape, relu_into
+from cs231n_lib.layers import _check_shape, relu_grad_into, relu_into
 from cs231n_lib.shapes import conv_geometry
 
 
@@ -207,7 +207,7 @@ def _gated(dout, relu_out, s):
     d = dout[s]
     if relu_out is None:
         return d
-    return np.multiply(d, relu_out[s] > 0, out=scratch.array("conv.drelu", d.shape, d.dtype))
+    return relu_grad_into(d, relu_out[s], scratch.array("conv.drelu", d.shape, d.dtype))
 
 
 def _like(grad, a):

@@ -38,6 +38,7 @@ from math import gcd
 import numpy as np
 
 from cs231n_lib import scratch
+from cs231n_lib.layers import relu_grad_into
 
 # Bytes of X_col built at a time: about half of a core's L2 cache (the rest holds the block's
 # output and the filters). Measured with bench/conv.py and bench/layers.py.
@@ -114,7 +115,13 @@ class Plan:
 
     def block(self, n: int, itemsize: int) -> int:
         """Images per block: X_col of a block holds about ``BLOCK_BYTES``."""
-        return max(1, min(n, BLOCK_BYTES // ((self.K + 1) * self.L * itemsize)))
+        return images_per_block(n, (self.K + 1) * self.L * itemsize)
+
+
+def images_per_block(n: int, image_bytes: int) -> int:
+    """How many of n images a block takes when each brings ``image_bytes`` of columns: about
+    ``BLOCK_BYTES`` in all, at least one image. (The window path's blocks too.)"""
+    return max(1, min(n, BLOCK_BYTES // image_bytes))
 
 
 def _phase_groups(taps: int, dilation: int, stride: int):
@@ -251,8 +258,8 @@ def backward(x, dout, w_row, plan: Plan, dx, relu_out=None):
         if relu_out is None:
             wide[..., :plan.W_out] = dout[first:first + m]
         else:
-            np.multiply(dout[first:first + m], relu_out[first:first + m] > 0,
-                        out=wide[..., :plan.W_out])
+            relu_grad_into(dout[first:first + m], relu_out[first:first + m],
+                           wide[..., :plan.W_out])
         wide[..., plan.W_out:] = 0  # the garbage columns pass no gradient
         X = scratch.array("conv.cols", (plan.K + 1, m * plan.L), dtype)
         columns(buf, plan, first, m, X.reshape(plan.K + 1, m, plan.L))

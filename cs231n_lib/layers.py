@@ -168,9 +168,8 @@ def relu_forward(x):
     """
     x_ = np.asarray(x)
     out = np.empty_like(x_)
-    zeros = _zeros_operand(x_)
     with _elementwise_batch(x_) as batch:  # large batches: slices side by side in threads
-        batch.map(lambda s: np.maximum(x_[s], zeros, out=out[s]))
+        batch.map(lambda s: relu_into(x_[s], out[s]))
     return out, x
 
 
@@ -200,6 +199,14 @@ def relu_into(x, out):
     return np.maximum(x, _zeros_operand(x), out=out)
 
 
+def relu_grad_into(dout, x, out):
+    """``out = dout`` where ``x > 0``, else 0: the ReLU's backward pass for its input (or its
+    output, positive at the same places) x. The kink x == 0 gets the subgradient 0. The one
+    definition of that rule, for ``relu_backward`` and the convolutions that apply the ReLU's
+    backward pass inside their own copies of dout."""
+    return np.multiply(dout, x > 0, out=out)
+
+
 def relu_backward(dout, cache):
     """
     Backward pass of the ReLU: the gradient passes where x > 0 and is 0 elsewhere (including
@@ -217,7 +224,7 @@ def relu_backward(dout, cache):
     x_ = np.asarray(x)
     dx = np.empty(x_.shape, dtype=np.result_type(dout, x_))
     with _elementwise_batch(x_) as batch:
-        batch.map(lambda s: np.multiply(dout[s], x_[s] > 0, out=dx[s]))
+        batch.map(lambda s: relu_grad_into(dout[s], x_[s], dx[s]))
     return _like(dx, x_)
 
 

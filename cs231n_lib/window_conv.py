@@ -26,7 +26,7 @@ import numpy as np
 
 from cs231n_lib import gemm_conv, scratch
 from cs231n_lib.im2col import pad_hw, window_view
-from cs231n_lib.layers import relu_into
+from cs231n_lib.layers import relu_grad_into, relu_into
 
 # Filters with at most this many taps C * HH * WW take this path (1 x 1 filters whatever C).
 # Measured against the runs layout (float32, single thread): faster up to 32 taps in every
@@ -42,8 +42,8 @@ def applies(w_shape) -> bool:
 
 
 def _block(n: int, K: int, L: int, itemsize: int) -> int:
-    """Images per block: the columns (K + 1, L) of a block hold about ``BLOCK_BYTES``."""
-    return max(1, min(n, gemm_conv.BLOCK_BYTES // ((K + 1) * L * itemsize)))
+    """Images per block: the columns (K + 1, L) of each image, about ``BLOCK_BYTES`` in all."""
+    return gemm_conv.images_per_block(n, (K + 1) * L * itemsize)
 
 
 def _windows(x, plan):
@@ -108,8 +108,8 @@ def backward(x, dout, w_row, plan, dx, relu_out=None):
         m = min(step, n - first)
         D = dout[first:first + m].reshape(m, F, L)
         if relu_out is not None:
-            D = np.multiply(D, relu_out[first:first + m].reshape(m, F, L) > 0,
-                            out=scratch.array("conv.drelu", D.shape, dtype))
+            D = relu_grad_into(D, relu_out[first:first + m].reshape(m, F, L),
+                               scratch.array("conv.drelu", D.shape, dtype))
         X = _columns(win[first:first + m], "conv.cols")
         per_image = np.matmul(D, X.transpose(0, 2, 1),
                               out=scratch.array("conv.dW", (m, F, K + 1), dtype))
