@@ -20,7 +20,7 @@ import tracemalloc
 import numpy as np
 
 from cs231n_lib import architectures as arch
-from cs231n_lib import memory, scratch
+from cs231n_lib import memory, parallel, scratch
 from cs231n_lib.classifiers.convnet import ConvNet
 
 MIB = memory.MIB
@@ -32,14 +32,18 @@ def traced_call(fn, *args, **kwargs):
 
     The fast layers' scratch buffers (``scratch``), which outlive a call to be reused by the
     next, are freed before the call (so that the peak includes them, as on a first call) and
-    again before the held bytes are read (they are the library's, not the result's).
+    again before the held bytes are read (they are the library's, not the result's). The call
+    runs its layers in one thread (``parallel.serial``): the figures are the same on any
+    number of cores, and no thread hand-off's bookkeeping (a few KiB that vary from run to
+    run) is counted as memory the result holds.
     """
     gc.collect()
     scratch.release()
     tracemalloc.start()
     try:
         base = tracemalloc.get_traced_memory()[0]
-        result = fn(*args, **kwargs)
+        with parallel.serial():
+            result = fn(*args, **kwargs)
         scratch.release()
         current, peak = tracemalloc.get_traced_memory()
     finally:

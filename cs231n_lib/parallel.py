@@ -220,6 +220,21 @@ def _blas_limit():
 
 
 @contextmanager
+def serial():
+    """Run every parallel region opened in this block (by this thread) in this thread, as
+    nested regions run: for measurements that must not depend on the cores, such as the
+    memory a pass holds (``memory_measure.traced_call``), which the threads' hand-offs would
+    otherwise blur by a few KiB of bookkeeping, differently from run to run. Other threads'
+    regions are unaffected."""
+    before = getattr(_state, "inside", False)
+    _state.inside = True
+    try:
+        yield
+    finally:
+        _state.inside = before
+
+
+@contextmanager
 def blas_held():
     """Hold BLAS to one thread for a stretch of work made of many layers, such as a training
     step (``Solver``): every matrix product runs in the thread that asks for it, the library's

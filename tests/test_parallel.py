@@ -97,6 +97,38 @@ def test_one_slice_runs_in_the_caller_with_blas_untouched():
             (threading.get_ident(), before)]
 
 
+def test_serial_block_runs_its_regions_in_the_caller_then_restores_threads():
+    parallel.set_num_threads(3)
+    slices = [slice(0, 3), slice(3, 6), slice(6, 9)]
+
+    def idents():
+        with parallel.Batch(slices) as batch:
+            return set(batch.map(lambda s: (time.sleep(0.02), threading.get_ident())[1]))
+
+    with parallel.serial():
+        assert idents() == {threading.get_ident()}
+        with parallel.serial():  # nests
+            assert idents() == {threading.get_ident()}
+        assert idents() == {threading.get_ident()}
+    assert len(idents()) == 3  # threads again after the block
+    with pytest.raises(RuntimeError), parallel.serial():
+        raise RuntimeError("boom")
+    assert len(idents()) == 3  # and after an error
+
+
+def test_memory_measurement_runs_its_call_serially():
+    from cs231n_lib import memory_measure
+
+    parallel.set_num_threads(2)
+    slices = [slice(0, 1), slice(1, 2)]
+
+    def region():
+        with parallel.Batch(slices) as batch:
+            return set(batch.map(lambda s: (time.sleep(0.02), threading.get_ident())[1]))
+
+    assert memory_measure.traced_call(region)[0] == {threading.get_ident()}
+
+
 def test_nested_regions_run_serially_without_deadlock():
     parallel.set_num_threads(2)
     outer = parallel.batch_slices(4, work=1e12)
