@@ -22,16 +22,20 @@ All split the batch into slices run side by side in threads (``parallel.py``; th
 kept in the cache so that the backward pass splits the same way) and keep their temporaries in
 per-thread scratch buffers reused from call to call (``scratch.py``). A ReLU after the
 convolution can run inside it (``relu=True`` / ``relu_out``: the sandwiches of
-``layer_utils`` do). ``conv_forward_im2col`` is the textbook path built on ``im2col`` /
-``col2im`` (notebook 01_convolution); the default path never calls them, so the fast layers
-still work in the student edition of the library, where those two are exercises.
+``layer_utils`` do), and so can a max pooling after that ReLU (``conv_relu_pool_forward_fast``:
+the convolution's output pooled chunk by chunk in the cache, never stored).
+``conv_forward_im2col`` is the textbook path built on ``im2col`` / ``col2im`` (notebook
+01_convolution); the default path never calls them, so the fast layers still work in the
+student edition of the library, where those two are exercises.
 """
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 
-from cs231n_lib import fft_conv, gemm_conv, parallel, scratch, window_conv, winograd
+from cs231n_lib import fast_pool, fft_conv, gemm_conv, parallel, scratch, window_conv, winograd
 from cs231n_lib.fast_pool import (  # noqa: F401 (re-exported: the course imports them from here)
     avg_pool_backward_fast,
     avg_pool_forward_fast,
@@ -60,40 +64,41 @@ def conv_forward_fast(x, w, b, conv_param, *, relu=False):
     Returns a tuple of:
     - out: Output data of shape (N, F, H_out, W_out), dtype numpy's promotion of x, w, b.
     - cache: (x, w, b, conv_param, path, saved) where path names the algorithm used and saved
-      holds what its backward pass reuses: the transformed filters and, for each slice of
-      the batch (``parallel``), the transformed tiles V for "winograd" or the input's spectra
-      for "fft"; nothing for "window" and "gemm", whose backward passes build their columns
-      again from x (``window_conv``, ``gemm_conv``).
+      holds what its backward pass reuses: the transformed filters, the slices of the batch
+      (``parallel``) and, for each slice, a list with an entry per chunk it was computed in
+      (here one, the slice; ``conv_relu_pool_forward_fast`` cuts slices into chunks): the
+      transformed tiles V for "winograd" or the input's spectra for "fft"; None for "window"
+      and "gemm", whose backward passes build their columns again from x (``window_conv``,
+      ``gemm_conv``).
     """
-    (stride, pad, dilation, H_out, W_out), x_, w_, b_ = _conv_inputs(x, w, b, conv_param)
-    N, F = x.shape[0], w.shape[0]
-    out = np.empty((N, F, H_out, W_out), dtype=x_.dtype)
-    with parallel.Batch(parallel.batch_slices(N, out.size * w[0].size)) as batch:
-        if winograd.applies(w.shape, stride, dilation):
-            path, shared = "winograd", winograd.filters(w_)
+    return _forward(x, w, b, conv_param, relu)
 
-            def part(s):
-                V = winograd.conv_forward(x_[s], shared, b_, pad, out[s])
-                if relu:
-                    relu_into(out[s], out[s])
-                return V
-        elif fft_conv.applies(w.shape, stride):
-            grid = fft_conv.Grid(x.shape, w.shape, pad, dilation, H_out, W_out)
-            G = grid.filters(w_)
-            path, shared = "fft", (grid, G, G.conj())
 
-            def part(s):
-                return fft_conv.forward(x_[s], shared[2], b_, grid, out[s], relu)
-        else:
-            W_row = np.concatenate([w_.reshape(F, -1), b_[:, None]], axis=1)  # bias column
-            plan = _plan(x.shape, w.shape, stride, pad, dilation, H_out, W_out)
-            path, shared = ("window" if window_conv.applies(w.shape) else "gemm"), None
-            matmul_path = _MATMUL_PATHS[path]
+def conv_relu_pool_forward_fast(x, w, b, conv_param, pool_param):
+    """Convolution - ReLU - max pooling (``layer_utils.conv_relu_pool_forward``): the output of
+    ``max_pool_forward_fast(conv_forward_fast(x, w, b, conv_param, relu=True)[0], pool_param)``,
+    without that convolution's output.
 
-            def part(s):
-                matmul_path.forward(x_[s], W_row, plan, out[s], relu)
-        saved = (shared, batch.slices, batch.map(part))
-    return out, (x, w, b, conv_param, path, saved)
+    Each thread computes the convolution of a chunk of its images at a time (about
+    ``layers.CHUNK_BYTES`` of output, in a scratch buffer) and pools it while it is in the
+    core's cache (``fast_pool.PooledBlocks``); the backward pass makes each chunk's gradient
+    from the pooled one the same way. The convolution's output is never stored: no pass over
+    it in memory, and a quarter of its memory kept for the backward pass (2x2 windows).
+
+    Returns a tuple of:
+    - out: Output data of shape (N, F, H'', W'').
+    - cache: (conv_cache, pooled): the convolution's cache (as ``conv_forward_fast``'s, with
+      the chunks as its slices) and the ``fast_pool.PooledBlocks`` (pooled output, taps).
+    """
+    return _forward(x, w, b, conv_param, True, pool_param)
+
+
+def conv_relu_pool_backward_fast(dout, cache, *, need_dx=True):
+    """Backward pass of ``conv_relu_pool_forward_fast``: (dx, dw, db) for dout, the gradient of
+    the pooled output; need_dx as in ``conv_backward_fast``."""
+    conv_cache, pooled = cache
+    _check_shape("dout", dout, pooled.out.shape)
+    return _backward(dout, conv_cache, need_dx, None, pooled)
 
 
 def conv_backward_fast(dout, cache, *, need_dx=True, relu_out=None):
@@ -115,41 +120,138 @@ def conv_backward_fast(dout, cache, *, need_dx=True, relu_out=None):
     - dw: Gradient with respect to w, shape and dtype of w.
     - db: Gradient with respect to b, shape and dtype of b.
     """
-    x, w, b, conv_param, path, (shared, slices, parts) = cache
-    (stride, pad, dilation, _, _), dout = _conv_dout(dout, x, w, conv_param)
     if relu_out is not None:
-        _check_shape("relu_out", relu_out, dout.shape)
-    dx = np.empty(x.shape, dtype=dout.dtype) if need_dx else None
-    with parallel.Batch(slices) as batch:
+        _check_shape("relu_out", relu_out, np.shape(dout))
+    return _backward(dout, cache, need_dx, relu_out)
+
+
+def _path(w_shape, stride, dilation):
+    """The algorithm that computes a convolution with filters of shape ``w_shape``."""
+    if winograd.applies(w_shape, stride, dilation):
+        return "winograd"
+    if fft_conv.applies(w_shape, stride):
+        return "fft"
+    return "window" if window_conv.applies(w_shape) else "gemm"
+
+
+def _chunks(s, pooled):
+    """The pieces a thread's slice s of the batch is computed in: s itself, or, for a pooled
+    convolution, chunks of ``pooled.chunk`` images."""
+    if pooled is None:
+        return [s]
+    return [slice(a, min(a + pooled.chunk, s.stop)) for a in range(s.start, s.stop, pooled.chunk)]
+
+
+def _forward(x, w, b, conv_param, relu, pool_param=None):
+    """``conv_forward_fast`` (out, cache); with ``pool_param``, ``conv_relu_pool_forward_fast``
+    (pooled output, (cache, pooled))."""
+    (stride, pad, dilation, H_out, W_out), x_, w_, b_ = _conv_inputs(x, w, b, conv_param)
+    N, F = x.shape[0], w.shape[0]
+    conv_shape = (N, F, H_out, W_out)
+    pooled = None if pool_param is None else fast_pool.PooledBlocks(conv_shape, pool_param,
+                                                                   x_.dtype)
+    out = None if pooled else np.empty(conv_shape, dtype=x_.dtype)
+    relu_here = relu and pooled is None  # a pooled convolution's ReLU runs on the pooled output
+    path = _path(w.shape, stride, dilation)
+    with parallel.Batch(parallel.batch_slices(N, math.prod(conv_shape) * w[0].size)) as batch:
         if path == "winograd":
-            def part(s, V):
-                return winograd.conv_backward(_gated(dout, relu_out, s), shared, V, pad,
-                                              None if dx is None else dx[s], x[s].shape)
+            shared = winograd.filters(w_)
+
+            def compute(c, y):
+                V = winograd.conv_forward(x_[c], shared, b_, pad, y)
+                if relu_here:
+                    relu_into(y, y)
+                return V
+        elif path == "fft":
+            grid = fft_conv.Grid(x.shape, w.shape, pad, dilation, H_out, W_out)
+            G = grid.filters(w_)
+            shared = (grid, G, G.conj())
+
+            def compute(c, y):
+                return fft_conv.forward(x_[c], shared[2], b_, grid, y, relu_here)
+        else:
+            W_row = np.concatenate([w_.reshape(F, -1), b_[:, None]], axis=1)  # bias column
+            plan = _plan(x.shape, w.shape, stride, pad, dilation, H_out, W_out)
+            shared, matmul_path = None, _MATMUL_PATHS[path]
+
+            def compute(c, y):
+                matmul_path.forward(x_[c], W_row, plan, y, relu_here)
+
+        def part(s):
+            saved = []
+            for c in _chunks(s, pooled):
+                if pooled is None:
+                    saved.append(compute(c, out[c]))
+                else:
+                    y = scratch.array("pool.conv_out", (c.stop - c.start, *conv_shape[1:]),
+                                      x_.dtype)
+                    saved.append(compute(c, y))
+                    pooled.forward(c.start, y)
+            return saved
+
+        cache = (x, w, b, conv_param, path, (shared, batch.slices, batch.map(part)))
+    return (out, cache) if pooled is None else (pooled.out, (cache, pooled))
+
+
+def _backward(dout, cache, need_dx, relu_out, pooled=None):
+    """``conv_backward_fast``; or, with ``pooled`` (the ``fast_pool.PooledBlocks`` of
+    ``conv_relu_pool_forward_fast``), for dout the gradient of the pooled output: each chunk's
+    gradient is made from it, in a scratch buffer, as the convolution's backward pass needs it."""
+    x, w, b, conv_param, path, (shared, slices, parts) = cache
+    if pooled is None:
+        (stride, pad, dilation, _, _), dout = _conv_dout(dout, x, w, conv_param)
+        dtype, conv_shape = dout.dtype, dout.shape
+    else:
+        stride, pad, dilation = conv_geometry(x.shape, w.shape, conv_param)[:3]
+        dtype, conv_shape = pooled.out.dtype, pooled.conv_shape
+        dout = dout.astype(dtype, copy=False)
+    dx = np.empty(x.shape, dtype=dtype) if need_dx else None
+    with parallel.Batch(slices) as batch:
+        # compute(c, d, relu_out of c or None, saved): the gradients of chunk c, as a tuple
+        if path == "winograd":
+            def compute(c, d, r, V):
+                return winograd.conv_backward(_gated(d, r), shared, V, pad,
+                                              None if dx is None else dx[c], x[c].shape)
         elif path == "fft":
             grid, G, _ = shared
 
-            def part(s, X):
-                d = _gated(dout, relu_out, s)
-                dG = fft_conv.backward(d, G, X, grid, None if dx is None else dx[s])
+            def compute(c, d, r, X):
+                d = _gated(d, r)
+                dG = fft_conv.backward(d, G, X, grid, None if dx is None else dx[c])
                 return dG, d.sum(axis=(0, 2, 3))
         else:
-            w_row = w.reshape(w.shape[0], -1).astype(dout.dtype, copy=False)
-            plan = _plan(x.shape, w.shape, stride, pad, dilation, *dout.shape[2:])
+            w_row = w.reshape(w.shape[0], -1).astype(dtype, copy=False)
+            plan = _plan(x.shape, w.shape, stride, pad, dilation, *conv_shape[2:])
             matmul_path = _MATMUL_PATHS[path]
 
-            def part(s, _):
-                return matmul_path.backward(x[s], dout[s], w_row, plan,
-                                            None if dx is None else dx[s],
-                                            None if relu_out is None else relu_out[s])
-        grads = batch.map(part, parts)  # summed over slices below
+            def compute(c, d, r, _):
+                return (matmul_path.backward(x[c], d, w_row, plan, None if dx is None else dx[c],
+                                             r),)
+
+        def part(s, saved):
+            grads = []
+            for c, kept in zip(_chunks(s, pooled), saved, strict=True):
+                if pooled is None:
+                    grads.append(compute(c, dout[c], None if relu_out is None else relu_out[c],
+                                         kept))
+                else:
+                    d = scratch.array("pool.conv_grad", (c.stop - c.start, *conv_shape[1:]),
+                                      dtype)
+                    pooled.backward(dout, c.start, d)
+                    grads.append(compute(c, d, None, kept))
+            return grads
+
+        # summed over chunks and slices
+        grads = [sum(g) for g in zip(*(g for part_grads in batch.map(part, parts)
+                                       for g in part_grads), strict=True)]
         if path == "winograd":
-            dU, db = (sum(g) for g in zip(*grads, strict=True))
+            dU, db = grads
             dw = winograd.filters_adjoint(dU)
         elif path == "fft":
-            dG, db = (sum(g) for g in zip(*grads, strict=True))
-            dw = grid.adjoint_filters(dG, w.shape, dout.dtype)
+            dG, db = grads
+            dw = grid.adjoint_filters(dG, w.shape, dtype)
         else:
-            dW_row = sum(grads)  # (F, C*HH*WW + 1): dw, then db in the bias column
+            (dW_row,) = grads  # (F, C*HH*WW + 1): dw, then db in the bias column
             dw, db = dW_row[:, :-1].reshape(w.shape), dW_row[:, -1]
     return (_like(dx, x) if need_dx else None), _like(dw, w), _like(db, b)
 
@@ -201,13 +303,11 @@ def _conv_dout(dout, x, w, conv_param):
     return geometry, dout.astype(np.result_type(x, w, dout), copy=False)
 
 
-def _gated(dout, relu_out, s):
-    """dout[s], or, after a fused ReLU, dout[s] where relu_out[s] > 0 and 0 elsewhere (in a
-    scratch buffer)."""
-    d = dout[s]
+def _gated(d, relu_out):
+    """d, or, after a fused ReLU, d where relu_out > 0 and 0 elsewhere (in a scratch buffer)."""
     if relu_out is None:
         return d
-    return relu_grad_into(d, relu_out[s], scratch.array("conv.drelu", d.shape, d.dtype))
+    return relu_grad_into(d, relu_out, scratch.array("conv.drelu", d.shape, d.dtype))
 
 
 def _like(grad, a):

@@ -1,7 +1,8 @@
 """Sandwich layers: common layer sequences, composed from existing layers (no new math).
 
 Each ``*_forward`` returns ``(out, cache)`` where cache is the tuple of the caches of its parts
-in forward order; each ``*_backward(dout, cache)`` runs the parts' backward passes in reverse and
+in forward order (except ``conv_relu_pool_forward``, which runs the three layers as one,
+``fast_layers.conv_relu_pool_forward_fast``, and keeps that one's cache); each ``*_backward(dout, cache)`` runs the parts' backward passes in reverse and
 returns the gradients in input order. Where a part's gradient is a new array of the sandwich's
 own (after a pooling layer's backward), the ReLU's backward pass runs in it
 (``relu_backward_inplace``: same numbers, no new array). Convolutions and pooling use
@@ -16,6 +17,8 @@ from . import scratch
 from .fast_layers import (
     conv_backward_fast,
     conv_forward_fast,
+    conv_relu_pool_backward_fast,
+    conv_relu_pool_forward_fast,
     max_pool_backward_fast,
     max_pool_forward_fast,
 )
@@ -159,19 +162,17 @@ def conv_relu_pool_forward(x, w, b, conv_param, pool_param):
 
     Returns a tuple of:
     - out: output of shape (N, F, H'', W'')
-    - cache: (conv_cache, relu_cache, pool_cache)
+    - cache: for the backward pass (``fast_layers.conv_relu_pool_forward_fast``: where it can,
+      the pooling runs inside the convolution, block by block, and the convolution's output
+      is never stored)
     """
-    s, inner = conv_relu_forward(x, w, b, conv_param)
-    out, pool_cache = max_pool_forward_fast(s, pool_param)
-    return out, (*inner, pool_cache)
+    return conv_relu_pool_forward_fast(x, w, b, conv_param, pool_param)
 
 
 def conv_relu_pool_backward(dout, cache, *, need_dx=True):
     """Backward pass of conv_relu_pool; returns (dx, dw, db). need_dx=False (keyword only): dx
     is None and not computed."""
-    conv_cache, relu_cache, pool_cache = cache
-    ds = max_pool_backward_fast(dout, pool_cache)
-    return conv_backward_fast(ds, conv_cache, need_dx=need_dx, relu_out=relu_cache)
+    return conv_relu_pool_backward_fast(dout, cache, need_dx=need_dx)
 
 
 def conv_bn_relu_forward(x, w, b, gamma, beta, conv_param, bn_param):

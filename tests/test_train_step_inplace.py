@@ -11,7 +11,7 @@ from cs231n_lib import architectures as arch
 from cs231n_lib import fast_layers, layer_utils, optim
 from cs231n_lib.classifiers.convnet import ConvNet, grouped_conv_backward, grouped_conv_forward
 from cs231n_lib.classifiers.regularization import add_l2
-from cs231n_lib.layers import relu_backward
+from cs231n_lib.layers import relu_backward, relu_forward
 
 
 @pytest.mark.parametrize("name", sorted(optim.UPDATE_RULES))
@@ -67,7 +67,10 @@ def test_conv_relu_pool_backward_is_its_parts_and_leaves_dout_alone(need_dx):
     before = dout.copy()
     got = layer_utils.conv_relu_pool_backward(dout, cache, need_dx=need_dx)
     np.testing.assert_array_equal(dout, before)
-    conv_cache, relu_cache, pool_cache = cache
+    s, conv_cache = fast_layers.conv_forward_fast(x, w, b, conv_param)  # the three layers
+    r, relu_cache = relu_forward(s)
+    pooled, pool_cache = fast_layers.max_pool_forward_fast(r, pool_param)
+    np.testing.assert_array_equal(out, pooled)
     da = relu_backward(fast_layers.max_pool_backward_fast(dout, pool_cache), relu_cache)
     expected = fast_layers.conv_backward_fast(da, conv_cache, need_dx=need_dx)
     for g, e in zip(got, expected, strict=True):

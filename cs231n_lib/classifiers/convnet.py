@@ -31,6 +31,8 @@ from ..fast_layers import (
     avg_pool_forward_fast,
     conv_backward_fast,
     conv_forward_fast,
+    conv_relu_pool_backward_fast,
+    conv_relu_pool_forward_fast,
     max_pool_backward_fast,
     max_pool_forward_fast,
 )
@@ -68,15 +70,23 @@ class _Node:
     splits: tuple = ()                           # inc: channels of each branch
 
 
-_FUSED = "ReLU run by the convolution before it"  # the cache of such a ReLU layer
+_FUSED = "run by the convolution before it"  # the cache of a ReLU or pooling layer fused in
 
 
-def _relu_follows_conv(nodes, k) -> bool:
-    """Whether nodes[k] is a convolution followed by a plain ReLU, which the convolution then
-    applies as it writes its output (one pass over the activations less, forward and backward:
-    ``conv_forward_fast(..., relu=True)``)."""
-    return (nodes[k].kind == "conv" and k + 1 < len(nodes) and nodes[k + 1].kind == "relu"
-            and nodes[k + 1].layer.fn == "relu")
+def _fused_after_conv(nodes, k, cache_workspace) -> int:
+    """How many of the layers after nodes[k] a convolution runs itself: 1 for a plain ReLU,
+    which it applies as it writes its output (``conv_forward_fast(..., relu=True)``); 2 for a
+    ReLU then an unpadded max pooling, which it pools chunk by chunk and never stores its
+    output (``conv_relu_pool_forward_fast``; not with groups, nor without cache_workspace,
+    whose training keeps every activation, as the notes' accounting assumes); else 0."""
+    node = nodes[k]
+    if not (node.kind == "conv" and k + 1 < len(nodes) and nodes[k + 1].kind == "relu"
+            and nodes[k + 1].layer.fn == "relu"):
+        return 0
+    pool = nodes[k + 2] if k + 2 < len(nodes) else None
+    pooled = (pool is not None and pool.kind == "pool" and pool.layer.kind == "max"
+              and not pool.layer.pad and node.layer.groups == 1 and cache_workspace)
+    return 2 if pooled else 1
 
 
 def _unsupported(layer, why):
@@ -181,12 +191,18 @@ class ConvNet:
         return self.params[node.names[role]]
 
     # ------------------------------------------------------------------------------ leaf layers
-    def _leaf_forward(self, node, x, mode, relu=False):
-        """(out, cache) of one non-composite layer. relu: a conv layer applies the ReLU that
-        follows it as it writes its output (``_forward_seq`` decides)."""
+    def _leaf_forward(self, node, x, mode, fused=0, pool=None):
+        """(out, cache) of one non-composite layer. fused: a conv layer runs the ReLU that
+        follows it (1), and the max pooling ``pool`` after that (2) (``_forward_seq`` decides,
+        ``_fused_after_conv``)."""
         kind, layer = node.kind, node.layer
+        relu = fused > 0
         if kind == "conv":
             b = self._p(node, "b") if layer.bias else np.zeros(layer.filters, x.dtype)
+            if fused == 2:
+                out, cache = conv_relu_pool_forward_fast(x, self._p(node, "W"), b, node.param,
+                                                         pool.param)
+                return out, (x, b, cache, _FUSED)
             out, cache = grouped_conv_forward(x, self._p(node, "W"), b, node.param, layer.groups,
                                               relu=relu)
             # Without cache_workspace the fast layer's workspace (Winograd tiles) is dropped now
@@ -220,11 +236,14 @@ class ConvNet:
         kind, layer = node.kind, node.layer
         if kind == "conv":
             x, b, conv_cache, relu_out = cache
-            if conv_cache is None:  # recompute what the fast layer's backward reuses
+            if relu_out is _FUSED:  # ReLU and max pooling ran inside
+                dx, dw, db = conv_relu_pool_backward_fast(dout, conv_cache, need_dx=need_dx)
+            elif conv_cache is None:  # recompute what the fast layer's backward reuses
                 _, conv_cache = grouped_conv_forward(x, self._p(node, "W"), b, node.param,
                                                      layer.groups, relu=relu_out is not None)
-            dx, dw, db = grouped_conv_backward(dout, conv_cache, layer.groups, need_dx=need_dx,
-                                               relu_out=relu_out)
+            if relu_out is not _FUSED:
+                dx, dw, db = grouped_conv_backward(dout, conv_cache, layer.groups,
+                                                   need_dx=need_dx, relu_out=relu_out)
             grads[node.names["W"]] = dw
             if layer.bias:
                 grads[node.names["b"]] = db
@@ -257,11 +276,11 @@ class ConvNet:
     # ------------------------------------------------------------------------------ training
     def _forward_seq(self, nodes, x, mode):
         caches = []
-        fused = False  # the previous conv layer ran this node's ReLU
+        ahead = 0  # layers after the last conv layer that it ran itself, still to pass
         for k, node in enumerate(nodes):
-            if fused:
+            if ahead:
                 caches.append(_FUSED)
-                fused = False
+                ahead -= 1
                 continue
             if node.kind == "res":
                 body, short = node.children
@@ -277,8 +296,9 @@ class ConvNet:
                 x = np.concatenate([o for o, _ in outs], axis=1)  # (N, sum of branch C, H, W)
                 cache = [c for _, c in outs]
             else:
-                fused = _relu_follows_conv(nodes, k)
-                x, cache = self._leaf_forward(node, x, mode, relu=fused)
+                ahead = _fused_after_conv(nodes, k, self.cache_workspace)
+                x, cache = self._leaf_forward(node, x, mode, ahead,
+                                              nodes[k + 2] if ahead == 2 else None)
             caches.append(cache)
         return x, caches
 
@@ -294,7 +314,7 @@ class ConvNet:
                                   reversed(caches), strict=True):
             if i < first:
                 return None  # nobody needs this gradient: no layer before has parameters
-            if cache is _FUSED:  # the conv layer before takes the ReLU's backward in
+            if cache is _FUSED:  # the conv layer before runs this layer's backward pass
                 continue
             # made by a layer of this loop (not a view of the caller's, as Flatten's dx is)
             owned = not np.may_share_memory(dout, upstream)

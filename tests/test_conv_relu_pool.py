@@ -1,0 +1,191 @@
+"""Tests for the fused convolution - ReLU - max pooling (``fast_layers.conv_relu_pool_forward_fast``
+and its backward pass, ``fast_pool.PooledBlocks``): the same numbers as the three layers run one
+after the other, on every convolution path, for tiling, overlapping and ragged pooling windows,
+ties and all-negative windows, chunks and threads; and it keeps a quarter of what they keep."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from numpy.testing import assert_allclose, assert_array_equal
+
+from cs231n_lib import fast_layers, fast_pool, layer_utils, parallel
+from cs231n_lib.layers import relu_backward, relu_forward
+from cs231n_lib.shapes import conv_geometry
+
+# (C, F, HH, stride, pad, dilation, H, W) -> the path conv_forward_fast takes
+CONVS = {
+    "window": (3, 4, 3, 1, 1, 1, 8, 9),
+    "gemm": (4, 5, 5, 1, 2, 1, 9, 9),
+    "gemm strided": (8, 4, 3, 2, 1, 1, 11, 11),
+    "winograd": (8, 6, 3, 1, 1, 1, 9, 9),
+    "fft": (16, 16, 5, 1, 2, 1, 8, 8),
+}
+POOLS = {
+    "2x2/2 tiling": (2, 2, 2),
+    "3x3/2 overlapping": (3, 3, 2),
+    "2x2/1 overlapping": (2, 2, 1),
+    "3x3/3": (3, 3, 3),
+    "1x1/1": (1, 1, 1),
+    "2x3/2": (2, 3, 2),
+}
+
+
+def _layer(rng, conv, n=5, dtype=np.float64):
+    C, F, HH, stride, pad, dilation, H, W = CONVS[conv]
+    x = rng.standard_normal((n, C, H, W)).astype(dtype)
+    w = rng.standard_normal((F, C, HH, HH)).astype(dtype)
+    b = rng.standard_normal(F).astype(dtype)
+    return x, w, b, {"stride": stride, "pad": pad, "dilation": dilation}
+
+
+def _conv_out(conv):
+    C, F, HH, stride, pad, dilation, H, W = CONVS[conv]
+    return conv_geometry((1, C, H, W), (F, C, HH, HH),
+                         {"stride": stride, "pad": pad, "dilation": dilation})[3:]
+
+
+def _pool_param(pool):
+    ph, pw, stride = POOLS[pool]
+    return {"pool_height": ph, "pool_width": pw, "stride": stride}
+
+
+def _tiles(conv, pool):
+    """Whether the pooling's windows tile the convolution's output (the pooling layer's rule)."""
+    ph, pw, stride = POOLS[pool]
+    H, W = _conv_out(conv)
+    return (H - ph) % stride == 0 and (W - pw) % stride == 0
+
+
+CASES = [(c, p) for c in CONVS for p in POOLS if _tiles(c, p)]
+
+
+def _three_layers(x, w, b, conv_param, pool_param, dout, need_dx=True):
+    """Output and gradients of conv, ReLU, max pool run one after the other."""
+    s, conv_cache = fast_layers.conv_forward_fast(x, w, b, conv_param)
+    r, relu_cache = relu_forward(s)
+    out, pool_cache = fast_layers.max_pool_forward_fast(r, pool_param)
+    ds = relu_backward(fast_layers.max_pool_backward_fast(dout, pool_cache), relu_cache)
+    return out, fast_layers.conv_backward_fast(ds, conv_cache, need_dx=need_dx), s.shape
+
+
+def _check(x, w, b, conv_param, pool_param, rng, need_dx=True, rtol=1e-12, exact=True):
+    """The fused layer against the three: the output exactly equal (``exact``: unless chunks
+    split the batch otherwise than the threads' slices, where the FFT path rounds otherwise),
+    the gradients to ``rtol``."""
+    s, _ = fast_layers.conv_forward_fast(x, w, b, conv_param)
+    out, cache = fast_layers.conv_relu_pool_forward_fast(x, w, b, conv_param, pool_param)
+    dout = rng.standard_normal(out.shape).astype(out.dtype)
+    before = dout.copy()
+    got = fast_layers.conv_relu_pool_backward_fast(dout, cache, need_dx=need_dx)
+    expected_out, expected, _ = _three_layers(x, w, b, conv_param, pool_param, dout, need_dx)
+    assert_array_equal(dout, before)  # dout is read, never written
+    assert out.dtype == expected_out.dtype
+    if exact:
+        assert_array_equal(out, expected_out)
+    else:
+        assert_allclose(out, expected_out, rtol=rtol, atol=rtol * np.abs(expected_out).max())
+    for name, g, e in zip(("dx", "dw", "db"), got, expected, strict=True):
+        if e is None:
+            assert g is None, name
+        else:
+            assert g.dtype == e.dtype and g.shape == e.shape, name
+            # dw and db add the same terms; chunks may group them otherwise than slices
+            assert_allclose(g, e, rtol=rtol, atol=rtol * np.abs(e).max(), err_msg=name)
+    return cache
+
+
+def test_the_cases_cover_every_path_and_pooling():
+    assert {p for _, p in CASES} == set(POOLS)
+    assert {c.split()[0] for c, p in CASES if p == "3x3/2 overlapping"} == {"gemm", "winograd"}
+    assert all(sum(c == conv for c, _ in CASES) >= 3 for conv in CONVS)
+    assert len(CASES) >= 15
+
+
+@pytest.mark.parametrize("conv, pool", CASES)
+def test_fused_is_the_three_layers(conv, pool):
+    rng = np.random.default_rng(1)
+    x, w, b, conv_param = _layer(rng, conv)
+    _, conv_cache = fast_layers.conv_forward_fast(x, w, b, conv_param)
+    assert conv_cache[4] == conv.split()[0]  # the path this case is meant to cover
+    _check(x, w, b, conv_param, _pool_param(pool), rng)
+
+
+@pytest.mark.parametrize("conv, pool", [next(case for case in CASES if case[0] == conv)
+                                        for conv in CONVS])
+def test_fused_skips_dx_when_asked(conv, pool):
+    rng = np.random.default_rng(2)
+    x, w, b, conv_param = _layer(rng, conv)
+    _check(x, w, b, conv_param, _pool_param(pool), rng, need_dx=False)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_fused_keeps_the_dtype(dtype):
+    rng = np.random.default_rng(3)
+    x, w, b, conv_param = _layer(rng, "gemm strided", dtype=dtype)
+    rtol = 1e-5 if dtype == np.float32 else 1e-12
+    cache = _check(x, w, b, conv_param, {"pool_height": 2, "pool_width": 2, "stride": 2}, rng,
+                   rtol=rtol)
+    assert cache[1].out.dtype == dtype
+
+
+@pytest.mark.parametrize("conv, pool", [(c, p) for c, p in CASES if c != "gemm strided"
+                                        and p in ("2x2/2 tiling", "3x3/2 overlapping")])
+def test_chunks_and_threads_change_no_number(conv, pool, monkeypatch):
+    """Two threads and chunks of one or two images (several per thread, some ragged) against the
+    unchunked, single-threaded pass."""
+    rng = np.random.default_rng(4)
+    x, w, b, conv_param = _layer(rng, conv, n=7)
+    pool_param = _pool_param(pool)
+    image_bytes = fast_layers.conv_forward_fast(x, w, b, conv_param)[0][0].nbytes
+    for chunk in (1, 2):
+        monkeypatch.setattr(fast_pool, "CHUNK_BYTES", chunk * image_bytes)
+        monkeypatch.setattr(parallel, "MIN_WORK", 1)
+        parallel.set_num_threads(2)
+        try:
+            cache = _check(x, w, b, conv_param, pool_param, rng, exact=False)
+        finally:
+            parallel.set_num_threads(None)
+        pooled, slices = cache[1], cache[0][5][1]
+        assert pooled.chunk == chunk and len(slices) == 2
+        # each slice kept one saved entry per chunk (the backward pass walks the same chunks)
+        assert [len(p) for p in cache[0][5][2]] == [-(-(s.stop - s.start) // chunk)
+                                                   for s in slices]
+
+
+@pytest.mark.parametrize("bias, gets_gradient", [(2.0, True), (0.0, False), (-1.0, False)])
+def test_ties_and_nonpositive_windows_send_the_gradient_where_the_three_layers_do(bias,
+                                                                                 gets_gradient):
+    """Zero filters make every output pixel the bias: every window a tie. A positive tie's
+    gradient goes to the window's first pixel; at 0 and below the ReLU passes none."""
+    rng = np.random.default_rng(5)
+    x, w, b, conv_param = _layer(rng, "gemm strided")
+    w[:] = 0
+    b[:] = bias
+    pool_param = {"pool_height": 2, "pool_width": 2, "stride": 2}
+    out, cache = fast_layers.conv_relu_pool_forward_fast(x, w, b, conv_param, pool_param)
+    assert_array_equal(out, max(bias, 0.0))
+    dout = np.ones_like(out)
+    db = fast_layers.conv_relu_pool_backward_fast(dout, cache)[2]
+    assert_array_equal(db, dout[:, 0].sum() if gets_gradient else 0.0)
+    _check(x, w, b, conv_param, pool_param, rng)
+
+
+def test_the_pooled_cache_holds_a_quarter_of_the_convolutions_output():
+    """For 2x2 windows: the pooled output and one byte per window, no (N, F, H, W) array."""
+    rng = np.random.default_rng(6)
+    x, w, b, conv_param = _layer(rng, "fft", n=4, dtype=np.float32)
+    out, (conv_cache, pooled) = fast_layers.conv_relu_pool_forward_fast(
+        x, w, b, conv_param, {"pool_height": 2, "pool_width": 2, "stride": 2})
+    conv_shape = pooled.conv_shape
+    assert pooled.tap.dtype == np.uint8 and pooled.tap.shape == out.shape
+    assert out.size * 4 == np.prod(conv_shape)
+
+
+def test_bad_dout_is_rejected():
+    rng = np.random.default_rng(7)
+    x, w, b, conv_param = _layer(rng, "fft")
+    out, cache = layer_utils.conv_relu_pool_forward(
+        x, w, b, conv_param, {"pool_height": 2, "pool_width": 2, "stride": 2})
+    with pytest.raises(ValueError, match="dout must have shape"):
+        layer_utils.conv_relu_pool_backward(out[:, :1], cache)
