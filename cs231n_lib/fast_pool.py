@@ -15,6 +15,7 @@ chunk flattened (long vector loops) and its backward pass is the transpose of th
 
 from __future__ import annotations
 
+import functools
 import math
 
 import numpy as np
@@ -118,14 +119,25 @@ def _first_max(taps, out):
 def _flat_index(first, x_shape, start, geometry, out):
     """``out`` = the index into x.ravel() of tap ``first`` of each window of images ``start``,
     ``start + 1``, ... of x (shape ``x_shape``): the tap's offset in its window, plus the
-    window's top-left pixel, plus the start of its (image, channel) plane."""
-    ph, pw, stride, H_out, W_out = geometry
+    window's top-left pixel (``_window_starts``)."""
+    ph, pw = geometry[:2]
     _, C, H, W = x_shape
     tap_offset = (W * np.arange(ph)[:, None] + np.arange(pw)).ravel()
     np.take(tap_offset, first, out=out, mode="clip")  # (clip: no buffering; all in range)
-    out += stride * (W * np.arange(H_out)[:, None] + np.arange(W_out))
-    planes = start * C + np.arange(out.shape[0] * C).reshape(-1, C, 1, 1)
-    out += planes * (H * W)
+    out += _window_starts(first.shape[0], C, H, W, geometry)
+    if start:
+        out += start * C * H * W
+
+
+@functools.lru_cache(maxsize=16)
+def _window_starts(n, C, H, W, geometry):
+    """The index into the ravel of n images (C, H, W) of every window's top-left pixel, shape
+    (n, C, H_out, W_out): the same for every chunk of n images, so computed once (read-only)."""
+    stride, H_out, W_out = geometry[2:]
+    planes = np.arange(n * C).reshape(n, C, 1, 1) * (H * W)
+    starts = planes + stride * (W * np.arange(H_out)[:, None] + np.arange(W_out))
+    starts.flags.writeable = False
+    return starts
 
 
 def max_pool_backward_fast(dout, cache):
@@ -150,14 +162,21 @@ def max_pool_backward_fast(dout, cache):
     def chunk(s):
         if not fresh:
             dx[s].fill(0)
-        index, grad = argmax[s].reshape(-1), dout[s].reshape(-1)
-        if overlap:  # two windows may send to one pixel
-            np.add.at(flat, index, grad)
-        else:
-            flat[index] = grad
+        _scatter(flat, argmax[s], dout[s], overlap)
 
     _each_chunk(x, 2, chunk)
     return dx
+
+
+def _scatter(flat, index, grad, overlap):
+    """Max pooling's backward pass onto the zeros of ``flat``: each window's gradient ``grad``
+    to element ``index`` of flat (same shapes); ``overlap``: two windows may send to one
+    pixel, whose gradients then add up."""
+    index, grad = index.reshape(-1), grad.reshape(-1)
+    if overlap:
+        np.add.at(flat, index, grad)
+    else:
+        flat[index] = grad
 
 
 class PooledBlocks:
@@ -184,10 +203,6 @@ class PooledBlocks:
         self.tap = np.empty(self.out.shape, dtype=np.min_scalar_type(ph * pw - 1))
         image_bytes = np.dtype(dtype).itemsize * math.prod(conv_shape[1:])
         self.chunk = max(1, CHUNK_BYTES // max(1, image_bytes))  # images per chunk
-        _, _, H, W = conv_shape
-        # every pixel of the convolution's output in exactly one window: the backward pass
-        # writes each pixel once, no zero fill first
-        self.tiling = ph == pw == stride and H == H_out * stride and W == W_out * stride
 
     def forward(self, start, y):
         """Pool the convolution's output y (m, F, H, W) of images start.. (scratch memory)
@@ -200,22 +215,17 @@ class PooledBlocks:
 
     def backward(self, dout, start, d):
         """The gradient of the convolution's output of images start.. into d (m, F, H, W),
-        from the gradient ``dout`` of the whole pooled output: each window's gradient goes, if
-        its maximum is positive (the ReLU), to its first maximum (overlapping windows add)."""
+        contiguous, from the gradient ``dout`` of the whole pooled output: each window's
+        gradient goes, if its maximum is positive (the ReLU), to its first maximum
+        (overlapping windows add up)."""
         chunk = slice(start, start + d.shape[0])
         shape = (*d.shape[:2], *self.out.shape[2:])
         g = relu_grad_into(dout[chunk], self.out[chunk], scratch.array("pool.grad", shape,
                                                                        d.dtype))
-        tap, hit = self.tap[chunk], scratch.array("pool.hit", shape, bool)
-        overlap = _overlap(self.geometry)
-        if not self.tiling:
-            d.fill(0)
-        for t, plane in enumerate(_pool_taps(d, self.geometry, writeable=True)):
-            np.equal(tap, t, out=hit)
-            if overlap:
-                plane += g * hit
-            else:
-                np.multiply(g, hit, out=plane)
+        index = scratch.array("pool.index", shape, np.intp)
+        _flat_index(self.tap[chunk], d.shape, 0, self.geometry, index)
+        d.fill(0)
+        _scatter(d.reshape(-1), index, g, _overlap(self.geometry))
 
 
 def avg_pool_forward_fast(x, pool_param):

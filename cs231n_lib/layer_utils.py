@@ -2,8 +2,9 @@
 
 Each ``*_forward`` returns ``(out, cache)`` where cache is the tuple of the caches of its parts
 in forward order (except ``conv_relu_pool_forward``, which runs the three layers as one,
-``fast_layers.conv_relu_pool_forward_fast``, and keeps that one's cache); each ``*_backward(dout, cache)`` runs the parts' backward passes in reverse and
-returns the gradients in input order. Where a part's gradient is a new array of the sandwich's
+``fast_layers.conv_relu_pool_forward_fast``, and keeps that one's cache); each
+``*_backward(dout, cache)`` runs the parts' backward passes in reverse and returns the
+gradients in input order. Where a part's gradient is a new array of the sandwich's
 own (after a pooling layer's backward), the ReLU's backward pass runs in it
 (``relu_backward_inplace``: same numbers, no new array). Convolutions and pooling use
 ``fast_layers`` (same results as the naive layers, much faster).

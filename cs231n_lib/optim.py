@@ -20,7 +20,8 @@ from numbers import Real
 
 import numpy as np
 
-from . import scratch
+from . import parallel, scratch
+from .layers import CHUNK_BYTES, _chunk_map
 from .shapes import check_keys
 
 # Hyperparameter defaults (CS231n assignment 2), then the state keys each rule keeps in config.
@@ -76,10 +77,35 @@ def _dtype(w, dw) -> np.dtype:
     return dtype if dtype.kind == "f" else np.dtype(np.float64)
 
 
-def _scaled(a, factor, dtype) -> np.ndarray:
-    """A new array ``factor * a`` in ``dtype``: the rules build their outputs from it and then
-    update them in place, instead of allocating one temporary per operator."""
-    return np.multiply(a, float(factor), dtype=dtype)
+def _chunked(kernel, inputs, outputs, shape, dtype):
+    """New arrays of ``shape`` and ``dtype``, one per name in ``outputs``, filled by
+    ``kernel(*inputs, *outputs)`` run on consecutive chunks of the flattened arrays (None
+    inputs stay None): every rule is elementwise, so the chunks give exactly the whole arrays'
+    numbers, while a rule's several passes run in the core's cache (``layers.CHUNK_BYTES`` of
+    output at a time) instead of streaming every array from memory once per operation, and
+    large parameters are split across threads (``parallel``). Returns the new arrays."""
+    outs = [np.empty(shape, dtype) for _ in outputs]
+    work = parallel.PASS_WORK * _PASSES * outs[0].size
+    if work < 2 * parallel.MIN_WORK and outs[0].nbytes <= CHUNK_BYTES:  # one piece (small)
+        kernel(*inputs, *outs)
+        return outs
+    flat_in = [None if a is None else np.asarray(a).reshape(-1) for a in inputs]
+    flat_out = [o.reshape(-1) for o in outs]
+
+    def chunk(s):
+        kernel(*(None if a is None else a[s] for a in flat_in), *(o[s] for o in flat_out))
+
+    with parallel.Batch(parallel.batch_slices(flat_out[0].size, work)) as batch:
+        _chunk_map(batch, flat_out[0], chunk)
+    return outs
+
+
+_PASSES = 8  # about how many passes over a parameter a rule makes (for parallel.batch_slices)
+
+
+def _scale(a, factor, dtype, out):
+    """``out = factor * a`` in ``dtype`` (a Python float factor never upcasts float32)."""
+    return np.multiply(a, float(factor), out=out, dtype=dtype)
 
 
 def _temp(shape, dtype) -> np.ndarray:
@@ -93,8 +119,13 @@ def sgd(w, dw, config=None):
     config keys: learning_rate (default 1e-2).
     """
     config = _prepare(w, dw, config, SGD_DEFAULTS, (), "sgd")
-    next_w = _scaled(dw, -config["learning_rate"], _dtype(w, dw))  # -learning_rate * dw
-    next_w += w
+    dtype = _dtype(w, dw)
+
+    def kernel(w, dw, next_w):
+        _scale(dw, -config["learning_rate"], dtype, next_w)  # -learning_rate * dw
+        next_w += w
+
+    (next_w,) = _chunked(kernel, (w, dw), ("next_w",), np.shape(w), dtype)
     return next_w, config
 
 
@@ -105,12 +136,16 @@ def sgd_momentum(w, dw, config=None):
     """
     config = _prepare(w, dw, config, SGD_MOMENTUM_DEFAULTS, ("velocity",), "sgd_momentum")
     dtype = _dtype(w, dw)
-    v = _scaled(dw, -config["learning_rate"], dtype)  # -learning_rate * dw
-    if "velocity" in config:  # (absent: zeros, momentum * 0 adds nothing)
-        v += np.multiply(config["velocity"], float(config["momentum"]),
-                         out=_temp(v.shape, dtype))
-    config["velocity"] = v
-    return np.add(w, v, dtype=dtype), config
+
+    def kernel(w, dw, velocity, next_w, v):
+        _scale(dw, -config["learning_rate"], dtype, v)  # -learning_rate * dw
+        if velocity is not None:  # (absent: zeros, momentum * 0 adds nothing)
+            v += np.multiply(velocity, float(config["momentum"]), out=_temp(v.shape, dtype))
+        np.add(w, v, out=next_w, dtype=dtype)
+
+    next_w, config["velocity"] = _chunked(kernel, (w, dw, config.get("velocity")),
+                                          ("next_w", "velocity"), np.shape(w), dtype)
+    return next_w, config
 
 
 def adagrad(w, dw, config=None):
@@ -120,12 +155,17 @@ def adagrad(w, dw, config=None):
     """
     config = _prepare(w, dw, config, ADAGRAD_DEFAULTS, ("cache",), "adagrad")
     dtype = _dtype(w, dw)
-    cache = np.multiply(dw, dw, dtype=dtype)
-    if "cache" in config:
-        cache += config["cache"]
-    config["cache"] = cache
-    step = _scaled(dw, config["learning_rate"], dtype)  # learning_rate * dw
-    return _scaled_step(w, step, cache, 1.0, config), config
+
+    def kernel(w, dw, old, next_w, cache):
+        np.multiply(dw, dw, out=cache, dtype=dtype)
+        if old is not None:
+            cache += old
+        _scale(dw, config["learning_rate"], dtype, next_w)  # learning_rate * dw
+        _scaled_step(w, next_w, cache, 1.0, config)
+
+    next_w, config["cache"] = _chunked(kernel, (w, dw, config.get("cache")),
+                                       ("next_w", "cache"), np.shape(w), dtype)
+    return next_w, config
 
 
 def rmsprop(w, dw, config=None):
@@ -136,19 +176,24 @@ def rmsprop(w, dw, config=None):
     config = _prepare(w, dw, config, RMSPROP_DEFAULTS, ("cache",), "rmsprop")
     dtype = _dtype(w, dw)
     rho = float(config["decay_rate"])
-    cache = _scaled(dw, 1 - rho, dtype)
-    cache *= dw  # (1 - rho) * dw**2
-    if "cache" in config:
-        cache += np.multiply(config["cache"], rho, out=_temp(cache.shape, dtype))
-    config["cache"] = cache
-    step = _scaled(dw, config["learning_rate"], dtype)  # learning_rate * dw
-    return _scaled_step(w, step, cache, 1.0, config), config
+
+    def kernel(w, dw, old, next_w, cache):
+        _scale(dw, 1 - rho, dtype, cache)
+        cache *= dw  # (1 - rho) * dw**2
+        if old is not None:
+            cache += np.multiply(old, rho, out=_temp(cache.shape, dtype))
+        _scale(dw, config["learning_rate"], dtype, next_w)  # learning_rate * dw
+        _scaled_step(w, next_w, cache, 1.0, config)
+
+    next_w, config["cache"] = _chunked(kernel, (w, dw, config.get("cache")),
+                                       ("next_w", "cache"), np.shape(w), dtype)
+    return next_w, config
 
 
 def _scaled_step(w, step, second, correction, config):
     """``w - step / (sqrt(second / correction) + epsilon)``, computed in ``step`` (the
-    learning rate times the numerator: a new array of the rule's own, which is returned); the
-    division by ``correction`` (Adam's bias correction) is skipped when it is 1."""
+    learning rate times the numerator, in the rule's new output array); the division by
+    ``correction`` (Adam's bias correction) is skipped when it is 1."""
     denominator = _temp(step.shape, step.dtype)
     if correction == 1.0:
         np.sqrt(second, out=denominator)
@@ -177,16 +222,21 @@ def adam(w, dw, config=None):
     dtype = _dtype(w, dw)
     b1, b2 = float(config["beta1"]), float(config["beta2"])
     t = int(config.get("t", 0)) + 1
-    m = _scaled(dw, 1 - b1, dtype)
-    v = _scaled(dw, 1 - b2, dtype)
-    v *= dw  # (1 - beta2) * dw**2
-    if "m" in config:  # absent on the first call: zeros, which add nothing
-        m += np.multiply(config["m"], b1, out=_temp(m.shape, dtype))
-    if "v" in config:
-        v += np.multiply(config["v"], b2, out=_temp(v.shape, dtype))
-    step = np.divide(m, 1 - b1**t, dtype=dtype)  # m_hat
-    step *= float(config["learning_rate"])
-    next_w = _scaled_step(w, step, v, 1 - b2**t, config)
+
+    def kernel(w, dw, old_m, old_v, next_w, m, v):
+        _scale(dw, 1 - b1, dtype, m)
+        _scale(dw, 1 - b2, dtype, v)
+        v *= dw  # (1 - beta2) * dw**2
+        if old_m is not None:  # absent on the first call: zeros, which add nothing
+            m += np.multiply(old_m, b1, out=_temp(m.shape, dtype))
+        if old_v is not None:
+            v += np.multiply(old_v, b2, out=_temp(v.shape, dtype))
+        np.divide(m, 1 - b1**t, out=next_w, dtype=dtype)  # m_hat
+        next_w *= float(config["learning_rate"])
+        _scaled_step(w, next_w, v, 1 - b2**t, config)
+
+    next_w, m, v = _chunked(kernel, (w, dw, config.get("m"), config.get("v")),
+                            ("next_w", "m", "v"), np.shape(w), dtype)
     config.update(m=m, v=v, t=t)
     return next_w, config
 

@@ -125,3 +125,45 @@ def test_shape_mismatches_rejected():
 def test_unknown_update_rule_name():
     with pytest.raises(ValueError, match="'nesterov'"):
         optim.get_update_rule("nesterov")
+
+
+def _steps(rule, w, grads):
+    config, out = {}, []
+    for dw in grads:
+        w, config = rule(w, dw, config)
+        out.append((w, {k: np.copy(v) for k, v in config.items()}))
+    return out
+
+
+@pytest.mark.parametrize("name", sorted(optim.UPDATE_RULES))
+@pytest.mark.parametrize("dtypes", [(np.float32, np.float32), (np.float64, np.float32),
+                                    (np.float32, np.int64)])
+def test_chunks_and_threads_give_the_same_numbers(name, dtypes, monkeypatch):
+    """A large parameter runs in cache-sized chunks split across threads: element for element,
+    the same operations as on the whole array at once (small parameters do that)."""
+    from cs231n_lib import parallel
+
+    rng = np.random.default_rng(0)
+    w = rng.standard_normal((40, 30)).astype(dtypes[0])[:, ::2]  # not contiguous
+    grads = [(rng.standard_normal(w.shape) * 4).astype(dtypes[1]) for _ in range(3)]
+    rule = optim.get_update_rule(name)
+    whole = _steps(rule, w, grads)
+    seen = []
+    monkeypatch.setattr(optim, "CHUNK_BYTES", 64)  # chunks of 8 or 16 elements
+    monkeypatch.setattr(parallel, "MIN_WORK", 1)
+    real_chunk_map = optim._chunk_map
+    monkeypatch.setattr(optim, "_chunk_map", lambda batch, x, fn: seen.append(
+        len(batch.slices)) or real_chunk_map(batch, x, fn))
+    monkeypatch.setattr("cs231n_lib.layers.CHUNK_BYTES", 64)
+    parallel.set_num_threads(2)
+    try:
+        chunked = _steps(rule, w, grads)
+    finally:
+        parallel.set_num_threads(None)
+    assert seen == [2, 2, 2]  # every step ran in two threads
+    for (w1, c1), (w2, c2) in zip(whole, chunked, strict=True):
+        assert w1.dtype == w2.dtype and w1.shape == w2.shape == w.shape
+        np.testing.assert_array_equal(w1, w2)
+        assert c1.keys() == c2.keys()
+        for key in c1:
+            np.testing.assert_array_equal(c1[key], c2[key])
