@@ -15,7 +15,6 @@ chunk flattened (long vector loops) and its backward pass is the transpose of th
 
 from __future__ import annotations
 
-import functools
 import math
 
 import numpy as np
@@ -77,11 +76,12 @@ def max_pool_forward_fast(x, pool_param):
     ph, pw, _, H_out, W_out = geometry
     out = np.empty((*x.shape[:2], H_out, W_out), dtype=x.dtype)
     argmax = np.empty(out.shape, dtype=np.intp)
+    starts = {}  # the chunks' windows' top-left pixels, by chunk size
 
     def chunk(s):
         taps = _pool_taps(x[s], geometry)
         first = _first_max(taps, _window_max(taps, out[s]))
-        _flat_index(first, x.shape, s.start, geometry, argmax[s])
+        _flat_index(first, x.shape, s.start, geometry, argmax[s], starts)
 
     _each_chunk(x, ph * pw, chunk)
     return out, (x, pool_param, argmax)
@@ -116,28 +116,29 @@ def _first_max(taps, out):
     return first
 
 
-def _flat_index(first, x_shape, start, geometry, out):
+def _flat_index(first, x_shape, start, geometry, out, starts):
     """``out`` = the index into x.ravel() of tap ``first`` of each window of images ``start``,
     ``start + 1``, ... of x (shape ``x_shape``): the tap's offset in its window, plus the
-    window's top-left pixel (``_window_starts``)."""
+    window's top-left pixel. ``starts``: a dict kept by the caller for its chunks, which holds
+    the top-left pixels of a chunk of each size (``_window_starts``), computed once."""
     ph, pw = geometry[:2]
     _, C, H, W = x_shape
+    n = first.shape[0]
+    if n not in starts:
+        starts[n] = _window_starts(n, C, H, W, geometry)
     tap_offset = (W * np.arange(ph)[:, None] + np.arange(pw)).ravel()
     np.take(tap_offset, first, out=out, mode="clip")  # (clip: no buffering; all in range)
-    out += _window_starts(first.shape[0], C, H, W, geometry)
+    out += starts[n]
     if start:
         out += start * C * H * W
 
 
-@functools.lru_cache(maxsize=16)
 def _window_starts(n, C, H, W, geometry):
     """The index into the ravel of n images (C, H, W) of every window's top-left pixel, shape
-    (n, C, H_out, W_out): the same for every chunk of n images, so computed once (read-only)."""
+    (n, C, H_out, W_out)."""
     stride, H_out, W_out = geometry[2:]
     planes = np.arange(n * C).reshape(n, C, 1, 1) * (H * W)
-    starts = planes + stride * (W * np.arange(H_out)[:, None] + np.arange(W_out))
-    starts.flags.writeable = False
-    return starts
+    return planes + stride * (W * np.arange(H_out)[:, None] + np.arange(W_out))
 
 
 def max_pool_backward_fast(dout, cache):
@@ -203,6 +204,7 @@ class PooledBlocks:
         self.tap = np.empty(self.out.shape, dtype=np.min_scalar_type(ph * pw - 1))
         image_bytes = np.dtype(dtype).itemsize * math.prod(conv_shape[1:])
         self.chunk = max(1, CHUNK_BYTES // max(1, image_bytes))  # images per chunk
+        self._starts = {}  # for the backward pass's flat indices (``_flat_index``)
 
     def forward(self, start, y):
         """Pool the convolution's output y (m, F, H, W) of images start.. (scratch memory)
@@ -223,7 +225,7 @@ class PooledBlocks:
         g = relu_grad_into(dout[chunk], self.out[chunk], scratch.array("pool.grad", shape,
                                                                        d.dtype))
         index = scratch.array("pool.index", shape, np.intp)
-        _flat_index(self.tap[chunk], d.shape, 0, self.geometry, index)
+        _flat_index(self.tap[chunk], d.shape, 0, self.geometry, index, self._starts)
         d.fill(0)
         _scatter(d.reshape(-1), index, g, _overlap(self.geometry))
 
