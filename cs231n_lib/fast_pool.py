@@ -33,9 +33,10 @@ FRESH_BYTES = 32 << 20
 
 def _each_chunk(x, passes, fn):
     """Call ``fn(s)`` for consecutive slices s of x's batch that together cover it: the batch is
-    split across threads (``passes``: the layer's passes over x, for ``parallel.batch_slices``)
-    and each thread's slice into chunks of at most ``layers.CHUNK_BYTES`` of x. No call for
-    an empty x (no image or no channel): its outputs are empty."""
+    split across threads (``passes``: the layer's passes over x, for ``parallel.batch_slices``;
+    0: one thread, the caller's) and each thread's slice into chunks of at most
+    ``layers.CHUNK_BYTES`` of x. No call for an empty x (no image or no channel): its outputs
+    are empty."""
     if x.size == 0:
         return
     slices = parallel.batch_slices(x.shape[0], parallel.PASS_WORK * passes * x.size)
@@ -165,7 +166,9 @@ def max_pool_backward_fast(dout, cache):
             dx[s].fill(0)
         _scatter(flat, argmax[s], dout[s], overlap)
 
-    _each_chunk(x, 2, chunk)
+    # np.add.at (overlapping windows) holds the GIL: two threads take longer than one
+    # (measured, 3x3/2 on bench/layers.py's float32 batch: 2.7 ms against 1.9)
+    _each_chunk(x, 0 if overlap else 2, chunk)
     return dx
 
 
