@@ -50,6 +50,37 @@ PASS_WORK = 16
 # blocks and chunks inside a slice: one per thread measured fastest (see MIN_WORK).
 SLICES_PER_THREAD = 1
 
+# Where Linux describes the first CPU's caches: one index*/ folder per cache, with its level,
+# type and size ("2048K").
+CACHE_SYSFS = "/sys/devices/system/cpu/cpu0/cache"
+
+
+def l2_cache_bytes(default: int = 1 << 20) -> int:
+    """The size in bytes of one core's level-2 cache (data or unified), as Linux's sysfs gives
+    it; ``default`` where the system does not say (another OS, a container hiding sysfs)."""
+    try:
+        entries = os.listdir(CACHE_SYSFS)
+    except OSError:
+        return default
+    for entry in sorted(entries):
+        folder = os.path.join(CACHE_SYSFS, entry)
+        try:
+            with open(os.path.join(folder, "level")) as f:
+                level = f.read().strip()
+            with open(os.path.join(folder, "type")) as f:
+                kind = f.read().strip()
+            with open(os.path.join(folder, "size")) as f:
+                size = f.read().strip()
+        except OSError:
+            continue
+        if level == "2" and kind in ("Data", "Unified"):
+            units = {"K": 1 << 10, "M": 1 << 20, "G": 1 << 30}
+            number, unit = (size[:-1], units[size[-1]]) if size[-1:] in units else (size, 1)
+            if number.isdigit() and int(number) > 0:
+                return int(number) * unit
+    return default
+
+
 _state = threading.local()  # .inside: this thread is running a slice of a parallel region
 _lock = threading.Lock()  # one parallel region at a time (the BLAS thread limit is global)
 _pool: ThreadPoolExecutor | None = None

@@ -232,3 +232,36 @@ def test_fast_conv_in_threads_equals_one_thread(monkeypatch):
         results[threads] = (out, *fast_layers.conv_backward_fast(dout, cache))
     for one, three in zip(results[1], results[3], strict=True):
         np.testing.assert_allclose(three, one, rtol=1e-12, atol=1e-12)
+
+
+def _fake_caches(root, caches):
+    for i, (level, kind, size) in enumerate(caches):
+        folder = root / f"index{i}"
+        folder.mkdir()
+        for name, value in (("level", level), ("type", kind), ("size", size)):
+            (folder / name).write_text(f"{value}\n")
+
+
+@pytest.mark.parametrize("caches, expected", [
+    ([("1", "Data", "48K"), ("1", "Instruction", "32K"), ("2", "Unified", "2048K"),
+      ("3", "Unified", "491520K")], 2048 << 10),
+    ([("1", "Data", "32K"), ("2", "Data", "1M")], 1 << 20),
+    ([("1", "Data", "32K"), ("2", "Instruction", "512K")], 777),  # no data cache at level 2
+    ([("2", "Unified", "lots")], 777),                             # a size it cannot read
+    ([], 777),
+])
+def test_l2_cache_bytes_reads_sysfs(tmp_path, monkeypatch, caches, expected):
+    _fake_caches(tmp_path, caches)
+    monkeypatch.setattr(parallel, "CACHE_SYSFS", str(tmp_path))
+    assert parallel.l2_cache_bytes(default=777) == expected
+
+
+def test_l2_cache_bytes_without_sysfs(tmp_path, monkeypatch):
+    monkeypatch.setattr(parallel, "CACHE_SYSFS", str(tmp_path / "absent"))
+    assert parallel.l2_cache_bytes() == 1 << 20
+
+
+def test_chunk_bytes_is_the_l2_cache_within_bounds():
+    from cs231n_lib import layers
+
+    assert layers.CHUNK_BYTES == min(max(parallel.l2_cache_bytes(), 256 << 10), 4 << 20)
