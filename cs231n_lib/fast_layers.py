@@ -137,9 +137,8 @@ def _path(w_shape, stride, dilation):
 def _chunks(s, pooled):
     """The pieces a thread's slice s of the batch is computed in: s itself, or, for a pooled
     convolution, chunks of ``pooled.chunk`` images."""
-    if pooled is None:
-        return [s]
-    return [slice(a, min(a + pooled.chunk, s.stop)) for a in range(s.start, s.stop, pooled.chunk)]
+    starts = range(s.start, s.stop, pooled.chunk) if pooled is not None else []
+    return [slice(a, min(a + pooled.chunk, s.stop)) for a in starts] or [s]  # (s if empty)
 
 
 def _forward(x, w, b, conv_param, relu, pool_param=None):

@@ -189,3 +189,24 @@ def test_bad_dout_is_rejected():
         x, w, b, conv_param, {"pool_height": 2, "pool_width": 2, "stride": 2})
     with pytest.raises(ValueError, match="dout must have shape"):
         layer_utils.conv_relu_pool_backward(out[:, :1], cache)
+
+
+@pytest.mark.parametrize("conv", CONVS)
+def test_an_empty_batch_gives_empty_outputs_and_zero_weight_gradients(conv):
+    rng = np.random.default_rng(8)
+    x, w, b, conv_param = _layer(rng, conv, n=0)
+    pool = next(p for c, p in CASES if c == conv)
+    out, cache = fast_layers.conv_relu_pool_forward_fast(x, w, b, conv_param, _pool_param(pool))
+    assert out.shape[0] == 0
+    dx, dw, db = fast_layers.conv_relu_pool_backward_fast(np.zeros_like(out), cache)
+    assert dx.shape == x.shape
+    assert_array_equal(dw, np.zeros_like(w))
+    assert_array_equal(db, np.zeros_like(b))
+
+
+def test_mixed_dtypes_compute_in_numpys_promotion_and_return_each_inputs_dtype():
+    rng = np.random.default_rng(9)
+    x, w, b, conv_param = _layer(rng, "gemm strided", dtype=np.float32)
+    w = w.astype(np.float64)
+    cache = _check(x, w, b, conv_param, {"pool_height": 2, "pool_width": 2, "stride": 2}, rng)
+    assert cache[1].out.dtype == np.float64  # the pooled output: float32 x float64 -> float64
