@@ -167,3 +167,14 @@ def test_chunks_and_threads_give_the_same_numbers(name, dtypes, monkeypatch):
         assert c1.keys() == c2.keys()
         for key in c1:
             np.testing.assert_array_equal(c1[key], c2[key])
+
+
+@pytest.mark.parametrize("name", sorted(optim.UPDATE_RULES))
+def test_a_scalar_parameter_is_updated_like_a_one_element_one(name):
+    rule = optim.get_update_rule(name)
+    w, dw = np.array(0.5, np.float32), np.array(-0.25, np.float32)
+    next_w, config = rule(w, dw, {})
+    one, _ = rule(w.reshape(1), dw.reshape(1), {})
+    assert next_w.shape == () and next_w.dtype == np.float32
+    np.testing.assert_array_equal(next_w, one[0])
+    assert w == np.float32(0.5)  # untouched
