@@ -28,6 +28,7 @@ POOLS = {
     "3x3/3": (3, 3, 3),
     "1x1/1": (1, 1, 1),
     "2x3/2": (2, 3, 2),
+    "2x2/3 with gaps": (2, 2, 3),  # pixels no window reaches get no gradient
 }
 
 
