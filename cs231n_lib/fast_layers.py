@@ -35,7 +35,16 @@ import math
 
 import numpy as np
 
-from cs231n_lib import fast_pool, fft_conv, gemm_conv, parallel, scratch, window_conv, winograd
+from cs231n_lib import (
+    fast_pool,
+    fft_conv,
+    gemm_conv,
+    mec_conv,
+    parallel,
+    scratch,
+    window_conv,
+    winograd,
+)
 from cs231n_lib.fast_pool import (  # noqa: F401 (re-exported: the course imports them from here)
     avg_pool_backward_fast,
     avg_pool_forward_fast,
@@ -83,7 +92,10 @@ def conv_relu_pool_forward_fast(x, w, b, conv_param, pool_param):
     ``layers.CHUNK_BYTES`` of output, in a scratch buffer) and pools it while it is in the
     core's cache (``fast_pool.PooledBlocks``); the backward pass makes each chunk's gradient
     from the pooled one the same way. The convolution's output is never stored: no pass over
-    it in memory, and a quarter of its memory kept for the backward pass (2x2 windows).
+    it in memory, and a quarter of its memory kept for the backward pass (2x2 windows). Large
+    filters on few channels, which the gemm path computes, run their forward pass channels last
+    (``mec_conv``: 1.5x faster on a 7 x 7 first layer): the same numbers up to rounding, the
+    same backward pass.
 
     Returns a tuple of:
     - out: Output data of shape (N, F, H'', W'').
@@ -152,6 +164,8 @@ def _forward(x, w, b, conv_param, relu, pool_param=None):
     out = None if pooled else np.empty(conv_shape, dtype=x_.dtype)
     relu_here = relu and pooled is None  # a pooled convolution's ReLU runs on the pooled output
     path = _path(w.shape, stride, dilation)
+    # a pooled gemm-path convolution of large filters on few channels: MEC, channels last
+    channels_last = pooled is not None and path == "gemm" and mec_conv.applies(w.shape, dilation)
     with parallel.Batch(parallel.batch_slices(N, math.prod(conv_shape) * w[0].size)) as batch:
         if path == "winograd":
             shared = winograd.filters(w_)
@@ -169,23 +183,30 @@ def _forward(x, w, b, conv_param, relu, pool_param=None):
             def compute(c, y):
                 return fft_conv.forward(x_[c], shared[2], b_, grid, y, relu_here)
         else:
-            W_row = np.concatenate([w_.reshape(F, -1), b_[:, None]], axis=1)  # bias column
             plan = _plan(x.shape, w.shape, stride, pad, dilation, H_out, W_out)
             shared, matmul_path = None, _MATMUL_PATHS[path]
+            if channels_last:  # the gemm path's backward pass, mec_conv's forward pass
+                Wm = mec_conv.filters(w_)
 
-            def compute(c, y):
-                matmul_path.forward(x_[c], W_row, plan, y, relu_here)
+                def compute(c, y):
+                    mec_conv.forward(x_[c], Wm, b_, plan, y)
+            else:
+                W_row = np.concatenate([w_.reshape(F, -1), b_[:, None]], axis=1)  # bias column
+
+                def compute(c, y):
+                    matmul_path.forward(x_[c], W_row, plan, y, relu_here)
 
         def part(s):
             saved = []
             for c in _chunks(s, pooled):
                 if pooled is None:
                     saved.append(compute(c, out[c]))
-                else:
-                    y = scratch.array("pool.conv_out", (c.stop - c.start, *conv_shape[1:]),
-                                      x_.dtype)
-                    saved.append(compute(c, y))
-                    pooled.forward(c.start, y)
+                    continue
+                m = c.stop - c.start
+                y = scratch.array("pool.conv_out", (m, H_out, W_out, F) if channels_last
+                                  else (m, F, H_out, W_out), x_.dtype)
+                saved.append(compute(c, y))
+                pooled.forward(c.start, y.transpose(0, 3, 1, 2) if channels_last else y)
             return saved
 
         cache = (x, w, b, conv_param, path, (shared, batch.slices, batch.map(part)))

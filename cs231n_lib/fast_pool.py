@@ -104,17 +104,25 @@ def _first_max(taps, out):
     number of leading taps strictly below the maximum. Plain comparisons and adds: numpy's
     masked assignments (np.where, putmask, copyto(where=)) are ~5x slower. (A NaN window: no
     tap is below it, so tap 0.)"""
-    shape = out.shape
-    below = scratch.array("pool.below", shape, bool)  # every tap so far below the maximum
+    below = _scratch_like("pool.below", out, bool)  # every tap so far below the maximum
     below.fill(True)
-    less = scratch.array("pool.less", shape, bool)
-    first = scratch.array("pool.first", shape, np.min_scalar_type(len(taps) - 1))
+    less = _scratch_like("pool.less", out, bool)
+    first = _scratch_like("pool.first", out, np.min_scalar_type(len(taps) - 1))
     first.fill(0)
     for tap in taps[:-1]:
         np.less(tap, out, out=less)
         below &= less
         first += below.view(np.uint8)  # True counts as 1 (a bool operand: 2x slower)
     return first
+
+
+def _scratch_like(role, like, dtype):
+    """Scratch memory (``scratch.array``) of ``like``'s shape, laid out in memory as ``like`` is
+    (C order for a C-contiguous array, channels last for a channels-last view): numpy's
+    elementwise loops run along memory, fast only when all operands agree."""
+    order = sorted(range(like.ndim), key=lambda axis: -abs(like.strides[axis]))  # outer first
+    buf = scratch.array(role, [like.shape[axis] for axis in order], dtype)
+    return buf.transpose(np.argsort(order))
 
 
 def _flat_index(first, x_shape, start, geometry, out, starts):
@@ -210,12 +218,18 @@ class PooledBlocks:
         self._starts = {}  # for the backward pass's flat indices (``_flat_index``)
 
     def forward(self, start, y):
-        """Pool the convolution's output y (m, F, H, W) of images start.. (scratch memory)
-        into ``out``, and keep its taps."""
+        """Pool the convolution's output y (m, F, H, W) of images start.. (scratch memory, in
+        C order or channels last: ``mec_conv``'s (m, H, W, F) as y.transpose(0, 3, 1, 2)) into
+        ``out``, and keep its taps. A channels-last chunk is pooled in its own layout, and only
+        the pooled quarter is copied into ``out``'s."""
         chunk = slice(start, start + y.shape[0])
         taps = _pool_taps(y, self.geometry)
-        out = _window_max(taps, self.out[chunk])
-        self.tap[chunk] = _first_max(taps, out)
+        out = self.out[chunk]
+        pooled = out if y.flags.c_contiguous else _scratch_like("pool.pooled", taps[0], out.dtype)
+        _window_max(taps, pooled)
+        self.tap[chunk] = _first_max(taps, pooled)
+        if pooled is not out:
+            out[...] = pooled
         relu_into(out, out)
 
     def backward(self, dout, start, d):

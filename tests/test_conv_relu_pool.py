@@ -9,14 +9,15 @@ import numpy as np
 import pytest
 from numpy.testing import assert_allclose, assert_array_equal
 
-from cs231n_lib import fast_layers, fast_pool, layer_utils, parallel
+from cs231n_lib import fast_layers, fast_pool, layer_utils, mec_conv, parallel
 from cs231n_lib.layers import relu_backward, relu_forward
 from cs231n_lib.shapes import conv_geometry
 
 # (C, F, HH, stride, pad, dilation, H, W) -> the path conv_forward_fast takes
 CONVS = {
     "window": (3, 4, 3, 1, 1, 1, 8, 9),
-    "gemm": (4, 5, 5, 1, 2, 1, 9, 9),
+    "gemm": (8, 5, 5, 1, 2, 1, 9, 9),
+    "mec": (3, 4, 7, 1, 3, 1, 9, 9),  # forward channels last (mec_conv), backward gemm's
     "gemm strided": (8, 4, 3, 2, 1, 1, 11, 11),
     "winograd": (8, 6, 3, 1, 1, 1, 9, 9),
     "fft": (16, 16, 5, 1, 2, 1, 8, 8),
@@ -98,7 +99,8 @@ def _check(x, w, b, conv_param, pool_param, rng, need_dx=True, rtol=1e-12, exact
 
 def test_the_cases_cover_every_path_and_pooling():
     assert {p for _, p in CASES} == set(POOLS)
-    assert {c.split()[0] for c, p in CASES if p == "3x3/2 overlapping"} == {"gemm", "winograd"}
+    assert {c.split()[0] for c, p in CASES if p == "3x3/2 overlapping"} == {"gemm", "winograd",
+                                                                            "mec"}
     assert all(sum(c == conv for c, _ in CASES) >= 3 for conv in CONVS)
     assert len(CASES) >= 15
 
@@ -108,8 +110,10 @@ def test_fused_is_the_three_layers(conv, pool):
     rng = np.random.default_rng(1)
     x, w, b, conv_param = _layer(rng, conv)
     _, conv_cache = fast_layers.conv_forward_fast(x, w, b, conv_param)
-    assert conv_cache[4] == conv.split()[0]  # the path this case is meant to cover
-    _check(x, w, b, conv_param, _pool_param(pool), rng)
+    mec = mec_conv.applies(w.shape, conv_param["dilation"])
+    assert mec == (conv == "mec")  # the path this case is meant to cover
+    assert conv_cache[4] == ("gemm" if mec else conv.split()[0])
+    _check(x, w, b, conv_param, _pool_param(pool), rng, exact=not mec)
 
 
 @pytest.mark.parametrize("conv, pool", [next(case for case in CASES if case[0] == conv)
@@ -117,16 +121,17 @@ def test_fused_is_the_three_layers(conv, pool):
 def test_fused_skips_dx_when_asked(conv, pool):
     rng = np.random.default_rng(2)
     x, w, b, conv_param = _layer(rng, conv)
-    _check(x, w, b, conv_param, _pool_param(pool), rng, need_dx=False)
+    _check(x, w, b, conv_param, _pool_param(pool), rng, need_dx=False, exact=conv != "mec")
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
-def test_fused_keeps_the_dtype(dtype):
+@pytest.mark.parametrize("conv, pool", [("gemm strided", "2x2/2 tiling"),
+                                        ("mec", "3x3/2 overlapping")])
+def test_fused_keeps_the_dtype(dtype, conv, pool):
     rng = np.random.default_rng(3)
-    x, w, b, conv_param = _layer(rng, "gemm strided", dtype=dtype)
+    x, w, b, conv_param = _layer(rng, conv, dtype=dtype)
     rtol = 1e-5 if dtype == np.float32 else 1e-12
-    cache = _check(x, w, b, conv_param, {"pool_height": 2, "pool_width": 2, "stride": 2}, rng,
-                   rtol=rtol)
+    cache = _check(x, w, b, conv_param, _pool_param(pool), rng, rtol=rtol, exact=conv != "mec")
     assert cache[1].out.dtype == dtype
 
 

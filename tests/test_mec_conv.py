@@ -1,0 +1,93 @@
+"""Tests for cs231n_lib/mec_conv.py (the channels-last forward pass of the fused convolution -
+ReLU - max pooling for large filters on few channels): the convolution itself over a grid of
+geometries, which filters take it, and that the fused layer uses it exactly for those."""
+
+from __future__ import annotations
+
+import itertools
+
+import numpy as np
+import pytest
+from numpy.testing import assert_allclose
+
+from cs231n_lib import fast_layers, gemm_conv, mec_conv
+from cs231n_lib.shapes import conv_geometry
+
+
+def _geometries():
+    """(C, H, W, HH, WW, stride, pad) of small convolutions the conv rule accepts."""
+    for C, H, W, HH, WW, S, P in itertools.product([1, 3], [7, 10], [8, 11], [1, 3, 5],
+                                                  [2, 5, 7], [1, 2, 3], [0, 1, 3]):
+        try:
+            conv_geometry((1, C, H, W), (1, C, HH, WW), {"stride": S, "pad": P})
+        except ValueError:
+            continue
+        yield C, H, W, HH, WW, S, P
+
+
+GEOMETRIES = list(_geometries())
+
+
+def test_the_grid_is_large_and_varied():
+    assert len(GEOMETRIES) > 100
+    assert {g[5] for g in GEOMETRIES} == {1, 2, 3} and {g[6] for g in GEOMETRIES} == {0, 1, 3}
+
+
+@pytest.mark.parametrize("g", GEOMETRIES)
+def test_forward_is_the_convolution_channels_last(g):
+    C, H, W, HH, WW, S, P = g
+    rng = np.random.default_rng(sum(g))
+    x = rng.standard_normal((3, C, H, W))
+    w = rng.standard_normal((4, C, HH, WW))
+    b = rng.standard_normal(4)
+    expected, _ = fast_layers.conv_forward_fast(x, w, b, {"stride": S, "pad": P})
+    plan = gemm_conv.Plan(C, H, W, HH, WW, S, P, 1, *expected.shape[2:])
+    y = np.full((3, *expected.shape[2:], 4), np.nan)
+    mec_conv.forward(x, mec_conv.filters(w), b, plan, y)
+    assert_allclose(y.transpose(0, 3, 1, 2), expected, rtol=1e-12, atol=1e-12)
+
+
+def test_forward_reads_a_strided_input():
+    """x a view with steps (the pad-0 path reads it without a copy)."""
+    rng = np.random.default_rng(1)
+    base = rng.standard_normal((4, 3, 14, 16))
+    x = base[::2, :, ::2, ::2]  # (2, 3, 7, 8)
+    w, b = rng.standard_normal((5, 3, 5, 5)), rng.standard_normal(5)
+    expected, _ = fast_layers.conv_forward_fast(np.ascontiguousarray(x), w, b, {"pad": 0})
+    plan = gemm_conv.Plan(3, 7, 8, 5, 5, 1, 0, 1, *expected.shape[2:])
+    y = np.empty((2, *expected.shape[2:], 5))
+    mec_conv.forward(x, mec_conv.filters(w), b, plan, y)
+    assert_allclose(y.transpose(0, 3, 1, 2), expected, rtol=1e-12, atol=1e-12)
+
+
+@pytest.mark.parametrize("w_shape, dilation, takes", [
+    ((32, 3, 7, 7), 1, True), ((32, 3, 5, 5), 1, True), ((16, 1, 9, 9), 1, True),
+    ((32, 6, 5, 5), 1, True), ((32, 4, 7, 7), 1, True),
+    ((32, 7, 5, 5), 1, False),   # rows of 35 numbers
+    ((32, 8, 3, 3), 1, False),   # narrow filters
+    ((32, 3, 7, 7), 2, False),   # dilated
+    ((64, 64, 5, 5), 1, False),  # an inner layer
+])
+def test_which_filters_take_the_path(w_shape, dilation, takes):
+    assert mec_conv.applies(w_shape, dilation) == takes
+
+
+@pytest.mark.parametrize("C, K, used", [(3, 7, True), (3, 5, True), (8, 5, False),
+                                        (3, 3, False)])
+def test_the_fused_layer_uses_it_for_those_filters_only(C, K, used, monkeypatch):
+    calls = []
+    real = mec_conv.forward
+    monkeypatch.setattr(mec_conv, "forward", lambda *a: calls.append(1) or real(*a))
+    rng = np.random.default_rng(2)
+    x = rng.standard_normal((3, C, 8, 8)).astype(np.float32)
+    w = rng.standard_normal((6, C, K, K)).astype(np.float32)
+    b = rng.standard_normal(6).astype(np.float32)
+    pool = {"pool_height": 2, "pool_width": 2, "stride": 2}
+    out, _ = fast_layers.conv_relu_pool_forward_fast(x, w, b, {"pad": K // 2}, pool)
+    assert bool(calls) == used
+    s, _ = fast_layers.conv_forward_fast(x, w, b, {"pad": K // 2}, relu=True)
+    expected, _ = fast_layers.max_pool_forward_fast(s, pool)
+    assert out.dtype == np.float32
+    assert_allclose(out, expected, rtol=1e-5, atol=1e-5 * np.abs(expected).max())
+    fast_layers.conv_forward_fast(x, w, b, {"pad": K // 2})  # the plain layer never uses it
+    assert len(calls) == used
