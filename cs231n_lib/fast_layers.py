@@ -23,7 +23,8 @@ kept in the cache so that the backward pass splits the same way) and keep their 
 per-thread scratch buffers reused from call to call (``scratch.py``). A ReLU after the
 convolution can run inside it (``relu=True`` / ``relu_out``: the sandwiches of
 ``layer_utils`` do), and so can a max pooling after that ReLU (``conv_relu_pool_forward_fast``:
-the convolution's output pooled chunk by chunk in the cache, never stored).
+the convolution's output pooled chunk by chunk in the cache, never stored; there, a gemm-path
+layer of large filters on few channels runs its forward pass channels last, ``mec_conv.py``).
 ``conv_forward_im2col`` is the textbook path built on ``im2col`` / ``col2im`` (notebook
 01_convolution); the default path never calls them, so the fast layers still work in the
 student edition of the library, where those two are exercises.
