@@ -26,6 +26,7 @@ import numpy as np
 from numpy.lib.stride_tricks import as_strided
 
 from cs231n_lib import scratch
+from cs231n_lib.im2col import pad_hw
 
 # Filters at least MIN_WIDTH wide whose rows C * WW are at most MAX_ROW long take this path (in
 # the fused pooling, for filters the gemm path would compute): 5 x 5 to 9 x 9 on 1 to 6
@@ -56,14 +57,7 @@ def forward(x, Wm, b, plan, y):
     n, C, H, W = x.shape
     S, P, HH, WW = plan.stride, plan.pad, plan.HH, plan.WW
     Hp, Wp = H + 2 * P, W + 2 * P
-    xp = x
-    if P:
-        xp = scratch.array("mec.padded", (n, C, Hp, Wp), x.dtype)
-        xp[:, :, :P] = 0
-        xp[:, :, P + H:] = 0
-        xp[:, :, P:P + H, :P] = 0
-        xp[:, :, P:P + H, P + W:] = 0
-        xp[:, :, P:P + H, P:P + W] = x
+    xp = pad_hw(x, P, out=scratch.array("mec.padded", (n, C, Hp, Wp), x.dtype)) if P else x
     sn, sc, sh, sw = xp.strides
     L = scratch.array("mec.lowered", (n, plan.W_out, Hp, C, WW), x.dtype)
     np.copyto(L, as_strided(xp, L.shape, (sn, S * sw, sh, sc, sw)))  # L[w, r, c, j]

@@ -238,10 +238,10 @@ class ConvNet:
             x, b, conv_cache, relu_out = cache
             if relu_out is _FUSED:  # ReLU and max pooling ran inside
                 dx, dw, db = conv_relu_pool_backward_fast(dout, conv_cache, need_dx=need_dx)
-            elif conv_cache is None:  # recompute what the fast layer's backward reuses
-                _, conv_cache = grouped_conv_forward(x, self._p(node, "W"), b, node.param,
-                                                     layer.groups, relu=relu_out is not None)
-            if relu_out is not _FUSED:
+            else:
+                if conv_cache is None:  # recompute what the fast layer's backward reuses
+                    _, conv_cache = grouped_conv_forward(x, self._p(node, "W"), b, node.param,
+                                                         layer.groups, relu=relu_out is not None)
                 dx, dw, db = grouped_conv_backward(dout, conv_cache, layer.groups,
                                                    need_dx=need_dx, relu_out=relu_out)
             grads[node.names["W"]] = dw
