@@ -37,7 +37,7 @@ from numbers import Real
 import numpy as np
 from tqdm import tqdm
 
-from . import optim, parallel
+from . import heap, optim, parallel
 from .shapes import check_int, check_keys
 
 # Keyword arguments of Solver with their defaults (CS231n's plus seed and time_budget).
@@ -135,6 +135,7 @@ class Solver:
 
     def _step(self, batch_idx):
         """One gradient step on the examples ``batch_idx``; returns the loss."""
+        heap.keep_freed_memory()  # the next step reuses this one's memory (see heap)
         start = time.perf_counter()
         with parallel.blas_held():  # the layers' own threads use the cores (see parallel)
             loss, grads = self.model.loss(self.X_train[batch_idx], self.y_train[batch_idx])
@@ -241,6 +242,7 @@ class Solver:
             if it > 0 and checked_at != it:
                 self._record_accuracy()
         self.train_seconds = time.perf_counter() - start
+        heap.release_freed_memory()  # what the steps kept for each other
         if self.best_params:
             self.model.params.update({k: v.copy() for k, v in self.best_params.items()})
         return self
