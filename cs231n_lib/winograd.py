@@ -163,14 +163,14 @@ def conv_forward(x, U, b, pad, out):
                    out=_scratch("B", (M, ALPHA * F * P), x.dtype)).reshape(M, ALPHA, F * P)
     Y = np.matmul(Y1.transpose(0, 2, 1), AT.T.astype(x.dtype),
                   out=Mt.reshape(-1)[:M * F * P * M].reshape(M, F * P, M))  # (4, L, 4)
-    Y = Y.reshape(M, F, N, tiles_h, tiles_w, M).transpose(2, 1, 3, 0, 4, 5)
+    # (N, F, tiles_h, 4, tiles_w * 4): each tile row's 4 image rows, whole (tile column and
+    # column within the tile are adjacent in Y)
+    Y = Y.reshape(M, F, N, tiles_h, tiles_w * M).transpose(2, 1, 3, 0, 4)
     H_out, W_out = out.shape[2:]
-    if (H_out, W_out) == (M * tiles_h, M * tiles_w):  # (N, F, tiles_h, 4, tiles_w, 4)
-        np.copyto(out.reshape(N, F, tiles_h, M, tiles_w, M), Y)
-    else:  # ragged last tile: whole tiles into a scratch image, then its real rows/columns
-        full = _scratch("tiled", (N, F, M * tiles_h, M * tiles_w), x.dtype)
-        np.copyto(full.reshape(N, F, tiles_h, M, tiles_w, M), Y)
-        out[...] = full[:, :, :H_out, :W_out]
+    whole = H_out // M  # tile rows whose 4 image rows are all in the output
+    np.copyto(out[:, :, :whole * M].reshape(N, F, whole, M, W_out), Y[:, :, :whole, :, :W_out])
+    if whole < tiles_h:  # ragged last tile row: its first rows only
+        np.copyto(out[:, :, whole * M:], Y[:, :, whole, :H_out - whole * M, :W_out])
     return V
 
 
@@ -196,15 +196,15 @@ def conv_backward(dout, U, V, pad, dx, x_shape=None):
     tiles_h, tiles_w, Hp, Wp = _geometry((N, C, H, W), pad)
     P = N * tiles_h * tiles_w
     dtype = dout.dtype
-    if (H_out, W_out) != (M * tiles_h, M * tiles_w):  # ragged last tile: pad dout with zeros
-        full = _scratch("tiled", (N, F, M * tiles_h, M * tiles_w), dtype)
-        full[:, :, H_out:] = 0
-        full[:, :, :H_out, W_out:] = 0
-        full[:, :, :H_out, :W_out] = dout
-        dout = full
-    dout = dout.reshape(N, F, tiles_h, M, tiles_w, M)
     dY = _scratch("A", (M, F, N, tiles_h, tiles_w, M), dtype)  # layout of Y in the forward
-    np.copyto(dY, dout.transpose(3, 1, 0, 2, 4, 5))  # one copy, runs of whole image rows
+    # dout into it, runs of whole image rows; what ragged last tiles reach past it, zeros
+    rows = dY.reshape(M, F, N, tiles_h, tiles_w * M).transpose(2, 1, 3, 0, 4)
+    whole = H_out // M  # tile rows whose 4 image rows are all in dout
+    np.copyto(rows[:, :, :whole, :, :W_out], dout[:, :, :whole * M].reshape(N, F, whole, M, W_out))
+    rows[..., W_out:] = 0
+    if whole < tiles_h:  # ragged last tile row
+        np.copyto(rows[:, :, whole, :H_out - whole * M, :W_out], dout[:, :, whole * M:])
+        rows[:, :, whole, H_out - whole * M:] = 0
     dY = dY.reshape(M, F * P, M)
     # adjoint of the output transform: (4, L, 4) -> (4, 6, L) -> (6, 6, L)
     dY1 = np.matmul(AT.T.astype(dtype), dY.transpose(0, 2, 1),

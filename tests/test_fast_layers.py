@@ -22,6 +22,8 @@ CONV_CASES = {
     "3x3 s1 p1 C=16 (winograd)": ((2, 16, 8, 8), (4, 16, 3, 3), {"stride": 1, "pad": 1},
                                   "winograd"),
     "3x3 s1 p1 ragged tiles (winograd)": ((2, 16, 7, 9), (3, 16, 3, 3), {"pad": 1}, "winograd"),
+    "3x3 s1 p1 ragged tile rows only (winograd)": ((2, 8, 14, 8), (3, 8, 3, 3), {"pad": 1},
+                                                   "winograd"),
     "3x3 s1 p0 (winograd)": ((1, 17, 6, 11), (2, 17, 3, 3), {}, "winograd"),
     "3x3 s1 p2 (winograd)": ((2, 16, 5, 5), (3, 16, 3, 3), {"pad": 2}, "winograd"),
     "3x3 s1 p1 F > C (winograd)": ((2, 8, 8, 8), (16, 8, 3, 3), {"pad": 1}, "winograd"),
