@@ -20,6 +20,11 @@ The rows (float32):
   ``train_convnet`` (a ``ThreeLayerConvNet``, 16 5x5 filters, 100 hidden units) and part 6's
   ``train_spec`` (``ConvNet`` on ``arch.small_pool_net`` and ``arch.all_conv_net``, width 8).
 
+The "split" columns time the same step with ``Solver(..., processes=2)``: the batch split
+between this process and a worker process (``cs231n_lib/split_step.py``), which notebook 6's
+small networks, whose layers two threads barely speed up, gain from (``--no-split`` leaves
+them out; ``--single-thread`` does too).
+
 ``--batch``, ``--size`` and ``--rounds`` shrink every row; ``--quick`` shrinks them to what the
 smoke test runs. ``--single-thread`` holds numpy's BLAS, the library (``parallel``) and torch to
 one thread and times the CPU time of that thread instead of the wall time: the work per step,
@@ -179,10 +184,13 @@ class Case:
     steps: dict
     losses: dict
     grad_err: float | None = None
+    split_status: str = ""  # Solver(processes=2)'s, when the case has a "split" step
+    solvers: tuple = ()
 
 
-def make_case(row: Row, batch: int, size: int, rng) -> Case:
-    """Our Solver step and torch's for ``row``, from the same weights, checked on one step."""
+def make_case(row: Row, batch: int, size: int, rng, split: bool = False) -> Case:
+    """Our Solver step and torch's for ``row``, from the same weights, checked on one step;
+    split: also our step with ``Solver(..., processes=2)`` (its own model, the same weights)."""
     X = rng.standard_normal((batch, row.channels, size, size)).astype(np.float32)
     y = rng.integers(0, CLASSES, batch)
     model, layers = build_model(row, size)
@@ -200,6 +208,14 @@ def make_case(row: Row, batch: int, size: int, rng) -> Case:
     every = np.arange(batch)
     case.losses["ours"] = solver._step(every)
     case.steps = {"ours": lambda: solver._step(every), **case.steps}
+    if split:
+        twin = Solver(build_model(row, size)[0], data, update_rule=row.update_rule,
+                      batch_size=batch, verbose=False, processes=2,
+                      optim_config={"learning_rate": row.learning_rate})
+        case.split_status = twin.start_split(wait=True)
+        case.losses["split"] = twin._step(every)
+        case.steps["split"] = lambda: twin._step(every)
+        case.solvers = (solver, twin)
     return case
 
 
@@ -243,8 +259,10 @@ def report(cases, medians, size, rounds, single_thread=False):
     print(conv.blas_kernel())
     print("One training step (Solver._step: forward, backward, update), float32"
           + (f", images {size}x{size}" if size else ""))
+    split = any("split" in case.steps for case in cases)
     print(f"\n{'network and update rule':<34} {'batch':>5} {'ours ms':>8} {'torch ms':>9} "
-          f"{'ratio':>6} {'ours img/s':>10} {'loss ours':>9} {'loss torch':>10} {'grad err':>8}")
+          f"{'ratio':>6} {'ours img/s':>10} {'loss ours':>9} {'loss torch':>10} {'grad err':>8}"
+          + (f" {'split ms':>8} {'ratio':>6}" if split else ""))
     for c, case in enumerate(cases):
         ours = medians[(c, "ours")]
         line = f"{case.row.label:<34} {case.batch:>5} {1e3 * ours:8.2f}"
@@ -258,10 +276,19 @@ def report(cases, medians, size, rounds, single_thread=False):
             line += f" {case.losses['torch']:10.4f} {case.grad_err:8.1e}"
         else:
             line += f" {'-':>10} {'-':>8}"
+        if "split" in case.steps:
+            mine = medians[(c, "split")]
+            line += f" {1e3 * mine:8.2f}"
+            line += f" {mine / theirs:6.2f}" if "torch" in case.steps else f" {'-':>6}"
+            if case.split_status != "on":
+                line += f"  (split {case.split_status})"
         print(line)
     print("\nratio = ours / torch (lower is better; the issue's target is <= 1.0); grad err = "
           "largest max|ours - torch| / max|torch| over the parameter gradients of the first step, "
           "in float64")
+    if split:
+        print("split = ours with Solver(..., processes=2): each step's batch split between this "
+              "process and a worker process (cs231n_lib/split_step.py); ratio = split / torch")
     if torch is None:
         print("  (torch not installed: no baseline; `make bench` installs it)")
 
@@ -277,12 +304,16 @@ def main(argv=None):
     parser.add_argument("--single-thread", action="store_true",
                         help="time the CPU work of one thread instead of 2 threads' wall time "
                              "(steadier on a machine busy with other work)")
+    parser.add_argument("--no-split", action="store_true",
+                        help="leave out the split column (Solver(..., processes=2))")
     args = parser.parse_args(argv)
     if args.quick:
         for key, value in QUICK.items():
             setattr(args, key, value)
     rng = np.random.default_rng(0)
-    cases = [make_case(row, args.batch or row.batch, args.size or row.size, rng) for row in ROWS]
+    split = not (args.no_split or args.single_thread)  # (one thread: no second process)
+    cases = [make_case(row, args.batch or row.batch, args.size or row.size, rng, split)
+             for row in ROWS]
     load_before = os.getloadavg()[0]
     if args.single_thread:
         parallel.set_num_threads(1)
@@ -292,6 +323,9 @@ def main(argv=None):
             medians = run(cases, args.rounds, cpu_timed)
     else:
         medians = run(cases, args.rounds)
+    for case in cases:
+        for solver in case.solvers:
+            solver.stop_split()
     report(cases, medians, args.size, args.rounds, args.single_thread)
     load_after = os.getloadavg()[0]
     print(f"\n1-minute load average: {load_before:.1f} before, {load_after:.1f} after, on "

@@ -55,7 +55,13 @@ def test_torch_twins_compute_the_same_loss_and_gradients_and_a_ratio():
     assert "2 BLAS threads, wall time" in out
     rows = table_rows(out)
     assert list(rows) == LABELS
-    for _, ours_ms, torch_ms, ratio, _, loss_ours, loss_torch, err in rows.values():
+    assert "split = ours with Solver(..., processes=2)" in out
+    for cells in rows.values():
+        # (a split that is not on adds "(split off: ...)" after the ratio: 12+ cells)
+        assert len(cells) == 10, cells
+        _, ours_ms, torch_ms, ratio, _, loss_ours, loss_torch, err, split_ms, split_ratio = cells
         assert float(ratio) == pytest.approx(float(ours_ms) / float(torch_ms), rel=0.05, abs=0.01)
         assert float(loss_ours) == pytest.approx(float(loss_torch), abs=1e-3)  # same network
         assert float(err) < 1e-10  # the same gradients (compared in float64)
+        assert float(split_ratio) == pytest.approx(float(split_ms) / float(torch_ms), rel=0.05,
+                                                   abs=0.01)
