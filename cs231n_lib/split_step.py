@@ -124,6 +124,9 @@ class _Shared:
                                                          x_dtype.str, y_dtype.str)
 
     def close(self):
+        # numpy keeps no export of the blocks' buffers, so closing them leaves any view of them
+        # pointing at unmapped memory: drop ours first (nothing else keeps one)
+        self.params = self.grads = self.X = self.y = None
         for block in self.blocks:
             block.close()
             block.unlink()
@@ -202,7 +205,11 @@ def _start_worker(model_bytes, spec):
     os.close(from_parent)
     os.close(to_parent)
     outbox, inbox = Connection(to_child, readable=False), Connection(from_child, writable=False)
-    outbox.send(("init", model_bytes, spec))
+    try:
+        outbox.send(("init", model_bytes, spec))
+    except BaseException:  # (the worker ended at once)
+        _release(process, outbox, inbox, None)
+        raise
     return process, outbox, inbox
 
 
