@@ -141,6 +141,7 @@ class Solver:
         self.step_seconds = 0.0  # in gradient steps only (forward, backward, update)
         self.images_seen = 0  # examples that went through a gradient step
         self._split = None  # the worker process of processes=2, started at the first step
+        self._split_ended = "not started"  # split_status once it has been stopped
         self.optim_configs = {p: dict(self.optim_config) for p in self.model.params}
         batch_seq, eval_seq = np.random.SeedSequence(self.seed).spawn(2)
         self.rng = np.random.default_rng(batch_seq)  # minibatch permutations
@@ -183,17 +184,18 @@ class Solver:
     @property
     def split_status(self) -> str:
         """How the steps run: "off: processes=1"; "not started" (before the first step of
-        processes=2, and after ``train()`` returns); "starting"; "on" (split with the
-        worker); or "off: <why>" (the model does not split over the batch, the worker could not
-        start or failed: each step then runs whole in this process)."""
+        processes=2); "starting"; "on" (split with the worker); "off: <why>" (the model does
+        not split over the batch, the worker could not start or failed: each step then runs
+        whole in this process); after ``train()`` returns, "stopped (was: <the status then>)"."""
         if self._split is None:
-            return "off: processes=1" if self.processes == 1 else "not started"
+            return "off: processes=1" if self.processes == 1 else self._split_ended
         return self._split.status
 
     def stop_split(self):
         """Stop the worker process of ``processes=2`` (``train()`` does when it returns; the
         next step starts a new one)."""
         if self._split is not None:
+            self._split_ended = f"stopped (was: {self._split.status})"
             self._split.close()
             self._split = None
 

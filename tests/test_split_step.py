@@ -226,7 +226,8 @@ def test_solver_with_two_processes_trains_as_with_one():
                         num_epochs=2, seed=0, verbose=False, processes=processes)
         assert solver.start_split(wait=True) == ("on" if processes == 2 else "off: processes=1")
         solver.train()
-        assert solver.split_status == ("not started" if processes == 2 else "off: processes=1")
+        assert solver.split_status == ("stopped (was: on)" if processes == 2
+                                       else "off: processes=1")
         runs[processes] = solver
     assert_allclose(runs[2].loss_history, runs[1].loss_history, rtol=1e-10)
     for k, v in runs[1].model.params.items():
@@ -241,6 +242,18 @@ def test_solver_reports_the_split_and_stops_its_worker(capsys):
     solver.train()
     assert "steps split with a worker process: on" in capsys.readouterr().out
     assert process.wait(5) == 0 and solver._split is None
+
+
+def test_solver_with_a_model_that_does_not_split_says_why():
+    model = FullyConnectedNet([5], input_dim=int(np.prod(SHAPE)), num_classes=3,
+                              normalization="batchnorm", dtype=np.float64, seed=0)
+    solver = Solver(model, solver_data(), batch_size=8, num_epochs=1, seed=0, verbose=False,
+                    processes=2)
+    assert solver.split_status == "not started"
+    solver.train()
+    assert solver.split_status == ("stopped (was: off: its batch normalisation or dropout "
+                                   "depends on the whole batch)")
+    assert len(solver.loss_history) == 3
 
 
 def test_solver_checks_processes():
