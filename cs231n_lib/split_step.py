@@ -5,8 +5,9 @@ Why processes: a small network's layers (notebook 6's, 10-40M multiply-adds each
 calls on small arrays, which hold the GIL, so the layers' own threads (``parallel``) gain little
 from a second core (measured on this project's 2-core VM: 1.07-1.12x for notebook 6's networks,
 against 1.74x for ThreeLayerConvNet 32/7/100). Two processes do not share a GIL. Measured with
-bench/train_step.py (batch 50, Adam), a step against the unsplit one's: small_pool_net 0.72-0.74,
-all_conv_net 0.81-0.95, notebook 6's ThreeLayerConvNet 16/5/100 0.97-0.98 (the two halves
+bench/train_step.py (batch 50, Adam; four runs), a step against the unsplit one's:
+small_pool_net 0.60-0.74, all_conv_net 0.68-0.95, notebook 6's ThreeLayerConvNet 16/5/100
+0.91-0.97 (the two halves
 compete for the shared cache and memory, and its 313,600-weight layer is copied, averaged and
 updated every step). For large networks it does not pay: copying ThreeLayerConvNet 32/3/500's
 4.1M parameters every step made its step 1.14-1.26x slower. Hence an option, not the default.
