@@ -7,10 +7,10 @@ from a second core (measured on this project's 2-core VM: 1.07-1.12x for noteboo
 against 1.74x for ThreeLayerConvNet 32/7/100). Two processes do not share a GIL. Measured with
 bench/train_step.py (batch 50, Adam; four runs), a step against the unsplit one's:
 small_pool_net 0.60-0.74, all_conv_net 0.68-0.95, notebook 6's ThreeLayerConvNet 16/5/100
-0.91-0.97 (the two halves
-compete for the shared cache and memory, and its 313,600-weight layer is copied, averaged and
-updated every step). For large networks it does not pay: copying ThreeLayerConvNet 32/3/500's
-4.1M parameters every step made its step 1.14-1.26x slower. Hence an option, not the default.
+0.91-0.97 (the two halves compete for the shared cache and memory, and its 313,600-weight layer
+is copied, averaged and updated every step). For large networks it does not pay: copying
+ThreeLayerConvNet 32/3/500's 4.1M parameters every step made its step 1.14-1.26x slower. Hence
+an option, not the default.
 
 Same numbers: the halves' losses and gradients are averaged with the halves' sizes as weights.
 For a model whose loss is the mean of per-example losses plus a term of the parameters only
