@@ -44,7 +44,7 @@ from multiprocessing.connection import Connection
 
 import numpy as np
 
-from cs231n_lib import parallel
+from cs231n_lib import heap, parallel
 
 ALIGN = 64  # bytes: each array in shared memory starts on a cache line
 READY_TIMEOUT = 60.0  # seconds the worker may take to start before the split gives up
@@ -158,6 +158,7 @@ def _worker_main(inbox, outbox):
     try:
         _, model_bytes, (layout, names, x_shape, x_dtype, y_dtype) = inbox.recv()
         parallel.set_num_threads(1)
+        heap.keep_freed_memory()  # as the trainer's steps do (see heap)
         blocks = [_attach(name) for name in names]
         params, grads, X, y = _views(blocks, layout, x_shape, x_dtype, y_dtype)
         model = pickle.loads(model_bytes)
@@ -193,7 +194,10 @@ def _start_worker(model_bytes, spec):
     to_child, from_parent = os.pipe()[::-1]  # (write end, read end)
     from_child, to_parent = os.pipe()
     env = {**os.environ, "OPENBLAS_NUM_THREADS": "1", "OMP_NUM_THREADS": "1",
-           "MKL_NUM_THREADS": "1", parallel.ENV_VAR: "1"}
+           "MKL_NUM_THREADS": "1", parallel.ENV_VAR: "1",
+           # this process's import path, so that the worker finds the same cs231n_lib and the
+           # model's classes where they came from (a notebook may add a folder at run time)
+           "PYTHONPATH": os.pathsep.join(p for p in sys.path if p)}
     try:
         process = subprocess.Popen(
             [sys.executable, "-m", "cs231n_lib.split_step", str(from_parent), str(to_parent)],

@@ -8,6 +8,7 @@ and lose nothing when the worker cannot help: not startable, dead, failing or to
 from __future__ import annotations
 
 import os
+import sys
 import time
 from multiprocessing import shared_memory
 from pathlib import Path
@@ -167,9 +168,10 @@ class WorkerOnly(ThreeLayerConvNet):
 
 
 def worker_only(monkeypatch, stall=0.0):
-    """A WorkerOnly model the worker can unpickle (this folder on its path)."""
-    monkeypatch.setenv("PYTHONPATH", os.pathsep.join(
-        [str(Path(__file__).parent), os.environ.get("PYTHONPATH", "")]))
+    """A WorkerOnly model, which the worker can unpickle only if it imports from this process's
+    sys.path (this folder is on it, put there by pytest, not on the environment's PYTHONPATH)."""
+    monkeypatch.delenv("PYTHONPATH", raising=False)
+    assert str(Path(__file__).parent) in sys.path
     monkeypatch.setattr(split_step, "why_not", lambda model: None)
     model = WorkerOnly(input_dim=SHAPE, num_filters=4, filter_size=3, hidden_dim=10,
                        num_classes=3, weight_scale=0.1, dtype=np.float64, seed=0)
