@@ -22,8 +22,8 @@ The rows (float32):
 
 The "split" columns time the same step with ``Solver(..., processes=2)``: the batch split
 between this process and a worker process (``cs231n_lib/split_step.py``), which notebook 6's
-small networks, whose layers two threads barely speed up, gain from (``--no-split`` leaves
-them out; ``--single-thread`` does too).
+small networks, whose layers two threads barely speed up, gain from, and which notebook 6's
+solutions use (``--no-split`` leaves the columns out; ``--single-thread`` does too).
 
 ``--batch``, ``--size`` and ``--rounds`` shrink every row; ``--quick`` shrinks them to what the
 smoke test runs. ``--single-thread`` holds numpy's BLAS, the library (``parallel``) and torch to
