@@ -321,8 +321,12 @@ class SplitStep:
         except (OSError, ValueError) as e:
             self._stop(f"the pipe to the worker broke: {type(e).__name__}: {e}")
             return self.model.loss(X, y)
-        with parallel.serial():  # the worker runs on the other core
-            loss_a, grads = self.model.loss(X[:first], y[:first])
+        try:
+            with parallel.serial():  # the worker runs on the other core
+                loss_a, grads = self.model.loss(X[:first], y[:first])
+        except BaseException:  # (an interrupt): the worker's reply to this step must not be
+            self._stop("a step was interrupted")  # taken for the next step's
+            raise
         reply = self._receive(REPLY_TIMEOUT)
         if reply is not None and reply[0] == "done":
             loss_b, grads_b = reply[1], shared.grads

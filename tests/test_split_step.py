@@ -203,6 +203,26 @@ def test_a_stalled_worker_is_given_up(monkeypatch):
     assert_allclose(loss, ThreeLayerConvNet.loss(model, *batch(8))[0], rtol=1e-12)
 
 
+def test_an_interrupted_step_stops_the_split(monkeypatch):
+    """An interrupt in the trainer's half leaves the worker's reply unread: the split stops,
+    so that no later step takes it for its own."""
+    model = three_layer()
+    split = started(model, 8)
+    process = split._process
+    real_loss = ThreeLayerConvNet.loss
+
+    def interrupted(self, X, y=None):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(ThreeLayerConvNet, "loss", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        split.loss(*batch(8))
+    monkeypatch.setattr(ThreeLayerConvNet, "loss", real_loss)
+    assert split.status == "off: a step was interrupted"
+    assert process.wait(5) is not None
+    assert_same_step(split, model, *batch(8), rtol=0)
+
+
 def test_a_worker_never_ready_is_given_up(monkeypatch):
     monkeypatch.setattr(split_step, "READY_TIMEOUT", 0.0)
     model = three_layer()
