@@ -338,7 +338,8 @@ class SplitStep:
             loss_b, grads_b = self.model.loss(X[first:], y[first:])  # the half, here
         a, b = first / n, second / n
         for name, g in grads.items():  # a * g + b * g_b, in g (a fresh array of this step)
-            g *= a / b
+            if first != second:  # (equal halves: a / b == 1, a pass that changes nothing)
+                g *= a / b
             g += grads_b[name]
             g *= b
         return a * loss_a + b * loss_b, grads
