@@ -164,15 +164,27 @@ def conv_forward(x, U, b, pad, out):
                    out=_scratch("B", (M, ALPHA * F * P), x.dtype)).reshape(M, ALPHA, F * P)
     Y = np.matmul(Y1.transpose(0, 2, 1), AT.T.astype(x.dtype),
                   out=Mt.reshape(-1)[:M * F * P * M].reshape(M, F * P, M))  # (4, L, 4)
-    # (N, F, tiles_h, 4, tiles_w * 4): each tile row's 4 image rows, whole (tile column and
-    # column within the tile are adjacent in Y)
-    Y = Y.reshape(M, F, N, tiles_h, tiles_w * M).transpose(2, 1, 3, 0, 4)
-    H_out, W_out = out.shape[2:]
-    whole = H_out // M  # tile rows whose 4 image rows are all in the output
-    np.copyto(out[:, :, :whole * M].reshape(N, F, whole, M, W_out), Y[:, :, :whole, :, :W_out])
-    if whole < tiles_h:  # ragged last tile row: its first rows only
-        np.copyto(out[:, :, whole * M:], Y[:, :, whole, :H_out - whole * M, :W_out])
+    for tiled, image in _same_pixels(Y, out)[1]:
+        np.copyto(image, tiled)
     return V
+
+
+def _same_pixels(Y, image):
+    """Y (4, F * P, 4), the output tiles as the output transform leaves them, seen as
+    (N, F, tiles_h, 4, tiles_w * 4): each tile row's 4 image rows, whole (tile column and
+    column within the tile are adjacent); and the (tiles' view, image's view) pairs that hold
+    the same pixels of ``image`` (N, F, H_out, W_out): the tile rows whose 4 image rows are all
+    in the image, then the first rows of a ragged last one. A ragged last tile's columns past
+    W_out are in neither."""
+    N, F, H_out, W_out = image.shape
+    tiles_h, width = -(-H_out // M), -(-W_out // M) * M  # (width: tiles_w * 4)
+    rows = Y.reshape(M, F, N, tiles_h, width).transpose(2, 1, 3, 0, 4)
+    whole = H_out // M
+    pairs = [(rows[:, :, :whole, :, :W_out],
+              image[:, :, :whole * M].reshape(N, F, whole, M, W_out))]
+    if whole < tiles_h:
+        pairs.append((rows[:, :, whole, :H_out - whole * M, :W_out], image[:, :, whole * M:]))
+    return rows, pairs
 
 
 def conv_backward(dout, U, V, pad, dx, x_shape=None):
@@ -197,16 +209,14 @@ def conv_backward(dout, U, V, pad, dx, x_shape=None):
     tiles_h, tiles_w, Hp, Wp = _geometry((N, C, H, W), pad)
     P = N * tiles_h * tiles_w
     dtype = dout.dtype
-    dY = _scratch("A", (M, F, N, tiles_h, tiles_w, M), dtype)  # layout of Y in the forward
+    dY = _scratch("A", (M, F * P, M), dtype)  # layout of Y in the forward
     # dout into it, runs of whole image rows; what ragged last tiles reach past it, zeros
-    rows = dY.reshape(M, F, N, tiles_h, tiles_w * M).transpose(2, 1, 3, 0, 4)
-    whole = H_out // M  # tile rows whose 4 image rows are all in dout
-    np.copyto(rows[:, :, :whole, :, :W_out], dout[:, :, :whole * M].reshape(N, F, whole, M, W_out))
+    rows, pairs = _same_pixels(dY, dout)
+    for tiled, image in pairs:
+        np.copyto(tiled, image)
     rows[..., W_out:] = 0
-    if whole < tiles_h:  # ragged last tile row
-        np.copyto(rows[:, :, whole, :H_out - whole * M, :W_out], dout[:, :, whole * M:])
-        rows[:, :, whole, H_out - whole * M:] = 0
-    dY = dY.reshape(M, F * P, M)
+    if H_out % M:  # a ragged last tile row: its rows below dout's
+        rows[:, :, H_out // M, H_out % M:] = 0
     # adjoint of the output transform: (4, L, 4) -> (4, 6, L) -> (6, 6, L)
     dY1 = np.matmul(AT.T.astype(dtype), dY.transpose(0, 2, 1),
                     out=_scratch("B", (M, ALPHA, F * P), dtype))
