@@ -203,15 +203,17 @@ def make_case(row: Row, batch: int, size: int, rng, split: bool = False) -> Case
         case.grad_err = grad_error(model, layers, input_dim, row, X, y)
         case.steps["torch"] = lambda: torch_step(net, opt, Xt, yt)
     data = {"X_train": X, "y_train": y, "X_val": X[:1], "y_val": y[:1]}
-    solver = Solver(model, data, update_rule=row.update_rule, batch_size=batch, verbose=False,
-                    optim_config={"learning_rate": row.learning_rate})
+
+    def solver_of(model, processes=1):
+        return Solver(model, data, update_rule=row.update_rule, batch_size=batch, verbose=False,
+                      optim_config={"learning_rate": row.learning_rate}, processes=processes)
+
+    solver = solver_of(model)
     every = np.arange(batch)
     case.losses["ours"] = solver._step(every)
     case.steps = {"ours": lambda: solver._step(every), **case.steps}
     if split:
-        twin = Solver(build_model(row, size)[0], data, update_rule=row.update_rule,
-                      batch_size=batch, verbose=False, processes=2,
-                      optim_config={"learning_rate": row.learning_rate})
+        twin = solver_of(build_model(row, size)[0], processes=2)
         case.split_status = twin.start_split(wait=True)
         case.losses["split"] = twin._step(every)
         case.steps["split"] = lambda: twin._step(every)
