@@ -17,7 +17,8 @@ Convolution paths (``conv_forward_fast`` picks one; the cache remembers which):
   padded input and multiplied image by image straight into the output (``window_conv.py``).
 - "gemm": everything else: im2col and one matrix multiply per block of images, with the
   columns built as contiguous runs of the padded image, a few images at a time while they are
-  in the cache, and never kept (``gemm_conv.py``); the backward pass builds them again.
+  in the cache, and never kept (``gemm_conv.py``); the backward pass builds them again, and
+  computes an inner layer's input gradient as stride-1 convolutions of dout (``conv_dx.py``).
 All split the batch into slices run side by side in threads (``parallel.py``; the slices are
 kept in the cache so that the backward pass splits the same way) and keep their temporaries in
 per-thread scratch buffers reused from call to call (``scratch.py``). A ReLU after the
@@ -122,8 +123,9 @@ def conv_backward_fast(dout, cache, *, need_dx=True, relu_out=None):
     - cache: As returned by ``conv_forward_fast``.
     - need_dx: keyword only; False when nobody needs the input gradient (a network's first
       layer: the data needs none): dx is then None and its work is skipped (the dX matrix
-      multiply and col2im of the window and gemm paths; the dV multiplies, their transform
-      and the overlap-add of the Winograd path). dw and db are the same either way.
+      multiply and col2im of the window and gemm paths, or the gemm path's per-phase
+      products, ``conv_dx``; the dV multiplies, their transform and the overlap-add of the
+      Winograd path). dw and db are the same either way.
     - relu_out: keyword only; the output of ``conv_forward_fast(..., relu=True)`` when dout is
       the gradient of that ReLU's output: the ReLU's backward pass (dout where relu_out > 0,
       else 0, as ``relu_backward``) runs inside, in the copy of dout the path makes anyway.

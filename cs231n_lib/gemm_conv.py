@@ -21,8 +21,10 @@ only W_out elements long. Two changes make it cheap:
   (K + 1, images * L) matrix (one multiply for the block, the bias as a row of ones), multiplied
   while it is still in the core's cache, and dropped: it is never kept. The backward pass
   builds it again for dw (cheaper than keeping hundreds of MB, which the next layers would
-  evict from the cache anyway), and adds the input gradient's columns back as contiguous runs
-  of the same planes (col2im), the garbage columns carrying zeros.
+  evict from the cache anyway). The input gradient is, where it pays (many input channels),
+  one stride-1 convolution of dout per phase pair, written straight into that phase's pixels
+  (``conv_dx``); otherwise its columns w_row.T @ D are added back as contiguous runs of the
+  same planes (col2im), the garbage columns carrying zeros.
 
 A plane has one spare row at its bottom, so that no run of a tap leaves its plane (the last
 output row's run reaches (j*d) // S pixels past its row). Every function here works on one
@@ -33,11 +35,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from functools import cached_property
-from math import gcd
 
 import numpy as np
 
-from cs231n_lib import scratch
+from cs231n_lib import conv_dx, scratch
+from cs231n_lib.conv_phases import phase_groups, phase_span
 from cs231n_lib.layers import relu_grad_into
 
 # Bytes of X_col built at a time: about half of a core's L2 cache (the rest holds the block's
@@ -101,8 +103,8 @@ class Plan:
         """The taps grouped by phase pair: [(first pixel of the group's first run in a channel,
         (rows of taps i, plane rows between them), (columns of taps j, plane columns between
         them))], where rows and columns are slices of range(HH) and range(WW)."""
-        rows = _phase_groups(self.HH, self.dilation, self.stride)
-        cols = _phase_groups(self.WW, self.dilation, self.stride)
+        rows = phase_groups(self.HH, self.dilation, self.stride)
+        cols = phase_groups(self.WW, self.dilation, self.stride)
         S, R = self.stride, self.R
         return [((a * S + b) * self.plane + r0 * R + c0, (taps_i, dr * R), (taps_j, dc))
                 for a, taps_i, r0, dr in rows for b, taps_j, c0, dc in cols]
@@ -110,8 +112,8 @@ class Plan:
     @cached_property
     def phases(self):
         """The phase pairs (a, b) some tap reads."""
-        return [(a, b) for a, *_ in _phase_groups(self.HH, self.dilation, self.stride)
-                for b, *_ in _phase_groups(self.WW, self.dilation, self.stride)]
+        return [(a, b) for a, *_ in phase_groups(self.HH, self.dilation, self.stride)
+                for b, *_ in phase_groups(self.WW, self.dilation, self.stride)]
 
     def block(self, n: int, itemsize: int) -> int:
         """Images per block: X_col of a block holds about ``BLOCK_BYTES``."""
@@ -122,27 +124,6 @@ def images_per_block(n: int, image_bytes: int) -> int:
     """How many of n images a block takes when each brings ``image_bytes`` of columns: about
     ``BLOCK_BYTES`` in all, at least one image. (The window path's blocks too.)"""
     return max(1, min(n, BLOCK_BYTES // image_bytes))
-
-
-def _phase_groups(taps: int, dilation: int, stride: int):
-    """The taps 0..taps-1 along one axis grouped by phase ``(t * dilation) % stride``:
-    [(phase, slice of the group's taps, plane index of its first tap, plane indices between
-    consecutive taps)]. A group's taps are equally spaced (step stride / gcd(dilation, stride)),
-    and so are their plane indices (dilation / gcd)."""
-    step = stride // gcd(dilation, stride)
-    groups = []
-    for first in range(min(step, taps)):
-        groups.append(((first * dilation) % stride, slice(first, taps, step),
-                       (first * dilation) // stride, step * dilation // stride))
-    return groups
-
-
-def _phase_span(phase: int, size: int, stride: int, pad: int):
-    """Input pixels along an axis of ``size`` pixels that fall in phase ``phase`` once padded
-    (padded index % stride == phase): (first pixel, its plane index, count)."""
-    first = (phase - pad) % stride
-    count = max(0, -(-(size - first) // stride))
-    return first, (first + pad) // stride, count
 
 
 def _planes_view(buf, plan: Plan, n: int):
@@ -160,8 +141,8 @@ def to_planes(x, plan: Plan, role: str):
     planes = _planes_view(buf, plan, n)
     S = plan.stride
     for a, b in plan.phases:  # planes no tap reads stay zero (e.g. 1 x 1 filters at stride 2)
-        y0, r0, ny = _phase_span(a, plan.H, S, plan.pad)
-        x0, c0, nx = _phase_span(b, plan.W, S, plan.pad)
+        y0, r0, ny = phase_span(a, plan.H, S, plan.pad)
+        x0, c0, nx = phase_span(b, plan.W, S, plan.pad)
         planes[:, :, a, b, r0:r0 + ny, c0:c0 + nx] = x[:, :, y0::S, x0::S]
     return buf
 
@@ -172,9 +153,9 @@ def from_planes(buf, plan: Plan, out):
     planes = _planes_view(buf, plan, out.shape[0])
     S = plan.stride
     for a in range(S):
-        y0, r0, ny = _phase_span(a, plan.H, S, plan.pad)
+        y0, r0, ny = phase_span(a, plan.H, S, plan.pad)
         for b in range(S):
-            x0, c0, nx = _phase_span(b, plan.W, S, plan.pad)
+            x0, c0, nx = phase_span(b, plan.W, S, plan.pad)
             out[:, :, y0::S, x0::S] = planes[:, :, a, b, r0:r0 + ny, c0:c0 + nx]
 
 
@@ -241,31 +222,43 @@ def backward(x, dout, w_row, plan: Plan, dx, relu_out=None):
     returns dW_row (F, K + 1) (dw as rows, db in the last column) and, unless dx is None,
     writes the input gradient into dx. w_row: the filters as rows (F, K). relu_out: the
     output of a ``forward(..., relu=True)``; dout is then the gradient of the ReLU's output,
-    and passes where relu_out > 0."""
+    and passes where relu_out > 0. The input gradient: ``conv_dx`` (stride-1 convolutions of
+    dout, one per phase) where it pays (``conv_dx.applies``), else col2im of w_row.T @ D."""
     n, F = dout.shape[:2]
     dtype = dout.dtype
     buf = to_planes(x.astype(dtype, copy=False), plan, "conv.planes")
+    by_phases = dx is not None and conv_dx.applies(plan, F)
     dbuf = None
-    if dx is not None:
+    if by_phases:
+        dx_plan = conv_dx.DxPlan.of(plan)
+        w_pairs = conv_dx.filters(w_row.reshape(F, plan.C, plan.HH, plan.WW), dx_plan)
+    elif dx is not None:
         dbuf = scratch.array("conv.dplanes", (n * plan.image,), dtype)
         dbuf.fill(0)
     dW_col = np.zeros((plan.K + 1, F), dtype)  # dW_row transposed
     step = plan.block(n, dtype.itemsize)
     for first in range(0, n, step):
         m = min(step, n - first)
+        block = slice(first, first + m)
         D = scratch.array("conv.dout", (F, m * plan.L), dtype)
         wide = _wide(D, plan)
+        gated = wide[..., :plan.W_out]  # where dout goes (as the ReLU passes it)
+        if by_phases:
+            dpad, gated = conv_dx.padded_dout(m, F, plan, dx_plan, dtype)
         if relu_out is None:
-            wide[..., :plan.W_out] = dout[first:first + m]
+            gated[...] = dout[block]
         else:
-            relu_grad_into(dout[first:first + m], relu_out[first:first + m],
-                           wide[..., :plan.W_out])
+            relu_grad_into(dout[block], relu_out[block], gated)
+        if by_phases:
+            wide[..., :plan.W_out] = gated
         wide[..., plan.W_out:] = 0  # the garbage columns pass no gradient
         X = scratch.array("conv.cols", (plan.K + 1, m * plan.L), dtype)
         columns(buf, plan, first, m, X.reshape(plan.K + 1, m, plan.L))
         # X @ D.T, not D @ X.T: OpenBLAS runs this orientation about 1.4x faster here
         dW_col += np.matmul(X, D.T, out=scratch.array("conv.dW", (plan.K + 1, F), dtype))
-        if dbuf is not None:
+        if by_phases:
+            conv_dx.input_gradient(dpad, w_pairs, dx_plan, dx[block])
+        elif dbuf is not None:
             dX = np.matmul(w_row.T, D, out=scratch.array("conv.dX", (plan.K, m * plan.L), dtype))
             add_columns(dX.reshape(plan.K, m, plan.L), plan, dbuf, first)
     if dbuf is not None:

@@ -3,10 +3,25 @@ and a gradient check of a backward pass against centred differences."""
 
 from __future__ import annotations
 
+import itertools
+
 import numpy as np
 
 from cs231n_lib import layers
 from cs231n_lib.gradient_check import eval_numerical_gradient_array, rel_error
+from cs231n_lib.shapes import conv_geometry
+
+
+def conv_geometries(heights, widths, filter_heights, filter_widths, strides, pads, dilations):
+    """(H, W, HH, WW, stride, pad, dilation) of every combination of the given values whose
+    windows tile the padded input (the others are not convolutions the layers accept)."""
+    for H, W, HH, WW, S, P, d in itertools.product(heights, widths, filter_heights,
+                                                  filter_widths, strides, pads, dilations):
+        try:
+            conv_geometry((1, 1, H, W), (1, 1, HH, WW), {"stride": S, "pad": P, "dilation": d})
+        except ValueError:
+            continue
+        yield H, W, HH, WW, S, P, d
 
 
 def away_from_zero(rng, shape, gap=0.1):

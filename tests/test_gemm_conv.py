@@ -7,32 +7,28 @@ with the other paths' in test_fast_layers.py.)"""
 
 from __future__ import annotations
 
-import itertools
-
 import numpy as np
 import pytest
+from layer_cases import conv_geometries
 from numpy.testing import assert_allclose, assert_array_equal
 from threadpoolctl import threadpool_info
 
-from cs231n_lib import fast_layers, gemm_conv, layer_utils, layers, parallel, window_conv
+from cs231n_lib import (
+    conv_dx,
+    fast_layers,
+    gemm_conv,
+    layer_utils,
+    layers,
+    parallel,
+    window_conv,
+)
 from cs231n_lib.im2col import im2col
 from cs231n_lib.shapes import conv_geometry
 
-
-def _geometries():
-    """(H, W, HH, WW, stride, pad, dilation) of a grid of small convolutions whose windows tile
-    the padded input: strides 1 to 4, dilations 1 to 3 (sharing a factor with the stride or
-    not), pads from 0 to more than the filter reaches."""
-    for H, W, HH, WW, S, P, d in itertools.product([5, 8], [6, 9], [1, 2, 3], [1, 3, 4],
-                                                  [1, 2, 3, 4], [0, 1, 3], [1, 2, 3]):
-        try:
-            conv_geometry((1, 1, H, W), (1, 1, HH, WW), {"stride": S, "pad": P, "dilation": d})
-        except ValueError:
-            continue
-        yield H, W, HH, WW, S, P, d
-
-
-GEOMETRIES = list(_geometries())
+# strides 1 to 4, dilations 1 to 3 (sharing a factor with the stride or not), pads from 0 to
+# more than the filter reaches
+GEOMETRIES = list(conv_geometries([5, 8], [6, 9], [1, 2, 3], [1, 3, 4], [1, 2, 3, 4], [0, 1, 3],
+                                  [1, 2, 3]))
 
 
 def _plan(H, W, HH, WW, S, P, d, C=2):
@@ -85,11 +81,22 @@ def force_path(monkeypatch, path):
     monkeypatch.setattr(window_conv, "applies", lambda w_shape: path == "window")
 
 
-@pytest.mark.parametrize("path", ["gemm", "window"])
+def force_dx(monkeypatch, method):
+    """Make the gemm path compute the input gradient by ``method``: "phases" (``conv_dx``) or
+    "col2im", whichever ``conv_dx.applies`` would pick."""
+    monkeypatch.setattr(conv_dx, "applies", lambda plan, F: method == "phases")
+
+
+PATHS = [("gemm", "phases"), ("gemm", "col2im"), ("window", None)]  # (path, dx method)
+
+
+@pytest.mark.parametrize("path, dx_method", PATHS)
 @pytest.mark.parametrize("g", GEOMETRIES[::3])
-def test_gemm_and_window_paths_match_naive_forward_and_backward(g, path, monkeypatch):
+def test_gemm_and_window_paths_match_naive_forward_and_backward(g, path, dx_method,
+                                                                monkeypatch):
     H, W, HH, WW, S, P, d = g
     force_path(monkeypatch, path)
+    force_dx(monkeypatch, dx_method)
     rng = np.random.default_rng(1)
     x = rng.standard_normal((3, 2, H, W))
     w, b = rng.standard_normal((4, 2, HH, WW)), rng.standard_normal(4)
@@ -104,9 +111,10 @@ def test_gemm_and_window_paths_match_naive_forward_and_backward(g, path, monkeyp
         assert_allclose(got, want, rtol=1e-10, atol=1e-12)
 
 
-@pytest.mark.parametrize("path", ["gemm", "window"])
-def test_blocks_of_any_size_give_the_same_result(path, monkeypatch):
+@pytest.mark.parametrize("path, dx_method", PATHS)
+def test_blocks_of_any_size_give_the_same_result(path, dx_method, monkeypatch):
     force_path(monkeypatch, path)
+    force_dx(monkeypatch, dx_method)
     rng = np.random.default_rng(2)
     x, w, b = rng.standard_normal((7, 3, 9, 9)), rng.standard_normal((5, 3, 3, 3)), np.ones(5)
     param = {"stride": 2, "pad": 1}
@@ -157,7 +165,9 @@ def test_the_gemm_and_window_caches_keep_no_columns(path, monkeypatch):
                                             ((6, 3, 1, 1), {}),  # window, no padding
                                             ((6, 8, 3, 3), {"stride": 2, "pad": 1})])  # gemm
 @pytest.mark.parametrize("need_dx", [True, False])
-def test_the_fused_relu_is_the_relu_layer(w_shape, param, need_dx):
+@pytest.mark.parametrize("dx_method", ["phases", "col2im"])  # (the gemm path's)
+def test_the_fused_relu_is_the_relu_layer(w_shape, param, need_dx, dx_method, monkeypatch):
+    force_dx(monkeypatch, dx_method)
     rng = np.random.default_rng(4)
     x = rng.standard_normal((4, w_shape[1], 9, 9)).astype(np.float32)
     w, b = rng.standard_normal(w_shape).astype(np.float32), rng.standard_normal(w_shape[0])

@@ -7,18 +7,20 @@ import numpy as np
 import pytest
 
 from cs231n_lib import architectures as arch
-from cs231n_lib import fast_layers, gemm_conv, layer_utils, window_conv
+from cs231n_lib import conv_dx, fast_layers, gemm_conv, layer_utils, window_conv
 from cs231n_lib.classifiers.cnn import ThreeLayerConvNet
 from cs231n_lib.classifiers.convnet import ConvNet
 from cs231n_lib.gradient_check import eval_numerical_gradient, rel_error
 
 # (x shape, w shape, conv_param): the window path (few taps, strided), the gemm path (stride 1,
-# 5x5 on 3 channels: a first layer), the winograd path (3x3, C >= 8) and the gemm path with phase
-# planes (strided, 72 taps).
+# 5x5 on 3 channels: a first layer), the winograd path (3x3, C >= 8), the gemm path with phase
+# planes (strided, 72 taps) and a first layer of 8 filters, whose dx the gemm path computes by
+# col2im (the others' by phases, ``conv_dx``).
 SHAPES = [((3, 3, 9, 9), (4, 3, 3, 3), {"stride": 2, "pad": 1}),
           ((3, 3, 8, 8), (4, 3, 5, 5), {"stride": 1, "pad": 2}),
           ((2, 8, 8, 8), (4, 8, 3, 3), {"stride": 1, "pad": 1}),
-          ((3, 8, 9, 9), (4, 8, 3, 3), {"stride": 2, "pad": 1})]
+          ((3, 8, 9, 9), (4, 8, 3, 3), {"stride": 2, "pad": 1}),
+          ((2, 3, 8, 8), (8, 3, 5, 5), {"stride": 1, "pad": 2})]
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
@@ -44,7 +46,8 @@ def test_need_dx_is_keyword_only():
         fast_layers.conv_backward_fast(None, None, False)
 
 
-COL2IMS = ((gemm_conv, "add_columns"), (window_conv, "add_taps"))  # each path's col2im
+# each path's col2im, and the gemm path's other way to dx
+COL2IMS = ((gemm_conv, "add_columns"), (window_conv, "add_taps"), (conv_dx, "input_gradient"))
 
 
 def _count_col2im(monkeypatch, spied=COL2IMS):
@@ -64,8 +67,8 @@ def _count_col2im(monkeypatch, spied=COL2IMS):
 
 
 @pytest.mark.parametrize("shape, path, module, name", [
-    (SHAPES[1], "gemm", gemm_conv, "add_columns"), (SHAPES[3], "gemm", gemm_conv, "add_columns"),
-    (SHAPES[0], "window", window_conv, "add_taps")])
+    (SHAPES[1], "gemm", conv_dx, "input_gradient"), (SHAPES[3], "gemm", conv_dx, "input_gradient"),
+    (SHAPES[4], "gemm", gemm_conv, "add_columns"), (SHAPES[0], "window", window_conv, "add_taps")])
 def test_skipped_dx_does_no_col2im(shape, path, module, name, monkeypatch):
     x_shape, w_shape, conv_param = shape
     rng = np.random.default_rng(1)

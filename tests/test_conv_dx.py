@@ -1,0 +1,117 @@
+"""Tests for cs231n_lib/conv_dx.py: a convolution's input gradient as one stride-1 convolution
+of dout per phase pair (the gemm path's, where ``applies``), and cs231n_lib/conv_phases.py."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from layer_cases import conv_geometries
+from numpy.testing import assert_allclose
+
+from cs231n_lib import conv_dx, fast_layers, gemm_conv, layers
+from cs231n_lib.conv_phases import phase_span
+from cs231n_lib.shapes import conv_geometry
+
+# strides 1 to 3, dilations 1 to 3, filters from 1 x 1 to 5 x 4, pads from none to more than
+# the filter reaches
+GEOMETRIES = list(conv_geometries([7, 8], [6, 11], [1, 2, 3, 5], [1, 3, 4], [1, 2, 3], [0, 1, 3],
+                                  [1, 2, 3]))
+
+
+def _plan(x_shape, w_shape, S, P, d):
+    geometry = conv_geometry(x_shape, w_shape, {"stride": S, "pad": P, "dilation": d})
+    return fast_layers._plan(x_shape, w_shape, S, P, d, *geometry[3:])
+
+
+def test_the_grid_has_phases_no_tap_reads_and_pads_beyond_the_filter():
+    unread = [g for g in GEOMETRIES
+              if any(not p.nk for p in conv_dx.axis_phases(g[2], g[6], g[4], g[5], g[0]))]
+    assert unread  # e.g. 1 x 1 filters at stride 2, dilation 2 at stride 2
+    assert any(P > (HH - 1) * d for _, _, HH, _, _, P, d in GEOMETRIES)
+    assert len(GEOMETRIES) > 300
+
+
+@pytest.mark.parametrize("size, taps, S, P, d", [(7, 3, 2, 1, 1), (8, 1, 2, 0, 1),
+                                                 (11, 4, 3, 3, 2), (6, 5, 1, 0, 1),
+                                                 (8, 3, 2, 2, 2)])
+def test_the_phases_hold_every_pixel_once_and_their_taps_read_it(size, taps, S, P, d):
+    pixels = []
+    for phase in conv_dx.axis_phases(taps, d, S, P, size):
+        mine = list(range(phase.first, size, S))
+        assert len(mine) == phase.count
+        pixels += mine
+        for u, y in enumerate(mine):
+            # the taps that read padded pixel y + P: t * d == y + P - o * S for an output o
+            reading = sorted(t for t in range(taps) if (y + P - t * d) % S == 0)
+            assert sorted(range(taps)[phase.taps] if phase.nk else []) == reading
+            for k in range(phase.nk):  # tap taps[nk - 1 - k], from output start + u + k * step
+                t = range(taps)[phase.taps][phase.nk - 1 - k]
+                assert (phase.start + u + k * phase.step) * S + t * d == y + P
+    assert sorted(pixels) == list(range(size))
+    assert [p.first for p in conv_dx.axis_phases(taps, d, S, P, size)] == \
+        [phase_span(a, size, S, P)[0] for a in range(S) if phase_span(a, size, S, P)[2]]
+
+
+@pytest.mark.parametrize("g", GEOMETRIES)
+def test_the_gradient_by_phases_is_the_naive_one_and_writes_every_pixel(g):
+    H, W, HH, WW, S, P, d = g
+    rng = np.random.default_rng(0)
+    x, w = rng.standard_normal((2, 3, H, W)), rng.standard_normal((4, 3, HH, WW))
+    out, cache = layers.conv_forward_naive(x, w, np.zeros(4), {"stride": S, "pad": P,
+                                                                "dilation": d})
+    dout = rng.standard_normal(out.shape)
+    plan = _plan(x.shape, w.shape, S, P, d)
+    dx_plan = conv_dx.DxPlan.of(plan)
+    dpad, inner = conv_dx.padded_dout(2, 4, plan, dx_plan, np.float64)
+    dpad.fill(np.nan)  # the pads must be written as zeros
+    dpad, inner = conv_dx.padded_dout(2, 4, plan, dx_plan, np.float64)
+    inner[...] = dout
+    dx = np.full(x.shape, np.nan)  # every pixel must be written
+    conv_dx.input_gradient(dpad, conv_dx.filters(w, dx_plan), dx_plan, dx)
+    assert_allclose(dx, layers.conv_backward_naive(dout, cache)[0], rtol=1e-10, atol=1e-12)
+
+
+@pytest.mark.parametrize("C, F, HH, S, d, expected", [
+    (64, 64, 3, 2, 1, True),  # bench/layers.py's inner layers
+    (32, 64, 5, 2, 1, True),  # C = F / 2
+    (16, 64, 3, 2, 1, False),  # few channels against many filters: col2im
+    (3, 32, 7, 2, 1, False),  # a first layer
+    (64, 64, 2, 2, 1, False),  # 2 x 2 at stride 2: each pixel read once
+    (64, 64, 1, 2, 1, False),  # 1 x 1
+    (64, 64, 3, 1, 2, True)])  # dilated
+def test_applies_to_overlapping_filters_on_many_channels(C, F, HH, S, d, expected):
+    P = d * (HH - 1) // 2 if S == 1 else 0
+    H = 16 if S == 1 else 2 * 7 + d * (HH - 1) - 2 * P + 1
+    assert conv_dx.applies(_plan((1, C, H, H), (F, C, HH, HH), S, P, d), F) is expected
+
+
+@pytest.mark.parametrize("C, F, expected", [(64, 64, "phases"), (16, 64, "col2im")])
+def test_the_gemm_path_takes_the_method_applies_picks(C, F, expected, monkeypatch):
+    calls = []
+    original = conv_dx.input_gradient
+    monkeypatch.setattr(conv_dx, "input_gradient",
+                        lambda *a: calls.append("phases") or original(*a))
+    rng = np.random.default_rng(1)
+    x = rng.standard_normal((2, C, 9, 9)).astype(np.float32)
+    w = rng.standard_normal((F, C, 3, 3)).astype(np.float32)
+    out, cache = fast_layers.conv_forward_fast(x, w, np.zeros(F, np.float32),
+                                               {"stride": 2, "pad": 1})
+    assert cache[4] == "gemm"
+    dout = rng.standard_normal(out.shape).astype(np.float32)
+    dx = fast_layers.conv_backward_fast(dout, cache)[0]
+    assert (calls[:1] or ["col2im"]) == [expected]
+    _, ref_cache = layers.conv_forward_naive(x.astype(float), w.astype(float), np.zeros(F),
+                                             {"stride": 2, "pad": 1})
+    assert_allclose(dx, layers.conv_backward_naive(dout.astype(float), ref_cache)[0],
+                    rtol=1e-4, atol=1e-4)
+    assert fast_layers.conv_backward_fast(dout, cache, need_dx=False)[0] is None
+    assert len(calls) <= 1  # need_dx=False computes no input gradient
+
+
+def test_gemm_backward_without_dx_skips_the_phases(monkeypatch):
+    monkeypatch.setattr(conv_dx, "input_gradient", lambda *a: pytest.fail("dx computed"))
+    rng = np.random.default_rng(2)
+    x, w = rng.standard_normal((2, 8, 9, 9)), rng.standard_normal((8, 8, 3, 3))
+    plan = _plan(x.shape, w.shape, 2, 1, 1)
+    dout = rng.standard_normal((2, 8, 5, 5))
+    assert gemm_conv.backward(x, dout, w.reshape(8, -1), plan, None).shape == (8, 73)
