@@ -149,7 +149,10 @@ def conv_forward(x, U, b, pad, out):
     tiles_h, tiles_w, Hp, Wp = _geometry(x.shape, pad)
     P = N * tiles_h * tiles_w
     xp = _padded(x, pad, Hp, Wp)  # padded, channels last
-    d = np.ascontiguousarray(_tiles(xp, tiles_h, tiles_w))  # (6, 6, N, th, tw, C)
+    # (6, 6, N, th, tw, C), a new array: V is made in it and kept for the backward pass. (Not
+    # ascontiguousarray: one image of one tile is already contiguous, and V would then be the
+    # scratch buffer, which the next layer's forward pass in this thread overwrites.)
+    d = np.array(_tiles(xp, tiles_h, tiles_w), order="C", copy=True)
     d = d.reshape(ALPHA, ALPHA, P * C)
     V = _transform(BT, d, out=d, tmp=_scratch("C", (ALPHA, ALPHA, P * C), d.dtype))
     V = V.reshape(ALPHA * ALPHA, P, C)  # V = BT d BT^T per tile, kept for the backward pass

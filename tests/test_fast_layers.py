@@ -444,3 +444,22 @@ def test_pool_of_an_empty_batch_is_empty(kind):
     out, cache = forward(np.zeros((0, 2, 4, 4)), {"pool_height": 2, "pool_width": 2, "stride": 2})
     assert out.shape == (0, 2, 2, 2)
     assert backward(np.zeros(out.shape), cache).shape == (0, 2, 4, 4)
+
+
+@pytest.mark.parametrize("hw", [4, 5, 9])  # one tile (whose tile view is contiguous), more
+def test_a_winograd_cache_survives_the_next_winograd_layer(hw):
+    """The transformed tiles a forward pass keeps must be its own memory: with one image of
+    one tile, they once were the thread's scratch buffer, which the next layer's forward pass
+    overwrote (wrong dw, silently)."""
+    rng = np.random.default_rng(7)
+    x, w, b = rng.standard_normal((1, 8, hw, hw)), rng.standard_normal((8, 8, 3, 3)), np.zeros(8)
+    out, cache = fast_layers.conv_forward_fast(x, w, b, {"pad": 1})
+    assert cache[4] == "winograd"
+    expected = fast_layers.conv_backward_fast(np.ones_like(out), cache)
+    fast_layers.conv_forward_fast(rng.standard_normal(x.shape), w, b, {"pad": 1})  # next layer
+    for got, want in zip(fast_layers.conv_backward_fast(np.ones_like(out), cache), expected,
+                         strict=True):
+        assert_array_equal(got, want)
+    _, ref_cache = layers.conv_forward_naive(x, w, b, {"pad": 1})
+    assert_allclose(expected[1], layers.conv_backward_naive(np.ones_like(out), ref_cache)[1],
+                    rtol=1e-10, atol=1e-12)
