@@ -289,7 +289,8 @@ def report(rows, rates, rounds, sizes):
                   + "".join(f"{c:>11}" for c in cells) + flag)
     print(f"\nratio = ours / torch (lower is better); target <= {LIMIT} on every row. "
           "%GEMM: useful FLOPs per second as a share of numpy's GEMM rate above.")
-    print("Dilated convolution (d2): supported by the library (gemm path with im2col).")
+    print("Dilated convolution (d2): the first layer on the window path, the inner one as one "
+          "Winograd convolution per phase (3x3 filters on 32 channels or more).")
     if sizes is QUICK:
         print("(--quick: tiny sizes, one round: the ratios say nothing about speed)")
     if torch is None:

@@ -7,8 +7,9 @@ Each function here computes exactly what its namesake ``*_naive`` in ``layers.py
 or W. Speed is measured, as ratios, by ``bench/conv.py`` and ``bench/layers.py``.
 
 Convolution paths (``conv_forward_fast`` picks one; the cache remembers which):
-- "winograd": 3 x 3 filters at stride 1 without dilation and with C >= 8 input channels,
-  Winograd F(4x4, 3x3) (``winograd.py``).
+- "winograd": 3 x 3 filters at stride 1 with C >= 8 input channels, Winograd F(4x4, 3x3)
+  (``winograd.py``); dilated ones on 32 channels or more, as one Winograd convolution per
+  phase, when the phases fill their tiles.
 - "fft": filters of 25 taps or more (5 x 5, 7 x 7, dilated too) at stride 1 on 16 channels
   or more: the convolution theorem, one small complex matrix multiply per frequency
   (``fft_conv.py``).
@@ -140,9 +141,10 @@ def conv_backward_fast(dout, cache, *, need_dx=True, relu_out=None):
     return _backward(dout, cache, need_dx, relu_out)
 
 
-def _path(w_shape, stride, dilation):
-    """The algorithm that computes a convolution with filters of shape ``w_shape``."""
-    if winograd.applies(w_shape, stride, dilation):
+def _path(w_shape, stride, dilation, out_hw):
+    """The algorithm that computes a convolution with filters of shape ``w_shape`` and an
+    output of out_hw (H_out, W_out) pixels."""
+    if winograd.applies(w_shape, stride, dilation, out_hw):
         return "winograd"
     if fft_conv.applies(w_shape, stride):
         return "fft"
@@ -166,7 +168,7 @@ def _forward(x, w, b, conv_param, relu, pool_param=None):
                                                                    x_.dtype)
     out = None if pooled else np.empty(conv_shape, dtype=x_.dtype)
     relu_here = relu and pooled is None  # a pooled convolution's ReLU runs on the pooled output
-    path = _path(w.shape, stride, dilation)
+    path = _path(w.shape, stride, dilation, (H_out, W_out))
     # a pooled gemm-path convolution of large filters on few channels: MEC, channels last
     channels_last = pooled is not None and path == "gemm" and mec_conv.applies(w.shape, dilation)
     with parallel.Batch(parallel.batch_slices(N, math.prod(conv_shape) * w[0].size)) as batch:
@@ -174,7 +176,10 @@ def _forward(x, w, b, conv_param, relu, pool_param=None):
             shared = winograd.filters(w_)
 
             def compute(c, y):
-                V = winograd.conv_forward(x_[c], shared, b_, pad, y)
+                if dilation > 1:
+                    V = winograd.conv_forward_dilated(x_[c], shared, b_, pad, dilation, y)
+                else:
+                    V = winograd.conv_forward(x_[c], shared, b_, pad, y)
                 if relu_here:
                     relu_into(y, y)
                 return V
@@ -233,6 +238,10 @@ def _backward(dout, cache, need_dx, relu_out, pooled=None):
         # compute(c, d, relu_out of c or None, saved): the gradients of chunk c, as a tuple
         if path == "winograd":
             def compute(c, d, r, V):
+                if dilation > 1:
+                    return winograd.conv_backward_dilated(_gated(d, r), shared, V, pad, dilation,
+                                                          None if dx is None else dx[c],
+                                                          x[c].shape)
                 return winograd.conv_backward(_gated(d, r), shared, V, pad,
                                               None if dx is None else dx[c], x[c].shape)
         elif path == "fft":

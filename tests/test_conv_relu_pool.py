@@ -20,6 +20,7 @@ CONVS = {
     "mec": (3, 4, 7, 1, 3, 1, 9, 9),  # forward channels last (mec_conv), backward gemm's
     "gemm strided": (8, 4, 3, 2, 1, 1, 11, 11),
     "winograd": (8, 6, 3, 1, 1, 1, 9, 9),
+    "winograd dilated": (32, 4, 3, 1, 2, 2, 8, 8),  # one Winograd convolution per phase
     "fft": (16, 16, 5, 1, 2, 1, 8, 8),
 }
 POOLS = {

@@ -59,6 +59,12 @@ CONV_CASES = {
                                     "gemm"),
     "filter = input C=5 (gemm)": ((2, 5, 4, 4), (5, 5, 4, 4), {}, "gemm"),
     "3x3 dilation 2 C=16": ((1, 16, 8, 8), (2, 16, 3, 3), {"pad": 2, "dilation": 2}, "gemm"),
+    "3x3 dilation 2 C=32 (winograd, phases)": ((2, 32, 8, 8), (3, 32, 3, 3),
+                                               {"pad": 2, "dilation": 2}, "winograd"),
+    "3x3 dilation 2 C=32 ragged phases (winograd)": ((2, 32, 15, 15), (3, 32, 3, 3),
+                                                     {"pad": 2, "dilation": 2}, "winograd"),
+    "3x3 dilation 3 C=32 (winograd, phases)": ((1, 32, 24, 24), (2, 32, 3, 3),
+                                               {"pad": 3, "dilation": 3}, "winograd"),
     "5x5 s1 p2 C=16 (fft)": ((2, 16, 7, 9), (16, 16, 5, 5), {"pad": 2}, "fft"),
     "7x7 s1 p0 F=17 (fft)": ((2, 16, 9, 8), (17, 16, 7, 7), {}, "fft"),
     "5x5 dilation 2 pad 5 (fft)": ((1, 16, 6, 6), (16, 16, 5, 5), {"pad": 5, "dilation": 2},
@@ -350,12 +356,43 @@ def test_winograd_bias_position_reaches_every_output_once():
     assert_array_equal(winograd.AT @ e @ winograd.AT.T, np.ones((winograd.M, winograd.M)))
 
 
-def test_winograd_applies_only_to_3x3_stride_1_undilated():
+def test_winograd_applies_to_3x3_stride_1_and_dilated_where_the_phases_fill_tiles():
     assert winograd.applies((8, 32, 3, 3), stride=1, dilation=1)
     assert not winograd.applies((8, 32, 3, 3), stride=2, dilation=1)
-    assert not winograd.applies((8, 32, 3, 3), stride=1, dilation=2)
     assert not winograd.applies((8, 32, 3, 5), stride=1, dilation=1)
     assert not winograd.applies((8, winograd.MIN_CHANNELS - 1, 3, 3), stride=1, dilation=1)
+    assert winograd.applies((8, 32, 3, 3), 1, 2, (16, 16))  # phases of 8 x 8: whole tiles
+    assert winograd.applies((8, 32, 3, 3), 1, 2, (15, 15))  # 8 and 7: 16/15 each way
+    assert not winograd.applies((8, 32, 3, 3), 1, 2, (14, 14))  # 7 and 7: 8/7 each way
+    assert not winograd.applies((8, 32, 3, 3), 1, 3, (16, 16))  # 6, 5, 5 in 8-pixel tiles
+    assert winograd.applies((8, 32, 3, 3), 1, 3, (24, 24))
+    assert not winograd.applies((8, winograd.MIN_CHANNELS_DILATED - 1, 3, 3), 1, 2, (16, 16))
+    assert not winograd.applies((8, 32, 3, 3), stride=1, dilation=2)  # size unknown
+
+
+@pytest.mark.parametrize("C, hw, pad, d", [(8, 9, 2, 2), (8, 8, 1, 2), (4, 5, 3, 3), (4, 3, 2, 3),
+                                           (4, 1, 2, 2), (4, 12, 4, 4)])
+@pytest.mark.parametrize("need_dx", [True, False])
+def test_dilated_winograd_is_the_naive_convolution_and_writes_every_pixel(C, hw, pad, d,
+                                                                          need_dx):
+    """Every geometry, including tiny images whose phases no output reads (their pixels'
+    gradient is 0), called directly (``applies`` sends only some to this path)."""
+    rng = np.random.default_rng(3)
+    x, w, b = rng.standard_normal((2, C, hw, hw)), rng.standard_normal((3, C, 3, 3)), np.ones(3)
+    param = {"pad": pad, "dilation": d}
+    ref, ref_cache = layers.conv_forward_naive(x, w, b, param)
+    U = winograd.filters(w)
+    out = np.full(ref.shape, np.nan)
+    Vs = winograd.conv_forward_dilated(x, U, b, pad, d, out)
+    assert_allclose(out, ref, rtol=1e-10, atol=1e-10)
+    dout = rng.standard_normal(ref.shape)
+    dx_ref, dw_ref, db_ref = layers.conv_backward_naive(dout, ref_cache)
+    dx = np.full(x.shape, np.nan) if need_dx else None
+    dU, db = winograd.conv_backward_dilated(dout, U, Vs, pad, d, dx, x.shape)
+    assert_allclose(winograd.filters_adjoint(dU), dw_ref, rtol=1e-10, atol=1e-10)
+    assert_allclose(db, db_ref, rtol=1e-10, atol=1e-10)
+    if need_dx:
+        assert_allclose(dx, dx_ref, rtol=1e-10, atol=1e-10)
 
 
 @pytest.mark.parametrize("w_shape", [(3, 16, 3, 3), (3, 2, 3, 2)], ids=["winograd", "gemm"])
