@@ -120,7 +120,7 @@ class DxPlan:
 def filters(w, dx_plan: DxPlan):
     """The filters of each phase pair as rows (C, F * nk_rows * nk_cols), flipped so that their
     columns pair with ``_columns``' rows: [one per ``dx_plan.pairs``]."""
-    F, C = w.shape[:2]
+    C = w.shape[1]
     return [np.ascontiguousarray(w[:, :, a.taps, b.taps][:, :, ::-1, ::-1]
                                  .transpose(1, 0, 2, 3)).reshape(C, -1)
             for a, b in dx_plan.pairs]
@@ -157,14 +157,13 @@ def input_gradient(dpad, w_pairs, dx_plan: DxPlan, dx):
     """dx (m, C, H, W) of the block of images whose padded dout is ``dpad`` (``padded_dout``):
     for every phase pair, its pixels; w_pairs: ``filters(w, dx_plan)``."""
     m, C = dx.shape[:2]
-    Wd = dx_plan.Wd
+    S, Wd = dx_plan.stride, dx_plan.Wd
     for (a, b), W_rows in zip(dx_plan.pairs, w_pairs, strict=True):
         Y = np.matmul(W_rows, _columns(dpad, dx_plan, a, b),
                       out=scratch.array("conv.dY", (C, m * a.count * Wd), dx.dtype))
-        S = dx_plan.stride  # the real columns, into the phase's pixels
-        real = Y.reshape(C, m, a.count, Wd)[..., :b.count]
+        real = Y.reshape(C, m, a.count, Wd)[..., :b.count]  # the garbage columns dropped
         dx[:, :, a.first::S, b.first::S] = real.transpose(1, 0, 2, 3)
     for a in dx_plan.rows:  # the phases no tap reads
         for b in dx_plan.cols:
             if not (a.nk and b.nk):
-                dx[:, :, a.first::dx_plan.stride, b.first::dx_plan.stride] = 0
+                dx[:, :, a.first::S, b.first::S] = 0

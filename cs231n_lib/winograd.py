@@ -61,8 +61,8 @@ GG = np.kron(G, G)
 MIN_CHANNELS = 8  # below this the tile copies cost more than the saved multiplies (measured)
 # A dilated convolution runs as one Winograd convolution per phase (``conv_forward_dilated``),
 # on images d times smaller each way. Measured against the gemm path (float32, 2 threads,
-# forward + backward): 0.47-0.70 of its time with 32 to 128 channels when the phases' outputs
-# fill their tiles (dilation 2 on 8 x 8 to 32 x 32 outputs, 3 on 24 x 24, 4 on 16 x 16); 1.06-1.25
+# forward + backward): 0.54-0.91 of its time with 32 to 128 channels when the phases' outputs
+# fill their tiles (dilation 2 on 8 x 8 to 32 x 32 outputs, 3 on 24 x 24, 4 on 16 x 16); 1.09-1.25
 # when they do not (dilation 3 on 16 x 16: 5- and 6-pixel phases in 8-pixel tiles); 1.0 with 16
 # channels, 1.5-2 with 8 (notebook-sized layers). Hence: at least this many channels, and at
 # most this much of the tiles' outputs beyond the layer's.
