@@ -255,10 +255,13 @@ def _backward(dout, cache, need_dx, relu_out, pooled=None):
             w_row = w.reshape(w.shape[0], -1).astype(dtype, copy=False)
             plan = _plan(x.shape, w.shape, stride, pad, dilation, *conv_shape[2:])
             matmul_path = _MATMUL_PATHS[path]
+            # the gemm path's input-gradient filters: made once for all slices and chunks
+            extra = ({"w_pairs": gemm_conv.dx_filters(w_row, plan)}
+                     if path == "gemm" and need_dx else {})
 
             def compute(c, d, r, _):
                 return (matmul_path.backward(x[c], d, w_row, plan, None if dx is None else dx[c],
-                                             r),)
+                                             r, **extra),)
 
         def part(s, saved):
             grads = []

@@ -115,6 +115,11 @@ class Plan:
         return [(a, b) for a, *_ in phase_groups(self.HH, self.dilation, self.stride)
                 for b, *_ in phase_groups(self.WW, self.dilation, self.stride)]
 
+    @cached_property
+    def dx(self):
+        """The phases of the input gradient (``conv_dx.DxPlan``)."""
+        return conv_dx.DxPlan.of(self)
+
     def block(self, n: int, itemsize: int) -> int:
         """Images per block: X_col of a block holds about ``BLOCK_BYTES``."""
         return images_per_block(n, (self.K + 1) * self.L * itemsize)
@@ -217,22 +222,32 @@ def forward(x, W_row, plan: Plan, out, relu=False):
             out[first:first + m] = real
 
 
-def backward(x, dout, w_row, plan: Plan, dx, relu_out=None):
+def dx_filters(w_row, plan: Plan):
+    """The filters ``conv_dx`` multiplies dout by for the input gradient of this convolution
+    (w_row: (F, K)), or None where col2im computes it (``conv_dx.applies``). The same for every
+    slice and chunk of a batch: ``fast_layers`` makes them once per backward pass."""
+    F = w_row.shape[0]
+    if not conv_dx.applies(plan, F):
+        return None
+    return conv_dx.filters(w_row.reshape(F, plan.C, plan.HH, plan.WW), plan.dx)
+
+
+def backward(x, dout, w_row, plan: Plan, dx, relu_out=None, w_pairs=None):
     """Gradients of the convolution of x (n, C, H, W) for upstream dout (n, F, H_out, W_out):
     returns dW_row (F, K + 1) (dw as rows, db in the last column) and, unless dx is None,
     writes the input gradient into dx. w_row: the filters as rows (F, K). relu_out: the
     output of a ``forward(..., relu=True)``; dout is then the gradient of the ReLU's output,
     and passes where relu_out > 0. The input gradient: ``conv_dx`` (stride-1 convolutions of
-    dout, one per phase) where it pays (``conv_dx.applies``), else col2im of w_row.T @ D."""
+    dout, one per phase) where it pays (``conv_dx.applies``), else col2im of w_row.T @ D;
+    w_pairs: ``dx_filters(w_row, plan)`` when the caller has made them (else made here)."""
     n, F = dout.shape[:2]
     dtype = dout.dtype
     buf = to_planes(x.astype(dtype, copy=False), plan, "conv.planes")
-    by_phases = dx is not None and conv_dx.applies(plan, F)
+    if dx is not None and w_pairs is None:
+        w_pairs = dx_filters(w_row, plan)
+    by_phases = dx is not None and w_pairs is not None
     dbuf = None
-    if by_phases:
-        dx_plan = conv_dx.DxPlan.of(plan)
-        w_pairs = conv_dx.filters(w_row.reshape(F, plan.C, plan.HH, plan.WW), dx_plan)
-    elif dx is not None:
+    if dx is not None and not by_phases:
         dbuf = scratch.array("conv.dplanes", (n * plan.image,), dtype)
         dbuf.fill(0)
     dW_col = np.zeros((plan.K + 1, F), dtype)  # dW_row transposed
@@ -244,7 +259,7 @@ def backward(x, dout, w_row, plan: Plan, dx, relu_out=None):
         wide = _wide(D, plan)
         gated = wide[..., :plan.W_out]  # where dout goes (as the ReLU passes it)
         if by_phases:
-            dpad, gated = conv_dx.padded_dout(m, F, plan, dx_plan, dtype)
+            dpad, gated = conv_dx.padded_dout(m, F, plan, plan.dx, dtype)
         if relu_out is None:
             gated[...] = dout[block]
         else:
@@ -257,7 +272,7 @@ def backward(x, dout, w_row, plan: Plan, dx, relu_out=None):
         # X @ D.T, not D @ X.T: OpenBLAS runs this orientation about 1.4x faster here
         dW_col += np.matmul(X, D.T, out=scratch.array("conv.dW", (plan.K + 1, F), dtype))
         if by_phases:
-            conv_dx.input_gradient(dpad, w_pairs, dx_plan, dx[block])
+            conv_dx.input_gradient(dpad, w_pairs, plan.dx, dx[block])
         elif dbuf is not None:
             dX = np.matmul(w_row.T, D, out=scratch.array("conv.dX", (plan.K, m * plan.L), dtype))
             add_columns(dX.reshape(plan.K, m, plan.L), plan, dbuf, first)

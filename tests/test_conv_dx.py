@@ -8,7 +8,7 @@ import pytest
 from layer_cases import conv_geometries
 from numpy.testing import assert_allclose
 
-from cs231n_lib import conv_dx, fast_layers, gemm_conv, layers
+from cs231n_lib import conv_dx, fast_layers, fast_pool, gemm_conv, layers
 from cs231n_lib.conv_phases import phase_span
 from cs231n_lib.shapes import conv_geometry
 
@@ -115,3 +115,25 @@ def test_gemm_backward_without_dx_skips_the_phases(monkeypatch):
     plan = _plan(x.shape, w.shape, 2, 1, 1)
     dout = rng.standard_normal((2, 8, 5, 5))
     assert gemm_conv.backward(x, dout, w.reshape(8, -1), plan, None).shape == (8, 73)
+
+
+def test_the_filters_are_made_once_per_backward_pass_whatever_the_chunks(monkeypatch):
+    """A pooled convolution's backward pass runs chunk by chunk; the phases' filters are the
+    same for all chunks and slices, so they are made once."""
+    monkeypatch.setattr(fast_pool, "CHUNK_BYTES", 1)  # one image per chunk
+    made = []
+    original = conv_dx.filters
+    monkeypatch.setattr(conv_dx, "filters", lambda *a: made.append(1) or original(*a))
+    rng = np.random.default_rng(3)
+    x, w = rng.standard_normal((6, 8, 10, 10)), rng.standard_normal((4, 8, 5, 5))
+    param, pool = {"pad": 2}, {"pool_height": 2, "pool_width": 2, "stride": 2}
+    out, cache = fast_layers.conv_relu_pool_forward_fast(x, w, np.zeros(4), param, pool)
+    assert cache[0][4] == "gemm" and cache[1].chunk == 1
+    dx = fast_layers.conv_relu_pool_backward_fast(np.ones_like(out), cache)[0]
+    assert made == [1]
+    s, conv_cache = layers.conv_forward_naive(x, w, np.zeros(4), param)
+    r, relu_cache = layers.relu_forward(s)
+    _, pool_cache = layers.max_pool_forward_naive(r, pool)
+    ds = layers.relu_backward(layers.max_pool_backward_naive(np.ones_like(out), pool_cache),
+                              relu_cache)
+    assert_allclose(dx, layers.conv_backward_naive(ds, conv_cache)[0], rtol=1e-10, atol=1e-12)
