@@ -204,12 +204,17 @@ def conv_forward_dilated(x, U, b, pad, dilation, out):
     undilated convolution of the padded pixels of the same phase, xp[a::d, b::d] (no padding):
     one Winograd convolution per phase pair, into out[:, :, a::d, b::d] (on an image smaller
     than d, some phases have no output: a convolution of no tiles). Returns the phases'
-    transformed tiles, [V for each (a, b) in row-major order]."""
+    transformed tiles, [V for each of ``_phase_pairs``]."""
     n, C, H, W = x.shape
     xp = pad_hw(x, pad, out=_scratch("dilated", (n, C, H + 2 * pad, W + 2 * pad), x.dtype))
     d = dilation
     return [conv_forward(xp[:, :, a::d, c::d], U, b, 0, out[:, :, a::d, c::d])
-            for a in range(d) for c in range(d)]
+            for a, c in _phase_pairs(d)]
+
+
+def _phase_pairs(dilation):
+    """The phase pairs (a, b) of a dilated convolution, in the order of its list of tiles."""
+    return [(a, b) for a in range(dilation) for b in range(dilation)]
 
 
 def conv_backward_dilated(dout, U, Vs, pad, dilation, dx, x_shape=None):
@@ -220,8 +225,7 @@ def conv_backward_dilated(dout, U, Vs, pad, dilation, dx, x_shape=None):
     d, Hp, Wp = dilation, H + 2 * pad, W + 2 * pad
     dxp = None if dx is None else _scratch("dilated", (n, C, Hp, Wp), dout.dtype)
     grads = []
-    phases = [(a, c) for a in range(d) for c in range(d)]
-    for (a, c), V in zip(phases, Vs, strict=True):
+    for (a, c), V in zip(_phase_pairs(d), Vs, strict=True):
         shape = (n, C, len(range(a, Hp, d)), len(range(c, Wp, d)))
         grads.append(conv_backward(dout[:, :, a::d, c::d], U, V, 0,
                                    None if dxp is None else dxp[:, :, a::d, c::d], shape))
