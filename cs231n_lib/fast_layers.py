@@ -20,6 +20,8 @@ Convolution paths (``conv_forward_fast`` picks one; the cache remembers which):
   columns built as contiguous runs of the padded image, a few images at a time while they are
   in the cache, and never kept (``gemm_conv.py``); the backward pass builds them again, and
   computes an inner layer's input gradient as stride-1 convolutions of dout (``conv_dx.py``).
+  A strided layer's forward pass runs on the window path (faster there; neither path keeps
+  anything for the backward pass).
 All split the batch into slices run side by side in threads (``parallel.py``; the slices are
 kept in the cache so that the backward pass splits the same way) and keep their temporaries in
 per-thread scratch buffers reused from call to call (``scratch.py``). A ReLU after the
@@ -192,7 +194,11 @@ def _forward(x, w, b, conv_param, relu, pool_param=None):
                 return fft_conv.forward(x_[c], shared[2], b_, grid, y, relu_here)
         else:
             plan = _plan(x.shape, w.shape, stride, pad, dilation, H_out, W_out)
-            shared, matmul_path = None, _MATMUL_PATHS[path]
+            shared = None
+            # the forward pass of a strided gemm-path layer runs on the window path (its
+            # backward pass, which ``path`` in the cache names, stays on the gemm path)
+            matmul_path = (window_conv if window_conv.forward_applies(w.shape, stride, dilation)
+                           else _MATMUL_PATHS[path])
             if channels_last:  # the gemm path's backward pass, mec_conv's forward pass
                 Wm = mec_conv.filters(w_)
 

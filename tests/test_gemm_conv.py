@@ -75,10 +75,14 @@ def test_columns_hold_the_textbook_im2col_in_their_real_columns(g):
     assert_array_equal(real[plan.K], 1)  # the bias row
 
 
-def force_path(monkeypatch, path):
+def force_path(monkeypatch, path, forward=None):
     """Make the fast convolution take ``path`` ("window" or "gemm") for every filter that
-    neither Winograd nor the FFT takes (both compute any geometry; the choice is speed)."""
+    neither Winograd nor the FFT takes (both compute any geometry; the choice is speed), and
+    ``forward`` (by default ``path``) for its forward pass."""
+    forward = path if forward is None else forward
     monkeypatch.setattr(window_conv, "applies", lambda w_shape: path == "window")
+    monkeypatch.setattr(window_conv, "forward_applies",
+                        lambda w_shape, stride, dilation: forward == "window")
 
 
 def force_dx(monkeypatch, method):
@@ -87,15 +91,19 @@ def force_dx(monkeypatch, method):
     monkeypatch.setattr(conv_dx, "applies", lambda plan, F: method == "phases")
 
 
-PATHS = [("gemm", "phases"), ("gemm", "col2im"), ("window", None)]  # (path, dx method)
+# (forward path, backward path, the gemm path's dx method); the last: a strided gemm-path
+# layer's forward pass on the window path (``window_conv.forward_applies``)
+PATHS = [("gemm", "gemm", "phases"), ("gemm", "gemm", "col2im"), ("window", "window", None),
+         ("window", "gemm", "phases")]
+SAME_PATHS = [(path, dx) for forward, path, dx in PATHS if forward == path]
 
 
-@pytest.mark.parametrize("path, dx_method", PATHS)
+@pytest.mark.parametrize("forward, path, dx_method", PATHS)
 @pytest.mark.parametrize("g", GEOMETRIES[::3])
-def test_gemm_and_window_paths_match_naive_forward_and_backward(g, path, dx_method,
+def test_gemm_and_window_paths_match_naive_forward_and_backward(g, forward, path, dx_method,
                                                                 monkeypatch):
     H, W, HH, WW, S, P, d = g
-    force_path(monkeypatch, path)
+    force_path(monkeypatch, path, forward)
     force_dx(monkeypatch, dx_method)
     rng = np.random.default_rng(1)
     x = rng.standard_normal((3, 2, H, W))
@@ -111,7 +119,7 @@ def test_gemm_and_window_paths_match_naive_forward_and_backward(g, path, dx_meth
         assert_allclose(got, want, rtol=1e-10, atol=1e-12)
 
 
-@pytest.mark.parametrize("path, dx_method", PATHS)
+@pytest.mark.parametrize("path, dx_method", SAME_PATHS)
 def test_blocks_of_any_size_give_the_same_result(path, dx_method, monkeypatch):
     force_path(monkeypatch, path)
     force_dx(monkeypatch, dx_method)
@@ -163,10 +171,11 @@ def test_the_gemm_and_window_caches_keep_no_columns(path, monkeypatch):
                                             ((16, 16, 5, 5), {"pad": 2}),  # fft
                                             ((6, 3, 3, 3), {"stride": 2, "pad": 1}),  # window
                                             ((6, 3, 1, 1), {}),  # window, no padding
-                                            ((6, 8, 3, 3), {"stride": 2, "pad": 1})])  # gemm
+                                            ((6, 8, 3, 3), {"stride": 2, "pad": 1})])  # gemm*
 @pytest.mark.parametrize("need_dx", [True, False])
 @pytest.mark.parametrize("dx_method", ["phases", "col2im"])  # (the gemm path's)
 def test_the_fused_relu_is_the_relu_layer(w_shape, param, need_dx, dx_method, monkeypatch):
+    """(* gemm: its forward pass on the window path, ``window_conv.forward_applies``.)"""
     force_dx(monkeypatch, dx_method)
     rng = np.random.default_rng(4)
     x = rng.standard_normal((4, w_shape[1], 9, 9)).astype(np.float32)
@@ -388,3 +397,39 @@ def test_relu_into_compares_with_shared_read_only_zeros():
         zeros += 1
     layers.relu_into(x, x)  # in place
     assert_array_equal(x, out)
+
+
+@pytest.mark.parametrize("w_shape, stride, dilation, expected", [
+    ((8, 64, 7, 7), 2, 1, True), ((8, 3, 5, 5), 2, 1, True), ((8, 8, 3, 3), 3, 1, True),
+    ((8, 3, 3, 3), 1, 1, True),  # few taps: the window path's own
+    ((8, 8, 3, 3), 1, 1, False), ((8, 3, 7, 7), 1, 1, False), ((8, 64, 3, 3), 2, 2, False)])
+def test_the_window_path_takes_the_forward_pass_of_strided_layers(w_shape, stride, dilation,
+                                                                  expected):
+    assert window_conv.forward_applies(w_shape, stride, dilation) is expected
+
+
+def test_a_strided_layer_runs_forward_on_the_window_path_and_backward_on_gemm(monkeypatch):
+    """Each pass calls the path the rules name, and the gradients are the naive layer's."""
+    calls = []
+    for label, module in (("window_conv", window_conv), ("gemm_conv", gemm_conv)):
+        for name in ("forward", "backward"):
+            real = getattr(module, name)
+
+            def spy(*args, _real=real, _name=f"{label}.{name}", **kwargs):
+                calls.append(_name)
+                return _real(*args, **kwargs)
+
+            monkeypatch.setattr(module, name, spy)
+    rng = np.random.default_rng(5)
+    x, w, b = rng.standard_normal((2, 8, 11, 11)), rng.standard_normal((4, 8, 5, 5)), np.ones(4)
+    param = {"stride": 2, "pad": 2}
+    out, cache = fast_layers.conv_forward_fast(x, w, b, param)
+    assert set(calls) == {"window_conv.forward"} and cache[4] == "gemm"
+    calls.clear()
+    dout = rng.standard_normal(out.shape)
+    grads = fast_layers.conv_backward_fast(dout, cache)
+    assert set(calls) == {"gemm_conv.backward"}
+    ref, ref_cache = layers.conv_forward_naive(x, w, b, param)
+    assert_allclose(out, ref, rtol=1e-10)
+    for got, want in zip(grads, layers.conv_backward_naive(dout, ref_cache), strict=True):
+        assert_allclose(got, want, rtol=1e-10, atol=1e-12)
