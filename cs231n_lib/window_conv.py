@@ -46,8 +46,8 @@ def forward_applies(w_shape, stride: int, dilation: int) -> bool:
     """True when this path computes the forward pass fastest: where ``applies``, and for a
     strided convolution (undilated) whatever its taps, whose backward pass stays on the gemm
     path (neither keeps anything for the backward pass, so the two passes may differ). At a
-    stride of 2 the runs layout's phase planes are narrow and a third or more of its columns
-    are garbage; these exact columns cost less than those. Measured (forward with ReLU, 2
+    stride of 2 or more the runs layout's phase split and garbage columns (6-27% of them on
+    the layers measured) cost more than these exact columns. Measured (forward with ReLU, 2
     threads, 3x3, 5x5 and 7x7 filters on 3 to 128 channels, 15 to 31 pixels): float32 0.64-1.00x
     the gemm path's time (one case of 18 1.06x), float64 0.67-0.91x. At stride 1 it is mixed
     (0.89-1.13x), and the runs layout is kept."""
