@@ -13,11 +13,14 @@ computes the gradients of all inputs on both sides (a first layer's dx included)
 
 Timing follows bench/conv.py (its helpers are imported): 2 threads, interleaved rounds in a fresh
 random order, a pause and a warm-up before each timing, the best of a few calls per round and
-the median over rounds; what counts is the ratio ours / torch. For the layers that run on
-matrix multiplies (convolutions, affine) the table shows each side's useful FLOPs per second as
-a share of numpy's own GEMM rate, the best of 20 products 1024^3 at the start and at the end
-(the backward pass does twice the forward's FLOPs). The softmax loss computes its gradient in
-the same call as the loss, so it has one row, forward and backward together.
+the median over rounds; what counts is the ratio ours / torch, and, since this project's VM
+moves a layer's time by 20-40% from run to run, the range of the ratio over the rounds (each
+round times both sides) and, for a row over the target, in how many rounds it is. For the
+layers that run on matrix multiplies (convolutions, affine) the table shows each side's useful
+FLOPs per second as a share of numpy's own GEMM rate, the best of 20 products 1024^3 at the
+start and at the end (the backward pass does twice the forward's FLOPs). The softmax loss
+computes its gradient in the same call as the loss, so it has one row, forward and backward
+together.
 
 Stride-2 layers run on odd image sizes (31, 15, 33): the course's layers refuse a stride that
 does not tile the padded input, where torch would drop the last row and column.
@@ -246,15 +249,25 @@ def run(rows, rounds, skip_parts):
                     impl.times[part].append(conv.timed(fn, conv.CALLS)[0])
 
 
+def round_ratios(row, part):
+    """ours / torch in each round (both timed in the same round, so on the same machine state;
+    their spread shows how far the VM's noise moves a row)."""
+    ours, theirs = row.impls["ours"].times[part], row.impls["torch"].times[part]
+    return [a / b for a, b in zip(ours, theirs, strict=True)]
+
+
 def _cells(row, part, rates):
-    """ours ms, torch ms, ratio, and each side's share of the GEMM rate (strings)."""
+    """ours ms, torch ms, ratio (of the medians), its range over the rounds, and each side's
+    share of the GEMM rate (strings)."""
     times = {name: impl.median(part) for name, impl in row.impls.items()}
     flops = row.flops * (2 if part == "bwd" else 1)
     cells = [f"{1e3 * times['ours']:.4g}"]
     if "torch" in times:
-        cells += [f"{1e3 * times['torch']:.4g}", f"{times['ours'] / times['torch']:.2f}"]
+        ratios = round_ratios(row, part)
+        cells += [f"{1e3 * times['torch']:.4g}", f"{times['ours'] / times['torch']:.2f}",
+                  f"{min(ratios):.2f}-{max(ratios):.2f}"]
     else:
-        cells += ["-", "-"]
+        cells += ["-", "-", "-"]
     for name in ("ours", "torch"):
         if flops and name in times:
             cells.append(f"{100 * flops / times[name] / 1e9 / rates[row.dtype]:.0f}%")
@@ -271,9 +284,10 @@ def report(rows, rates, rounds, sizes):
     print(f"numpy GEMM ({sizes.gemm}^3): " + ", ".join(
         f"{np.dtype(dt).name} {rate:.0f} GFLOP/s" for dt, rate in rates.items()))
     width = max(len(row.name) for row in rows) + 2
-    header = ["dtype", "pass", "ours ms", "torch ms", "ratio", "ours%GEMM", "torch%GEMM"]
+    header = ["dtype", "pass", "ours ms", "torch ms", "ratio", "range", "ours%GEMM",
+              "torch%GEMM"]
     print(f"\n{'layer':<{width}}{header[0]:<8}{header[1]:<8}"
-          + "".join(f"{h:>11}" for h in header[2:]))
+          + "".join(f" {h:>10}" for h in header[2:]))
     slow = []
     for row in rows:
         for part in (("fwd+bwd",) if row.fused else ("fwd", "bwd")):
@@ -283,11 +297,14 @@ def report(rows, rates, rounds, sizes):
                 flag = f"  > {LIMIT}x"
                 total = {name: impl.median("fwd") if row.fused else impl.total
                          for name, impl in row.impls.items()}
-                slow.append(f"{row.name} {np.dtype(row.dtype).name} {part}: {cells[2]}x "
+                over = sum(r > LIMIT for r in round_ratios(row, "fwd" if row.fused else part))
+                slow.append(f"{row.name} {np.dtype(row.dtype).name} {part}: {cells[2]}x, over "
+                            f"in {over} of {rounds} rounds "
                             f"(forward + backward: {total['ours'] / total['torch']:.2f}x)")
             print(f"{row.name:<{width}}{np.dtype(row.dtype).name:<8}{part:<8}"
-                  + "".join(f"{c:>11}" for c in cells) + flag)
-    print(f"\nratio = ours / torch (lower is better); target <= {LIMIT} on every row. "
+                  + "".join(f" {c:>10}" for c in cells) + flag)
+    print(f"\nratio = ours / torch (lower is better; of the medians over rounds); target <= "
+          f"{LIMIT} on every row. range: the lowest and highest ratio of one round's times. "
           "%GEMM: useful FLOPs per second as a share of numpy's GEMM rate above.")
     print("Dilated convolution (d2): the first layer on the window path, the inner one as one "
           "Winograd convolution per phase (3x3 filters on 32 channels or more).")
