@@ -26,10 +26,12 @@ small networks, whose layers two threads barely speed up, gain from, and which n
 solutions use (``--no-split`` leaves the columns out; ``--single-thread`` does too).
 
 ``--batch``, ``--size`` and ``--rounds`` shrink every row; ``--quick`` shrinks them to what the
-smoke test runs. ``--single-thread`` holds numpy's BLAS, the library (``parallel``) and torch to
-one thread and times the CPU time of that thread instead of the wall time: the work per step,
-steadier than wall time on a machine busy with other work (which preempts the threads and makes
-spinning thread pools wait for each other), though it says nothing about using two cores.
+smoke test runs (those of the three given with it stay as given). Each ratio comes with its
+range over the rounds (each round's own ratio). ``--single-thread`` holds numpy's BLAS, the
+library (``parallel``) and torch to one thread and times the CPU time of that thread instead of
+the wall time: the work per step, steadier than wall time on a machine busy with other work
+(which preempts the threads and makes spinning thread pools wait for each other), though it
+says nothing about using two cores.
 """
 
 from __future__ import annotations
@@ -239,7 +241,7 @@ def cpu_timed(fn, calls):
 
 
 def run(cases, rounds, timer=conv.timed):
-    """Median over ``rounds`` interleaved rounds of each step's best time (seconds)."""
+    """Each step's best time (seconds) in each of ``rounds`` interleaved rounds."""
     order = [(c, name) for c, case in enumerate(cases) for name in case.steps]
     times = {key: [] for key in order}
     shuffle = np.random.default_rng(0)
@@ -249,10 +251,19 @@ def run(cases, rounds, timer=conv.timed):
             conv._busy_wait(conv.SETTLE)
             best, _ = timer(cases[c].steps[name], conv.CALLS)
             times[order[k]].append(best)
-    return {key: float(np.median(ts)) for key, ts in times.items()}
+    return times
 
 
-def report(cases, medians, size, rounds, single_thread=False):
+def _ratio_cells(times, c, name):
+    """The ratio of step ``name``'s median to torch's and its range over the rounds (each
+    round's own ratio: the two were timed in the same round, so on the same machine state)."""
+    ours, theirs = times[(c, name)], times[(c, "torch")]
+    rounds = [a / b for a, b in zip(ours, theirs, strict=True)]
+    return f" {np.median(ours) / np.median(theirs):6.2f} {min(rounds):4.2f}-{max(rounds):4.2f}"
+
+
+def report(cases, times, size, rounds, single_thread=False):
+    medians = {key: float(np.median(ts)) for key, ts in times.items()}
     version = torch.__version__ if torch else "not installed"
     how = ("1 thread (numpy's BLAS, the library's and torch's), CPU time of that thread"
            if single_thread else f"{conv.THREADS} BLAS threads, wall time")
@@ -263,16 +274,15 @@ def report(cases, medians, size, rounds, single_thread=False):
           + (f", images {size}x{size}" if size else ""))
     split = any("split" in case.steps for case in cases)
     print(f"\n{'network and update rule':<34} {'batch':>5} {'ours ms':>8} {'torch ms':>9} "
-          f"{'ratio':>6} {'ours img/s':>10} {'loss ours':>9} {'loss torch':>10} {'grad err':>8}"
-          + (f" {'split ms':>8} {'ratio':>6}" if split else ""))
+          f"{'ratio':>6} {'range':>9} {'ours img/s':>10} {'loss ours':>9} {'loss torch':>10} "
+          f"{'grad err':>8}" + (f" {'split ms':>8} {'ratio':>6} {'range':>9}" if split else ""))
     for c, case in enumerate(cases):
         ours = medians[(c, "ours")]
         line = f"{case.row.label:<34} {case.batch:>5} {1e3 * ours:8.2f}"
         if "torch" in case.steps:
-            theirs = medians[(c, "torch")]
-            line += f" {1e3 * theirs:9.2f} {ours / theirs:6.2f}"
+            line += f" {1e3 * medians[(c, 'torch')]:9.2f}" + _ratio_cells(times, c, "ours")
         else:
-            line += f" {'-':>9} {'-':>6}"
+            line += f" {'-':>9} {'-':>6} {'-':>9}"
         line += f" {case.batch / ours:10.0f} {case.losses['ours']:9.4f}"
         if "torch" in case.steps:
             line += f" {case.losses['torch']:10.4f} {case.grad_err:8.1e}"
@@ -281,13 +291,15 @@ def report(cases, medians, size, rounds, single_thread=False):
         if "split" in case.steps:
             mine = medians[(c, "split")]
             line += f" {1e3 * mine:8.2f}"
-            line += f" {mine / theirs:6.2f}" if "torch" in case.steps else f" {'-':>6}"
+            line += (_ratio_cells(times, c, "split") if "torch" in case.steps
+                     else f" {'-':>6} {'-':>9}")
             if case.split_status != "on":
                 line += f"  (split {case.split_status})"
         print(line)
-    print("\nratio = ours / torch (lower is better; the issue's target is <= 1.0); grad err = "
-          "largest max|ours - torch| / max|torch| over the parameter gradients of the first step, "
-          "in float64")
+    print("\nratio = ours / torch (lower is better; the issue's target is <= 1.0), of the medians "
+          "over rounds; range: the lowest and highest ratio of one round's times (this VM moves a "
+          "step's time 20-40% between runs); grad err = largest max|ours - torch| / max|torch| "
+          "over the parameter gradients of the first step, in float64")
     if split:
         print("split = ours with Solver(..., processes=2): each step's batch split between this "
               "process and a worker process (cs231n_lib/split_step.py); ratio = split / torch")
@@ -300,7 +312,7 @@ def main(argv=None):
     parser.add_argument("--batch", type=int, help="images per step (default: each row's own)")
     parser.add_argument("--size", type=int,
                         help="image height and width, a multiple of 4 (default: each row's own)")
-    parser.add_argument("--rounds", type=int, default=conv.ROUNDS, help="interleaved rounds")
+    parser.add_argument("--rounds", type=int, help=f"interleaved rounds (default {conv.ROUNDS})")
     parser.add_argument("--quick", action="store_true",
                         help="tiny batches and images, one round (the smoke test)")
     parser.add_argument("--single-thread", action="store_true",
@@ -309,9 +321,11 @@ def main(argv=None):
     parser.add_argument("--no-split", action="store_true",
                         help="leave out the split column (Solver(..., processes=2))")
     args = parser.parse_args(argv)
-    if args.quick:
+    if args.quick:  # (what is given explicitly stays)
         for key, value in QUICK.items():
-            setattr(args, key, value)
+            if getattr(args, key) is None:
+                setattr(args, key, value)
+    args.rounds = args.rounds or conv.ROUNDS
     rng = np.random.default_rng(0)
     split = not (args.no_split or args.single_thread)  # (one thread: no second process)
     cases = [make_case(row, args.batch or row.batch, args.size or row.size, rng, split)
@@ -322,13 +336,13 @@ def main(argv=None):
         if torch is not None:
             torch.set_num_threads(1)
         with threadpool_limits(1, user_api="blas"):
-            medians = run(cases, args.rounds, cpu_timed)
+            times = run(cases, args.rounds, cpu_timed)
     else:
-        medians = run(cases, args.rounds)
+        times = run(cases, args.rounds)
     for case in cases:
         for solver in case.solvers:
             solver.stop_split()
-    report(cases, medians, args.size, args.rounds, args.single_thread)
+    report(cases, times, args.size, args.rounds, args.single_thread)
     load_after = os.getloadavg()[0]
     print(f"\n1-minute load average: {load_before:.1f} before, {load_after:.1f} after, on "
           f"{os.cpu_count()} CPUs")

@@ -42,25 +42,29 @@ def test_prints_one_row_per_network_without_torch_on_one_thread():
     assert "images 4x4" in out
     rows = table_rows(out)
     assert list(rows) == LABELS
-    for batch, ours_ms, torch_ms, ratio, rate, loss_ours, loss_torch, err in rows.values():
+    for batch, ours_ms, torch_ms, ratio, spread, rate, loss_ours, loss_torch, err in rows.values():
         assert int(batch) == 4
         assert float(ours_ms) > 0 and float(rate) > 0
-        assert torch_ms == ratio == loss_torch == err == "-"
+        assert torch_ms == ratio == spread == loss_torch == err == "-"
         assert 0 < float(loss_ours) < 10
 
 
 @pytest.mark.skipif(importlib.util.find_spec("torch") is None, reason="torch not installed")
 def test_torch_twins_compute_the_same_loss_and_gradients_and_a_ratio():
-    out = run_quick("torch")
+    out = run_quick("torch", "--rounds", "2")  # (the ratio of 2 medians: between the rounds')
     assert "2 BLAS threads, wall time" in out
     rows = table_rows(out)
     assert list(rows) == LABELS
     assert "split = ours with Solver(..., processes=2)" in out
     for cells in rows.values():
-        # (a split that is not on adds "(split off: ...)" after the ratio: 12+ cells)
-        assert len(cells) == 10, cells
-        _, ours_ms, torch_ms, ratio, _, loss_ours, loss_torch, err, split_ms, split_ratio = cells
+        # (a split that is not on adds "(split off: ...)" after its range: 14+ cells)
+        assert len(cells) == 12, cells
+        (_, ours_ms, torch_ms, ratio, spread, _, loss_ours, loss_torch, err, split_ms,
+         split_ratio, split_spread) = cells
         assert float(ratio) == pytest.approx(float(ours_ms) / float(torch_ms), rel=0.05, abs=0.01)
+        for r, s in ((ratio, spread), (split_ratio, split_spread)):  # the ratio in its range
+            low, high = map(float, s.split("-"))
+            assert low - 0.011 <= float(r) <= high + 0.011, cells
         assert float(loss_ours) == pytest.approx(float(loss_torch), abs=1e-3)  # same network
         assert float(err) < 1e-10  # the same gradients (compared in float64)
         assert float(split_ratio) == pytest.approx(float(split_ms) / float(torch_ms), rel=0.05,
