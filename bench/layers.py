@@ -278,8 +278,9 @@ def _cells(row, part, rates):
 
 def report(rows, rates, rounds, sizes):
     version = torch.__version__ if torch else "not installed"
-    print(f"\n{conv.THREADS} threads, {rounds} interleaved rounds, median over rounds of the "
-          f"best of {conv.CALLS} calls; torch {version}")
+    plural = "s" if rounds != 1 else ""
+    print(f"\n{conv.THREADS} threads, {rounds} interleaved round{plural}, median over rounds of "
+          f"the best of {conv.CALLS} calls; torch {version}")
     print(conv.blas_kernel())
     print(f"numpy GEMM ({sizes.gemm}^3): " + ", ".join(
         f"{np.dtype(dt).name} {rate:.0f} GFLOP/s" for dt, rate in rates.items()))

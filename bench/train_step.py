@@ -267,7 +267,8 @@ def report(cases, times, size, rounds, single_thread=False):
     version = torch.__version__ if torch else "not installed"
     how = ("1 thread (numpy's BLAS, the library's and torch's), CPU time of that thread"
            if single_thread else f"{conv.THREADS} BLAS threads, wall time")
-    print(f"\n{how}, {rounds} interleaved rounds, median over rounds of the best of "
+    plural = "s" if rounds != 1 else ""
+    print(f"\n{how}, {rounds} interleaved round{plural}, median over rounds of the best of "
           f"{conv.CALLS} calls; torch {version}")
     print(conv.blas_kernel())
     print("One training step (Solver._step: forward, backward, update), float32"
