@@ -185,6 +185,13 @@ def timed(fn, calls):
     return min(ts), (_minor_faults() - faults) / calls
 
 
+def round_ratios(ours, theirs):
+    """ours / theirs round by round (per-round times of two implementations timed in the same
+    interleaved rounds, so each pair on the same machine state): their spread shows how far the
+    machine's noise moves a ratio. bench/layers.py and bench/train_step.py print their range."""
+    return [a / b for a, b in zip(ours, theirs, strict=True)]
+
+
 def _busy_wait(seconds):
     end = time.perf_counter() + seconds
     while time.perf_counter() < end:

@@ -250,10 +250,8 @@ def run(rows, rounds, skip_parts):
 
 
 def round_ratios(row, part):
-    """ours / torch in each round (both timed in the same round, so on the same machine state;
-    their spread shows how far the VM's noise moves a row)."""
-    ours, theirs = row.impls["ours"].times[part], row.impls["torch"].times[part]
-    return [a / b for a, b in zip(ours, theirs, strict=True)]
+    """ours / torch in each round (``conv.round_ratios``)."""
+    return conv.round_ratios(row.impls["ours"].times[part], row.impls["torch"].times[part])
 
 
 def _cells(row, part, rates):

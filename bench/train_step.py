@@ -254,12 +254,12 @@ def run(cases, rounds, timer=conv.timed):
     return times
 
 
-def _ratio_cells(times, c, name):
-    """The ratio of step ``name``'s median to torch's and its range over the rounds (each
-    round's own ratio: the two were timed in the same round, so on the same machine state)."""
-    ours, theirs = times[(c, name)], times[(c, "torch")]
-    rounds = [a / b for a, b in zip(ours, theirs, strict=True)]
-    return f" {np.median(ours) / np.median(theirs):6.2f} {min(rounds):4.2f}-{max(rounds):4.2f}"
+def _ratio_cells(times, medians, c, name):
+    """The ratio of step ``name``'s median to torch's and its range over the rounds
+    (``conv.round_ratios``)."""
+    rounds = conv.round_ratios(times[(c, name)], times[(c, "torch")])
+    ratio = medians[(c, name)] / medians[(c, "torch")]
+    return f" {ratio:6.2f} {min(rounds):4.2f}-{max(rounds):4.2f}"
 
 
 def report(cases, times, size, rounds, single_thread=False):
@@ -281,7 +281,7 @@ def report(cases, times, size, rounds, single_thread=False):
         ours = medians[(c, "ours")]
         line = f"{case.row.label:<34} {case.batch:>5} {1e3 * ours:8.2f}"
         if "torch" in case.steps:
-            line += f" {1e3 * medians[(c, 'torch')]:9.2f}" + _ratio_cells(times, c, "ours")
+            line += f" {1e3 * medians[(c, 'torch')]:9.2f}" + _ratio_cells(times, medians, c, "ours")
         else:
             line += f" {'-':>9} {'-':>6} {'-':>9}"
         line += f" {case.batch / ours:10.0f} {case.losses['ours']:9.4f}"
@@ -292,7 +292,7 @@ def report(cases, times, size, rounds, single_thread=False):
         if "split" in case.steps:
             mine = medians[(c, "split")]
             line += f" {1e3 * mine:8.2f}"
-            line += (_ratio_cells(times, c, "split") if "torch" in case.steps
+            line += (_ratio_cells(times, medians, c, "split") if "torch" in case.steps
                      else f" {'-':>6} {'-':>9}")
             if case.split_status != "on":
                 line += f"  (split {case.split_status})"
