@@ -6,8 +6,9 @@ implementation of each case (in a fresh random order, after a pause and 50 ms of
 a few times and keeps the best call, and the tables report medians over rounds, so a slow
 moment of a shared machine hits all implementations alike. Speed claims are the ratios printed
 here, never absolute times. numpy's own GEMM rate is measured in the same rounds and each
-convolution's GFLOP/s is shown as a share of it; the page faults per forward + backward call are
-counted (fresh memory is what a numpy pipeline pays most for on a virtual machine). The load
+convolution's GFLOP/s (``conv_flops``: taps on the zero padding not counted) is shown as a
+share of it; the page faults per forward + backward call are counted (fresh memory is what a
+numpy pipeline pays most for on a virtual machine). The load
 average is printed before and after: on a machine busy with other work the ratios say more
 about the load than about the code. So is the OpenBLAS kernel numpy runs (its GEMM is the fast
 layers' engine): some machines pin an older one with OPENBLAS_CORETYPE (for old OpenBLAS builds
@@ -41,7 +42,7 @@ import numpy as np  # noqa: E402
 from tqdm import tqdm  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a source checkout
-from cs231n_lib import fast_layers, layers  # noqa: E402
+from cs231n_lib import fast_layers, layers, shapes  # noqa: E402
 
 try:
     import torch
@@ -101,6 +102,29 @@ class Case:
     impls: dict
 
 
+def taps_on_image(size, field, stride, pad, dilation=1):
+    """Along one axis: the pairs (output position, filter tap) whose input pixel lies on the
+    image, not on its zero padding."""
+    out = shapes.output_size(size, field, stride, pad, dilation)
+    at = np.arange(out)[:, None] * stride + np.arange(field)[None, :] * dilation - pad
+    return int(np.count_nonzero((at >= 0) & (at < size)))
+
+
+def conv_flops(x_shape, w_shape, conv_param):
+    """A convolution's forward FLOPs: two (a multiply and an add) for every filter tap that
+    reads a pixel of the image. Taps on the zero padding are not counted: they add nothing,
+    and a direct convolution (torch's oneDNN) skips them, while im2col and the fast layers
+    multiply them like any other. (Counted with them, a small image's stride-2 7x7 layer has
+    1.3x these FLOPs, and torch's share of numpy's GEMM rate came out above 100%.) The
+    backward pass does twice as many: dw and dx each multiply the same pairs once."""
+    N, C, H, W = x_shape
+    F, _, HH, WW = w_shape
+    stride, pad = conv_param["stride"], conv_param["pad"]
+    dilation = conv_param.get("dilation", 1)
+    return (2.0 * N * F * C * taps_on_image(H, HH, stride, pad, dilation)
+            * taps_on_image(W, WW, stride, pad, dilation))
+
+
 def numpy_conv(forward, backward, x, w, b, conv_param):
     """Impl for a numpy conv layer: backward reuses the cache of one forward call."""
     out, cache = forward(x, w, b, conv_param)
@@ -124,8 +148,7 @@ def conv_case(label, shape, dtype, naive=False):
     x = rng.standard_normal(x_shape).astype(dtype)
     w = rng.standard_normal(w_shape).astype(dtype)
     b = rng.standard_normal(w_shape[0]).astype(dtype)
-    out, _ = fast_layers.conv_forward_fast(x, w, b, conv_param)
-    flops = 2.0 * out.size * np.prod(w_shape[1:])
+    flops = conv_flops(x_shape, w_shape, conv_param)
     impls = {
         "fast": numpy_conv(fast_layers.conv_forward_fast, fast_layers.conv_backward_fast,
                            x, w, b, conv_param),

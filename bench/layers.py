@@ -18,7 +18,8 @@ moves a layer's time by 20-40% from run to run, the range of the ratio over the 
 round times both sides) and, for a row over the target, in how many rounds it is. For the
 layers that run on matrix multiplies (convolutions, affine) the table shows each side's useful
 FLOPs per second as a share of numpy's own GEMM rate, the best of 20 products 1024^3 at the
-start and at the end (the backward pass does twice the forward's FLOPs). The softmax loss
+start and at the end (the backward pass does twice the forward's FLOPs; a convolution's taps
+on the zero padding are not counted, ``conv.conv_flops``). The softmax loss
 computes its gradient in the same call as the loss, so it has one row, forward and backward
 together.
 
@@ -126,13 +127,10 @@ def conv_row(label, x_shape, w_shape, stride, dilation, dtype):
     if torch is not None:
         impls["torch"] = _torch(lambda xt, wt, bt: TF.conv2d(xt, wt, bt, stride, pad, dilation),
                                 (x, w, b))
-    N, C, H, W = x_shape
-    H_out = (H + 2 * pad - dilation * (HH - 1) - 1) // stride + 1
-    W_out = (W + 2 * pad - dilation * (HH - 1) - 1) // stride + 1
-    flops = 2.0 * N * w_shape[0] * H_out * W_out * C * HH * HH
+    _, C, H, W = x_shape
     kind = f"conv {HH}x{HH}/s{stride}" + (f" d{dilation}" if dilation > 1 else "")
     name = f"{kind} {label} {C}x{H}x{W}->{w_shape[0]}"
-    return Row(name, dtype, impls, flops)
+    return Row(name, dtype, impls, conv.conv_flops(x_shape, w_shape, param))
 
 
 def conv_rows(sizes, dtype):
@@ -304,7 +302,8 @@ def report(rows, rates, rounds, sizes):
                   + "".join(f" {c:>10}" for c in cells) + flag)
     print(f"\nratio = ours / torch (lower is better; of the medians over rounds); target <= "
           f"{LIMIT} on every row. range: the lowest and highest ratio of one round's times. "
-          "%GEMM: useful FLOPs per second as a share of numpy's GEMM rate above.")
+          "%GEMM: useful FLOPs per second (a convolution's taps on the zero padding not "
+          "counted) as a share of numpy's GEMM rate above.")
     print("Dilated convolution (d2): the first layer on the window path, the inner one as one "
           "Winograd convolution per phase (3x3 filters on 32 channels or more).")
     if sizes is QUICK:

@@ -59,3 +59,39 @@ def test_blas_line_names_numpys_kernel_and_any_pin():
     assert ", kernel " in pinned and "(pinned by OPENBLAS_CORETYPE=Haswell" in pinned
     free = run_in_bench(code, {}, drop=("OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE"))
     assert free.startswith("numpy's BLAS: openblas") and "pinned" not in free
+
+
+# (x_shape, w_shape, conv_param): pads that reach 0 to 3 taps into the padding, strides 1 to 3,
+# a dilation, odd and even sizes, non-square images and filters
+FLOP_CASES = [
+    ((2, 3, 15, 15), (4, 3, 7, 7), {"stride": 2, "pad": 3}),
+    ((1, 2, 15, 15), (3, 2, 3, 3), {"stride": 2, "pad": 1}),
+    ((2, 2, 8, 8), (3, 2, 3, 3), {"stride": 1, "pad": 1}),
+    ((1, 3, 9, 9), (2, 3, 3, 3), {"stride": 1, "pad": 2, "dilation": 2}),
+    ((1, 1, 7, 10), (2, 1, 3, 5), {"stride": 1, "pad": 0}),
+    ((1, 2, 11, 11), (2, 2, 4, 4), {"stride": 3, "pad": 1}),
+    ((1, 1, 6, 6), (1, 1, 1, 1), {"stride": 1, "pad": 0}),
+]
+
+
+def test_conv_flops_count_the_multiply_adds_on_the_image_not_on_its_padding():
+    import json
+
+    import numpy as np
+
+    from cs231n_lib import layers
+
+    out = run_in_bench(
+        "import json, conv\n"
+        f"cases = {FLOP_CASES!r}\n"
+        "print(json.dumps([conv.conv_flops(x, w, p) for x, w, p in cases]))\n", {})
+    flops = json.loads(out)
+    for (x_shape, w_shape, param), counted in zip(FLOP_CASES, flops, strict=True):
+        # Oracle: convolving ones with ones gives each output the number of its taps that read
+        # the image (C per filter position on it); the sum over outputs counts every pair once.
+        ones, _ = layers.conv_forward_naive(np.ones(x_shape), np.ones(w_shape),
+                                            np.zeros(w_shape[0]), param)
+        assert counted == 2 * ones.sum(), (x_shape, w_shape, param)
+        nominal = 2 * ones.size * np.prod(w_shape[1:])
+        reaches_padding = param["pad"] > 0
+        assert (counted < nominal) == reaches_padding, (x_shape, w_shape, param)
