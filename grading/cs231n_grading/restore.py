@@ -174,9 +174,10 @@ def restore(submission: NotebookNode, source: NotebookNode,
         cells.append(_new_cell(ref.cell_type, source_text, ref.metadata))
         cells.extend(anchored.get(gid, []))
 
+    for k, cell in enumerate(cells):  # before new_notebook validates them: a submission's
+        cell["id"] = f"cell-{k}"  # cells need not have ids (nbformat < 4.5, e.g. Colab's)
     nb = nbformat.v4.new_notebook(cells=cells, metadata=copy.deepcopy(source.metadata))
-    for k, cell in enumerate(nb.cells):
-        cell["id"] = f"cell-{k}"
+    for cell in nb.cells:
         if cell.cell_type == "code":
             cell.outputs = []
             cell.execution_count = None
