@@ -8,13 +8,12 @@ moment of a shared machine hits all implementations alike. Speed claims are the 
 here, never absolute times. numpy's own GEMM rate is measured in the same rounds and each
 convolution's GFLOP/s (``conv_flops``: taps on the zero padding not counted) is shown as a
 share of it; the page faults per forward + backward call are counted (fresh memory is what a
-numpy pipeline pays most for on a virtual machine). The load
-average is printed before and after: on a machine busy with other work the ratios say more
-about the load than about the code. So is the OpenBLAS kernel numpy runs (its GEMM is the fast
-layers' engine): some machines pin an older one with OPENBLAS_CORETYPE (for old OpenBLAS builds
-that misbehave on new processors); ``make bench`` unsets it and OPENBLAS_L2_SIZE for its own
-command, so that numpy's OpenBLAS picks the kernel for this CPU, as it does on a machine that
-sets neither.
+numpy pipeline pays most for on a virtual machine). The load average is printed before and
+after: on a machine busy with other work the ratios say more about the load than about the
+code. So is the OpenBLAS kernel numpy runs (its GEMM is the fast layers' engine): some
+machines pin an older one with OPENBLAS_CORETYPE (for old OpenBLAS builds that misbehave on
+new processors); ``make bench`` unsets it and OPENBLAS_L2_SIZE for its own command, so that
+numpy's OpenBLAS picks the kernel for this CPU, as it does on a machine that sets neither.
 
 Targets (from the project's issue):
 - fast conv forward+backward within 1.5x of torch in float32 on shapes A and B, and no slower
@@ -114,9 +113,9 @@ def conv_flops(x_shape, w_shape, conv_param):
     """A convolution's forward FLOPs: two (a multiply and an add) for every filter tap that
     reads a pixel of the image. Taps on the zero padding are not counted: they add nothing,
     and a direct convolution (torch's oneDNN) skips them, while im2col and the fast layers
-    multiply them like any other. (Counted with them, a small image's stride-2 7x7 layer has
-    1.3x these FLOPs, and torch's share of numpy's GEMM rate came out above 100%.) The
-    backward pass does twice as many: dw and dx each multiply the same pairs once."""
+    multiply them like any other. (Counted with them, bench/layers.py's stride-2 7x7 layer on
+    15 x 15 images has 1.36x these FLOPs, and torch's share of numpy's GEMM rate came out above
+    100%.) The backward pass does twice as many: dw and dx each multiply the same pairs once."""
     N, C, H, W = x_shape
     F, _, HH, WW = w_shape
     stride, pad = conv_param["stride"], conv_param["pad"]
