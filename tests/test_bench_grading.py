@@ -99,3 +99,21 @@ def test_compare_scores_counts_only_notebooks_both_graded(bench):
     assert out["alice01"]["agree"] and out["alice01"]["ours"] == 3.0
     assert out["alice01"]["not_graded_by_both"] == ["b/b"]
     assert not out["dave01"]["agree"] and out["dave01"]["nbgrader"] == 1.0
+
+
+def test_targets_line_shows_each_ratio_beside_what_it_divides(bench):
+    def runs(ours, theirs):
+        return {"ours_warm": {"overhead": {"median": ours}},
+                "nbgrader": {"overhead": {"median": theirs}}}
+
+    t = bench.targets({"ours_warm": {"overhead": {"median": -0.19}, "wall_s": 160.0,
+                                     "core_s": 280.0},
+                       "ours_cold": {"wall_s": 202.0},
+                       "nbgrader": {"overhead": {"median": 0.37}, "wall_s": 200.0,
+                                    "core_s": 335.0}})
+    line = bench.targets_line(runs(-0.19, 0.37), t)
+    assert "ours -0.19 s (below 0: faster than plain execution), nbgrader 0.37 s" in line
+    assert "ours/nbgrader -0.51 (<= 1.2)" in line and "warm 0.80 cold 1.01 (<= 1.0)" in line
+    t["overhead_ratio_median"] = 0.5
+    line = bench.targets_line(runs(0.12, 0.24), t)
+    assert "ours 0.12 s, nbgrader 0.24 s: ours/nbgrader 0.50" in line and "below 0" not in line
