@@ -722,11 +722,11 @@ def targets(runs: dict) -> dict:
 
 
 def targets_line(runs: dict, t: dict) -> str:
-    """The issue's targets, each ratio beside what it divides: the overhead per notebook is a
-    difference (a notebook's time minus plain execution's of the same notebook), which is
-    below 0 for a grader that is faster than plain nbclient (ours: the sandbox's kernel stops
-    in a fraction of nbclient's shutdown), and a ratio with a negative side says nothing
-    alone."""
+    """The issue's targets, the overhead ratio beside the two overheads it divides (the class
+    times are in the table above): the overhead per notebook is a difference (a notebook's
+    time minus plain execution's of the same notebook), which is below 0 for a grader that is
+    faster than plain nbclient (ours: the sandbox's kernel stops in a fraction of nbclient's
+    shutdown), and a ratio with a negative side says nothing alone."""
     ours, theirs = runs["ours_warm"]["overhead"]["median"], runs["nbgrader"]["overhead"]["median"]
     faster = (" (below 0: faster than plain execution)"
               if ours is not None and ours < 0 else "")
@@ -735,6 +735,7 @@ def targets_line(runs: dict, t: dict) -> str:
             f"(<= 1.2); class time ours/nbgrader warm {_f(t['class_time_ratio_warm'])} cold "
             f"{_f(t['class_time_ratio_cold'])} (<= 1.0), core-s warm "
             f"{_f(t['core_s_ratio_warm'])}")
+
 
 ROWS = (("ours_cold", "cs231n-course autograde, cold"),
         ("ours_warm", "cs231n-course autograde, warm"),
