@@ -19,9 +19,8 @@ round times both sides) and, for a row over the target, in how many rounds it is
 layers that run on matrix multiplies (convolutions, affine) the table shows each side's useful
 FLOPs per second as a share of numpy's own GEMM rate, the best of 20 products 1024^3 at the
 start and at the end (the backward pass does twice the forward's FLOPs; a convolution's taps
-on the zero padding are not counted, ``conv.conv_flops``). The softmax loss
-computes its gradient in the same call as the loss, so it has one row, forward and backward
-together.
+on the zero padding are not counted, ``conv.conv_flops``). The softmax loss computes its
+gradient in the same call as the loss, so it has one row, forward and backward together.
 
 Stride-2 layers run on odd image sizes (31, 15, 33): the course's layers refuse a stride that
 does not tile the padded input, where torch would drop the last row and column.
