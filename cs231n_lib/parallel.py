@@ -11,7 +11,9 @@ slices (float rounding). Measured with ``bench/conv.py``.
 
 A training step (``Solver``) holds BLAS to one thread from start to end (``blas_held``), so that
 no product between two regions wakes OpenBLAS's own pool (whose threads spin on the cores the
-regions need). What threads cannot speed up, measured on this project's 2-core machine: a pass
+regions need); every region holds it for its own products too, a serial one included
+(``Batch``), so that layers called directly, outside a training step, run as they do in one.
+What threads cannot speed up, measured on this project's 2-core machine: a pass
 over memory (one core already uses the memory bandwidth; hence the layers' work in cache-sized
 blocks and chunks), and numpy calls on small arrays, which hold the GIL (two threads making them
 take longer than one; hence ``MIN_WORK``). A whole network per thread on half of the minibatch
@@ -28,6 +30,7 @@ threads.
 from __future__ import annotations
 
 import os
+import sys
 import threading
 from concurrent.futures import ThreadPoolExecutor, wait
 from contextlib import contextmanager, nullcontext
@@ -88,6 +91,7 @@ _pool_size = 0
 _threads_failed = False
 _requested: int | None = None
 _blas = None  # threadpoolctl controller, made on first use
+_blas_modules = 0  # len(sys.modules) when it was made
 _held = 0  # how many ``blas_held`` blocks are open (any thread)
 _held_lock = threading.Lock()
 _held_limit = None  # the threadpoolctl limit the outermost ``blas_held`` block entered
@@ -143,11 +147,17 @@ class Batch:
             U = prepare(w)               # BLAS runs on one thread in here when parallel
             parts = batch.map(part)      # [part(s) for s in slices], side by side
 
-    Inside a parallel region BLAS is held to one thread from start to end, so that no BLAS
-    call of the region wakes OpenBLAS's own thread pool: its idle threads keep spinning on the
-    cores for about 0.1 s after each multi-threaded call (measured: a 7 ms convolution took
-    13 ms next to them). The region is serial (``map`` runs in the caller's thread, BLAS
-    untouched) when there is one slice or no thread to be had (see the module docstring)."""
+    Inside a region BLAS is held to one thread from start to end (``blas_held``), so that no
+    BLAS call of the region wakes OpenBLAS's own thread pool: its idle threads keep spinning on
+    the cores for about 0.1 s after each multi-threaded call (measured: a 7 ms convolution took
+    13 ms next to them). The region is serial (``map`` runs in the caller's thread) when there
+    is one slice or no thread to be had (see the module docstring). A serial region holds BLAS
+    to one thread too: its batch was not split because its work is too small to pay for a
+    second thread, which goes for BLAS's threads as well, and those would then spin through the
+    larger layers that follow (measured: ``ThreeLayerConvNet`` 32/3/500's loss and gradients,
+    called directly, took 60 ms against 33 in a training step, the products of its last affine
+    layer's backward pass waking them; 33 ms since); except when it covers a single image, whose products only BLAS's threads can spread
+    over the cores. A nested region, or one in a ``serial`` block, leaves BLAS as it is."""
 
     def __init__(self, slices: list[slice]):
         self.slices = list(slices)
@@ -156,26 +166,25 @@ class Batch:
         self._limit = None
 
     def __enter__(self) -> Batch:
-        if len(self.slices) < 2 or getattr(_state, "inside", False):
+        if getattr(_state, "inside", False):  # nested, or in a ``serial`` block
             return self
-        if not _lock.acquire(blocking=False):  # another thread's region is running
-            return self
-        self._workers = min(get_num_threads(), len(self.slices)) - 1
-        pool = _get_pool(self._workers) if self._workers else None
-        if pool is None:
-            _lock.release()
-            return self
-        # under ``blas_held`` BLAS is already on one thread: no limit to set and restore
-        self._pool, self._limit = pool, (nullcontext() if _held else _blas_limit())
-        self._limit.__enter__()
+        if len(self.slices) >= 2 and _lock.acquire(blocking=False):  # (else another thread's
+            self._workers = min(get_num_threads(), len(self.slices)) - 1  # region is running)
+            self._pool = _get_pool(self._workers) if self._workers else None
+            if self._pool is None:
+                _lock.release()
+        if self._pool is not None or not _one_item(self.slices):
+            self._limit = blas_held()
+            self._limit.__enter__()
         return self
 
     def __exit__(self, *exc) -> None:
-        if self._pool is not None:
-            self._pool = None
-            try:
+        try:
+            if self._limit is not None:
                 self._limit.__exit__(*exc)
-            finally:
+        finally:
+            if self._pool is not None:
+                self._pool = None
                 _lock.release()
 
     def map(self, fn, *per_slice) -> list:
@@ -212,6 +221,12 @@ class Batch:
         return results
 
 
+def _one_item(slices: list[slice]) -> bool:
+    """Whether a region's slices cover a single image (or everything, ``Ellipsis``: a 0-d
+    array): then BLAS's own threads are the only way its products can use several cores."""
+    return all(s is Ellipsis or s.stop - s.start <= 1 for s in slices)
+
+
 def _run_inside(fn, args):
     _state.inside = True
     try:
@@ -238,13 +253,15 @@ def _give_up_threads() -> None:
 
 
 def _blas_limit():
-    """Hold BLAS to one thread while the region's threads run (restored on exit)."""
-    global _blas
+    """Hold BLAS to one thread (restored on exit): every BLAS library loaded, numpy's and any
+    that a module imported since brought along (scipy.linalg has its own OpenBLAS). The
+    threadpoolctl controller that finds them (0.5 ms) is made again when sys.modules grew."""
+    global _blas, _blas_modules
     try:
-        if _blas is None:
+        if _blas is None or len(sys.modules) != _blas_modules:
             from threadpoolctl import ThreadpoolController
 
-            _blas = ThreadpoolController()
+            _blas, _blas_modules = ThreadpoolController(), len(sys.modules)
         return _blas.limit(limits=1, user_api="blas")
     except Exception:  # noqa: BLE001 - no controllable BLAS: run with whatever it does
         return nullcontext()

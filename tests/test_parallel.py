@@ -90,11 +90,52 @@ def test_parallel_region_uses_several_threads_with_blas_held_to_one():
     assert blas_threads() == before  # restored
 
 
-def test_one_slice_runs_in_the_caller_with_blas_untouched():
+def test_a_region_too_small_to_split_runs_in_the_caller_with_blas_held_to_one():
+    """Its products are too small for BLAS's threads too, which would spin on the cores
+    through the layers after it."""
+    parallel.set_num_threads(2)
+    slices = parallel.batch_slices(4, work=parallel.MIN_WORK)
+    assert slices == [slice(0, 4)]
     before = blas_threads()
-    with parallel.Batch([slice(0, 4)]) as batch:
+    assert before != {1}, "BLAS runs on one thread already: nothing to see"
+    with parallel.Batch(slices) as batch:
+        assert batch.map(lambda s: (threading.get_ident(), blas_threads())) == [
+            (threading.get_ident(), {1})]
+    assert blas_threads() == before  # restored
+
+
+def test_a_one_image_region_leaves_blas_its_threads():
+    """One image: BLAS's threads are the only way its products use several cores."""
+    parallel.set_num_threads(2)
+    before = blas_threads()
+    with parallel.Batch(parallel.batch_slices(1, work=1e12)) as batch:
         assert batch.map(lambda s: (threading.get_ident(), blas_threads())) == [
             (threading.get_ident(), before)]
+
+
+def test_a_held_block_stays_held_while_another_threads_region_ends():
+    """Regions and ``blas_held`` blocks share one count: the limit is restored when the last
+    of them ends, whichever thread that is."""
+    parallel.set_num_threads(2)
+    before = blas_threads()
+    entered, release = threading.Event(), threading.Event()
+    seen = []
+
+    def region():
+        with parallel.Batch(parallel.batch_slices(4, work=1e12)) as batch:
+            entered.set()
+            release.wait(5)
+            batch.map(lambda s: None)
+
+    user = threading.Thread(target=region)
+    user.start()
+    assert entered.wait(5)
+    with parallel.blas_held():
+        release.set()
+        user.join()  # the region has ended
+        seen.append(blas_threads())
+    assert seen == [{1}]
+    assert blas_threads() == before
 
 
 def test_serial_block_runs_its_regions_in_the_caller_then_restores_threads():
