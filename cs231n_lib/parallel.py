@@ -156,8 +156,9 @@ class Batch:
     second thread, which goes for BLAS's threads as well, and those would then spin through the
     larger layers that follow (measured: ``ThreeLayerConvNet`` 32/3/500's loss and gradients,
     called directly, took 60 ms against 33 in a training step, the products of its last affine
-    layer's backward pass waking them; 33 ms since); except when it covers a single image, whose products only BLAS's threads can spread
-    over the cores. A nested region, or one in a ``serial`` block, leaves BLAS as it is."""
+    layer's backward pass waking them; 33 ms since); except when it covers a single image,
+    whose products only BLAS's threads can spread over the cores. A nested region, or one in a
+    ``serial`` block, leaves BLAS as it is."""
 
     def __init__(self, slices: list[slice]):
         self.slices = list(slices)
