@@ -75,10 +75,13 @@ from pathlib import Path
 
 import nbformat
 
-from cs231n_grading.class_demo import CLASS
-from cs231n_grading.config import CourseConfig, default_config, load_config
-from cs231n_grading.kernels import kernel_env, thread_env
-from cs231n_grading.samples import write_submission
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import argtypes  # noqa: E402
+
+from cs231n_grading.class_demo import CLASS  # noqa: E402
+from cs231n_grading.config import CourseConfig, default_config, load_config  # noqa: E402
+from cs231n_grading.kernels import kernel_env, thread_env  # noqa: E402
+from cs231n_grading.samples import write_submission  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 QUICK_COURSE = ROOT / "tests" / "fixtures" / "course_small" / "nbgrader_config.py"
@@ -798,9 +801,11 @@ def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--course", help="course config (default: the course; --quick: the fixture)")
     p.add_argument("--course-dir", help="work folder (default: a temporary one, removed)")
-    p.add_argument("--students", type=int, help="class size (default 20; --quick: 2)")
+    p.add_argument("--students", type=argtypes.positive_int,
+                   help="class size (default 20; --quick: 2)")
     p.add_argument("--assignments", nargs="+", help="subset (default all; --quick: the first)")
-    p.add_argument("--jobs", type=int, help="worker processes (default: number of cores)")
+    p.add_argument("--jobs", type=argtypes.positive_int,
+                   help="worker processes (default: number of cores)")
     p.add_argument("--json", type=Path, help="write every figure here")
     p.add_argument("--quick", action="store_true", help="smoke size: fixture course, 2 students")
     p.add_argument("--no-profile", dest="profile", action="store_false")

@@ -32,6 +32,9 @@ import time
 from contextlib import contextmanager
 from pathlib import Path
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import argtypes  # noqa: E402
+
 ROOT = Path(__file__).resolve().parents[1]
 FIXTURE = ROOT / "tests" / "fixtures" / "course_small" / "nbgrader_config.py"
 KINDS = ("correct", "partial", "untouched", "warnings")
@@ -127,16 +130,14 @@ def main(argv: list[str] | None = None) -> int:
     """Run the benchmark; prints the table."""
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--course", type=Path, default=FIXTURE, help="nbgrader_config.py of a course")
-    p.add_argument("--students", type=int, default=8)
-    p.add_argument("--workers", type=int, nargs="+", default=[1, 2])
+    p.add_argument("--students", type=argtypes.positive_int, default=8)
+    p.add_argument("--workers", type=argtypes.positive_int, nargs="+", default=[1, 2])
     p.add_argument("--no-pool", dest="pool", action="store_false",
                    help="skip the local process pool runs")
     p.add_argument("--no-sandbox", dest="sandbox", action="store_false",
                    help="kernels without bubblewrap (the smoke test's quicker run)")
     p.add_argument("--json", type=Path, help="also write the figures here")
     args = p.parse_args(argv)
-    if args.students < 1 or min(args.workers) < 1:
-        raise ValueError(f"--students {args.students} and --workers {args.workers} must be >= 1")
     marks = timed_phases()
     rows = []
     with tempfile.TemporaryDirectory(prefix="bench-grading-dask-") as tmp:

@@ -37,6 +37,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+import argtypes  # noqa: E402
 import conv  # noqa: E402  (first: it fixes the thread counts before numpy and torch load)
 import numpy as np  # noqa: E402
 from tqdm import tqdm  # noqa: E402
@@ -324,7 +325,8 @@ def main(argv=None):
     parser.add_argument("--dtype", choices=[*DTYPES, "both"], default="both")
     parser.add_argument("--filter", default=None,
                         help="regular expression: only the layers whose name matches")
-    parser.add_argument("--rounds", type=int, default=None, help="interleaved rounds")
+    parser.add_argument("--rounds", type=argtypes.positive_int, default=None,
+                        help="interleaved rounds")
     args = parser.parse_args(argv)
     sizes = QUICK if args.quick else FULL
     if args.quick:  # tiny layers: short pauses are enough

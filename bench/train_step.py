@@ -45,6 +45,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+import argtypes  # noqa: E402
 import conv  # noqa: E402  (first: it fixes the thread counts before numpy and torch load)
 import numpy as np  # noqa: E402
 from threadpoolctl import threadpool_limits  # noqa: E402
@@ -310,10 +311,12 @@ def report(cases, times, size, rounds, single_thread=False):
 
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--batch", type=int, help="images per step (default: each row's own)")
-    parser.add_argument("--size", type=int,
+    parser.add_argument("--batch", type=argtypes.positive_int,
+                        help="images per step (default: each row's own)")
+    parser.add_argument("--size", type=argtypes.multiple_of(4),
                         help="image height and width, a multiple of 4 (default: each row's own)")
-    parser.add_argument("--rounds", type=int, help=f"interleaved rounds (default {conv.ROUNDS})")
+    parser.add_argument("--rounds", type=argtypes.positive_int,
+                        help=f"interleaved rounds (default {conv.ROUNDS})")
     parser.add_argument("--quick", action="store_true",
                         help="tiny batches and images, one round (the smoke test)")
     parser.add_argument("--single-thread", action="store_true",
@@ -326,7 +329,8 @@ def main(argv=None):
         for key, value in QUICK.items():
             if getattr(args, key) is None:
                 setattr(args, key, value)
-    args.rounds = args.rounds or conv.ROUNDS
+    if args.rounds is None:
+        args.rounds = conv.ROUNDS
     rng = np.random.default_rng(0)
     split = not (args.no_split or args.single_thread)  # (one thread: no second process)
     cases = [make_case(row, args.batch or row.batch, args.size or row.size, rng, split)
