@@ -173,7 +173,8 @@ def _forward(x, w, b, conv_param, relu, pool_param=None):
     path = _path(w.shape, stride, dilation, (H_out, W_out))
     # a pooled gemm-path convolution of large filters on few channels: MEC, channels last
     channels_last = pooled is not None and path == "gemm" and mec_conv.applies(w.shape, dilation)
-    with parallel.Batch(parallel.batch_slices(N, math.prod(conv_shape) * w[0].size)) as batch:
+    work = math.prod(conv_shape) * w[0].size
+    with parallel.Batch(parallel.batch_slices(N, work), work) as batch:
         if path == "winograd":
             shared = winograd.filters(w_)
 
@@ -240,7 +241,8 @@ def _backward(dout, cache, need_dx, relu_out, pooled=None):
         dtype, conv_shape = pooled.out.dtype, pooled.conv_shape
         dout = dout.astype(dtype, copy=False)
     dx = np.empty(x.shape, dtype=dtype) if need_dx else None
-    with parallel.Batch(slices) as batch:
+    # (no product of the backward pass is larger than the forward pass's whole work)
+    with parallel.Batch(slices, math.prod(conv_shape) * w[0].size) as batch:
         # compute(c, d, relu_out of c or None, saved): the gradients of chunk c, as a tuple
         if path == "winograd":
             def compute(c, d, r, V):

@@ -39,8 +39,8 @@ def _each_chunk(x, passes, fn):
     are empty."""
     if x.size == 0:
         return
-    slices = parallel.batch_slices(x.shape[0], parallel.PASS_WORK * passes * x.size)
-    with parallel.Batch(slices) as batch:
+    work = parallel.PASS_WORK * passes * x.size
+    with parallel.Batch(parallel.batch_slices(x.shape[0], work), work) as batch:
         _chunk_map(batch, x, fn)
 
 

@@ -29,6 +29,7 @@ threads.
 
 from __future__ import annotations
 
+import math
 import os
 import sys
 import threading
@@ -52,6 +53,11 @@ PASS_WORK = 16
 # per-call work (padding, planes, block set-up), and the layers already work in cache-sized
 # blocks and chunks inside a slice: one per thread measured fastest (see MIN_WORK).
 SLICES_PER_THREAD = 1
+# OpenBLAS runs a product of at most this many multiply-adds on one thread (its
+# GEMM_MULTITHREAD_THRESHOLD, 4, times 65536): a serial region with no more work than this makes
+# no product that wakes BLAS's threads, and holding them to one would only cost time (~8 us a
+# region: 35% of a gradient check's loss call on a tiny network).
+BLAS_ONE_THREAD_WORK = 4 * 65536
 
 # Where Linux describes the first CPU's caches: one index*/ folder per cache, with its level,
 # type and size ("2048K").
@@ -143,7 +149,7 @@ def split(n: int, k: int) -> list[slice]:
 class Batch:
     """A parallel region over the slices of a batch::
 
-        with Batch(slices) as batch:     # e.g. slices = batch_slices(N, work)
+        with Batch(slices, work) as batch:   # e.g. slices = batch_slices(N, work)
             U = prepare(w)               # BLAS runs on one thread in here when parallel
             parts = batch.map(part)      # [part(s) for s in slices], side by side
 
@@ -157,11 +163,14 @@ class Batch:
     larger layers that follow (measured: ``ThreeLayerConvNet`` 32/3/500's loss and gradients,
     called directly, took 60 ms against 33 in a training step, the products of its last affine
     layer's backward pass waking them; 33 ms since); except when it covers a single image,
-    whose products only BLAS's threads can spread over the cores. A nested region, or one in a
-    ``serial`` block, leaves BLAS as it is."""
+    whose products only BLAS's threads can spread over the cores, or when its ``work`` (the
+    multiply-adds of the whole region, as for ``batch_slices``; not given: unknown, infinite)
+    is too small for any of its products to wake them (``BLAS_ONE_THREAD_WORK``). A nested
+    region, or one in a ``serial`` block, leaves BLAS as it is."""
 
-    def __init__(self, slices: list[slice]):
+    def __init__(self, slices: list[slice], work: float = math.inf):
         self.slices = list(slices)
+        self.work = work  # multiply-adds of the whole region (as for ``batch_slices``)
         self._workers = 0
         self._pool = None
         self._limit = None
@@ -174,7 +183,8 @@ class Batch:
             self._pool = _get_pool(self._workers) if self._workers else None
             if self._pool is None:
                 _lock.release()
-        if self._pool is not None or not _one_item(self.slices):
+        if self._pool is not None or (self.work > BLAS_ONE_THREAD_WORK
+                                       and not _one_item(self.slices)):
             self._limit = blas_held()
             self._limit.__enter__()
         return self

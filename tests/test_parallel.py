@@ -104,6 +104,43 @@ def test_a_region_too_small_to_split_runs_in_the_caller_with_blas_held_to_one():
     assert blas_threads() == before  # restored
 
 
+@pytest.mark.parametrize("extra, held", [(0, False), (1, True)])
+def test_a_serial_region_holds_blas_only_when_its_work_could_wake_blas_threads(extra, held):
+    """OpenBLAS runs products up to BLAS_ONE_THREAD_WORK multiply-adds on one thread: a region
+    with no more work than that leaves BLAS as it is (holding it costs ~8 us a region)."""
+    parallel.set_num_threads(2)
+    work = parallel.BLAS_ONE_THREAD_WORK + extra
+    slices = parallel.batch_slices(4, work)
+    assert slices == [slice(0, 4)]
+    before = blas_threads()
+    with parallel.Batch(slices, work) as batch:
+        assert batch.map(lambda s: blas_threads()) == [{1} if held else before]
+    assert blas_threads() == before
+
+
+def test_the_layers_give_their_regions_their_work(monkeypatch):
+    """A tiny network's loss (a gradient check calls it thousands of times) holds BLAS in none
+    of its regions; ThreeLayerConvNet's last affine layer, 128 x 500 -> 10, does in each pass
+    (one product of 640,000 multiply-adds forward, two backward)."""
+    from cs231n_lib import layers
+    from cs231n_lib.classifiers.cnn import ThreeLayerConvNet
+
+    parallel.set_num_threads(2)
+    entered = []
+    real = parallel._blas_limit
+    monkeypatch.setattr(parallel, "_blas_limit", lambda: entered.append(1) or real())
+    rng = np.random.default_rng(0)
+    model = ThreeLayerConvNet(input_dim=(3, 16, 16), num_filters=3, filter_size=3,
+                              hidden_dim=7)
+    model.loss(rng.standard_normal((2, 3, 16, 16)), rng.integers(0, 10, 2))
+    assert entered == []
+    x, w = rng.standard_normal((128, 500)), rng.standard_normal((500, 10))
+    out, cache = layers.affine_forward(x, w, np.zeros(10))
+    assert entered == [1]
+    layers.affine_backward(np.ones_like(out), cache)
+    assert entered == [1, 1]
+
+
 def test_a_one_image_region_leaves_blas_its_threads():
     """One image: BLAS's threads are the only way its products use several cores."""
     parallel.set_num_threads(2)
