@@ -6,6 +6,7 @@ the default (``--rounds 0`` ran 15 rounds) or failing deep inside a run (``--rou
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import subprocess
 import sys
 from pathlib import Path
@@ -13,8 +14,9 @@ from pathlib import Path
 import pytest
 
 BENCH = Path(__file__).resolve().parents[1] / "bench"
-sys.path.insert(0, str(BENCH))
-import argtypes  # noqa: E402
+_spec = importlib.util.spec_from_file_location("bench_argtypes", BENCH / "argtypes.py")
+argtypes = importlib.util.module_from_spec(_spec)
+_spec.loader.exec_module(argtypes)
 
 
 @pytest.mark.parametrize("text, value", [("1", 1), ("15", 15), (" 7", 7)])
