@@ -11,8 +11,9 @@ slices (float rounding). Measured with ``bench/conv.py``.
 
 A training step (``Solver``) holds BLAS to one thread from start to end (``blas_held``), so that
 no product between two regions wakes OpenBLAS's own pool (whose threads spin on the cores the
-regions need); every region holds it for its own products too, a serial one included
-(``Batch``), so that layers called directly, outside a training step, run as they do in one.
+regions need); so does every region whose products could wake that pool, a serial one
+included (``Batch``), so that layers called directly, outside a training step, run as they do in
+one.
 What threads cannot speed up, measured on this project's 2-core machine: a pass
 over memory (one core already uses the memory bandwidth; hence the layers' work in cache-sized
 blocks and chunks), and numpy calls on small arrays, which hold the GIL (two threads making them
@@ -56,7 +57,7 @@ SLICES_PER_THREAD = 1
 # OpenBLAS runs a product of at most this many multiply-adds on one thread (its
 # GEMM_MULTITHREAD_THRESHOLD, 4, times 65536): a serial region with no more work than this makes
 # no product that wakes BLAS's threads, and holding them to one would only cost time (~8 us a
-# region: 35% of a gradient check's loss call on a tiny network).
+# region: 35-55% more for a gradient check's loss call on a tiny network).
 BLAS_ONE_THREAD_WORK = 4 * 65536
 
 # Where Linux describes the first CPU's caches: one index*/ folder per cache, with its level,
