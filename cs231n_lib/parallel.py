@@ -9,16 +9,15 @@ two cores), runs the whole pipeline side by side. Each slice is independent work
 images, so the results are the same as one thread's up to the order of the final sums over
 slices (float rounding). Measured with ``bench/conv.py``.
 
-A training step (``Solver``) holds BLAS to one thread from start to end (``blas_held``), so that
-no product between two regions wakes OpenBLAS's own pool (whose threads spin on the cores the
-regions need); so does every region whose products could wake that pool, a serial one
-included (``Batch``), so that layers called directly, outside a training step, run as they do in
-one.
-What threads cannot speed up, measured on this project's 2-core machine: a pass
-over memory (one core already uses the memory bandwidth; hence the layers' work in cache-sized
-blocks and chunks), and numpy calls on small arrays, which hold the GIL (two threads making them
-take longer than one; hence ``MIN_WORK``). A whole network per thread on half of the minibatch
-was tried for the training step: no faster than a split per layer, slower for small networks.
+A training step (``Solver``) holds BLAS to one thread from start to end (``blas_held``), so that no
+product between two regions wakes OpenBLAS's own pool (whose threads spin on the cores the regions
+need); so does every region whose products could wake that pool, a serial one included (``Batch``),
+so that layers called directly, outside a training step, run as they do in one. What threads cannot
+speed up, measured on this project's 2-core machine: a pass over memory (one core already uses the
+memory bandwidth; hence the layers' work in cache-sized blocks and chunks), and numpy calls on
+small arrays, which hold the GIL (two threads making them take longer than one; hence
+``MIN_WORK``). A whole network per thread on half of the minibatch was tried for the training step:
+no faster than a split per layer, slower for small networks.
 
 How many threads: ``set_num_threads(n)``, else the environment variable CS231N_NUM_THREADS,
 else the CPUs this process may run on. One thread (the caller's, same results) whenever the
