@@ -41,7 +41,7 @@ import numpy as np  # noqa: E402
 from tqdm import tqdm  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a source checkout
-from cs231n_lib import fast_layers, layers, shapes  # noqa: E402
+from cs231n_lib import fast_layers, layers, parallel, shapes  # noqa: E402
 
 try:
     import torch
@@ -247,6 +247,26 @@ def run(cases, gemms):
                 impl.faults.append(faults)
 
 
+def machine(cpuinfo="/proc/cpuinfo"):
+    """The processor the benchmark ran on: its model (Linux's ``cpuinfo``), the CPUs this
+    process may use and one core's L2 cache. Every figure is relative to it (this project's VM
+    changed from an AMD EPYC to an Intel Xeon between two runs, and most ratios with it)."""
+    model = "unknown model"
+    try:
+        with open(cpuinfo, encoding="utf-8", errors="replace") as f:
+            for line in f:
+                key, _, value = line.partition(":")
+                if key.strip() == "model name" and value.strip():
+                    model = " ".join(value.split())
+                    break
+    except OSError:
+        pass
+    cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    l2 = parallel.l2_cache_bytes(default=0)
+    cache = f", L2 {l2 / 2**20:g} MiB per core" if l2 else ""
+    return f"CPU: {model}, {cpus} CPUs for this process{cache}"
+
+
 def blas_kernel():
     """What numpy's BLAS is and which CPU kernel it runs, as threadpoolctl reports it."""
     from threadpoolctl import threadpool_info
@@ -270,6 +290,7 @@ def report(cases, gemms):
     gemm_rate = {dt: flops / impl.median("fwd") / 1e9 for dt, (impl, flops) in gemms.items()}
     print(f"\n{THREADS} BLAS threads, {ROUNDS} interleaved rounds, median over rounds of the "
           f"best of {CALLS} calls; torch {torch.__version__ if torch else 'not installed'}")
+    print(machine())
     print(blas_kernel())
     print("numpy GEMM (1024^3): " + ", ".join(
         f"{np.dtype(dt).name} {rate:.0f} GFLOP/s" for dt, rate in gemm_rate.items()))

@@ -277,6 +277,7 @@ def report(rows, rates, rounds, sizes):
     plural = "s" if rounds != 1 else ""
     print(f"\n{conv.THREADS} threads, {rounds} interleaved round{plural}, median over rounds of "
           f"the best of {conv.CALLS} calls; torch {version}")
+    print(conv.machine())
     print(conv.blas_kernel())
     print(f"numpy GEMM ({sizes.gemm}^3): " + ", ".join(
         f"{np.dtype(dt).name} {rate:.0f} GFLOP/s" for dt, rate in rates.items()))

@@ -271,6 +271,7 @@ def report(cases, times, size, rounds, single_thread=False):
     plural = "s" if rounds != 1 else ""
     print(f"\n{how}, {rounds} interleaved round{plural}, median over rounds of the best of "
           f"{conv.CALLS} calls; torch {version}")
+    print(conv.machine())
     print(conv.blas_kernel())
     print("One training step (Solver._step: forward, backward, update), float32"
           + (f", images {size}x{size}" if size else ""))

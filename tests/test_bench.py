@@ -61,6 +61,24 @@ def test_blas_line_names_numpys_kernel_and_any_pin():
     assert free.startswith("numpy's BLAS: openblas") and "pinned" not in free
 
 
+def test_machine_line_names_the_processor_the_cpus_and_the_l2_cache(tmp_path):
+    info = tmp_path / "cpuinfo"
+    info.write_text("processor\t: 0\nmodel name\t: Fake  CPU 9000\nflags\t: fpu\n"
+                    "processor\t: 1\nmodel name\t: Fake  CPU 9000\n")
+    code = ("import conv, json, os\n"
+            f"print(json.dumps([conv.machine({str(info)!r}), conv.machine('/nonexistent'), "
+            "len(os.sched_getaffinity(0)), conv.parallel.l2_cache_bytes(0)]))")
+    import json
+
+    named, unnamed, cpus, l2 = json.loads(run_in_bench(code, {}))
+    assert named.startswith(f"CPU: Fake CPU 9000, {cpus} CPUs for this process")
+    assert unnamed.startswith(f"CPU: unknown model, {cpus} CPUs")
+    if l2:
+        assert named.endswith(f", L2 {l2 / 2**20:g} MiB per core")
+    else:
+        assert named.endswith("CPUs for this process")
+
+
 # (x_shape, w_shape, conv_param): pads that reach 0 to 3 taps into the padding, strides 1 to 3,
 # a dilation, odd and even sizes, non-square images and filters
 FLOP_CASES = [
