@@ -173,8 +173,7 @@ def _forward(x, w, b, conv_param, relu, pool_param=None):
     path = _path(w.shape, stride, dilation, (H_out, W_out))
     # a pooled gemm-path convolution of large filters on few channels: MEC, channels last
     channels_last = pooled is not None and path == "gemm" and mec_conv.applies(w.shape, dilation)
-    work = math.prod(conv_shape) * w[0].size
-    with parallel.Batch(parallel.batch_slices(N, work), work) as batch:
+    with parallel.Batch.over(N, _work(conv_shape, w.shape)) as batch:
         if path == "winograd":
             shared = winograd.filters(w_)
 
@@ -242,7 +241,7 @@ def _backward(dout, cache, need_dx, relu_out, pooled=None):
         dout = dout.astype(dtype, copy=False)
     dx = np.empty(x.shape, dtype=dtype) if need_dx else None
     # (no product of the backward pass is larger than the forward pass's whole work)
-    with parallel.Batch(slices, math.prod(conv_shape) * w[0].size) as batch:
+    with parallel.Batch(slices, _work(conv_shape, w.shape)) as batch:
         # compute(c, d, relu_out of c or None, saved): the gradients of chunk c, as a tuple
         if path == "winograd":
             def compute(c, d, r, V):
@@ -344,6 +343,12 @@ def _conv_dout(dout, x, w, conv_param):
     geometry = conv_geometry(x.shape, w.shape, conv_param)
     _check_shape("dout", dout, (x.shape[0], w.shape[0], *geometry[3:]))
     return geometry, dout.astype(np.result_type(x, w, dout), copy=False)
+
+
+def _work(conv_shape, w_shape):
+    """The multiply-adds of a convolution's forward pass, output ``conv_shape``, filters
+    ``w_shape`` (its parallel regions' ``work``)."""
+    return math.prod(conv_shape) * math.prod(w_shape[1:])
 
 
 def _gated(d, relu_out):

@@ -39,8 +39,7 @@ def _each_chunk(x, passes, fn):
     are empty."""
     if x.size == 0:
         return
-    work = parallel.PASS_WORK * passes * x.size
-    with parallel.Batch(parallel.batch_slices(x.shape[0], work), work) as batch:
+    with parallel.Batch.over(x.shape[0], parallel.PASS_WORK * passes * x.size) as batch:
         _chunk_map(batch, x, fn)
 
 

@@ -106,8 +106,7 @@ def affine_forward(x, w, b):
         else:
             out[rows, cols] = np.matmul(x_rows[rows], w[:, cols]) + bias
 
-    slices = parallel.batch_slices(M if by_columns else N, N * D * M)
-    with parallel.Batch(slices, N * D * M) as batch:
+    with parallel.Batch.over(M if by_columns else N, N * D * M) as batch:
         batch.map(part)
     return out, (x, w, b)
 
@@ -148,8 +147,7 @@ def affine_grads(dout, cache, need_dx=True):
             np.matmul(dout, w[t].T, out=dx[:, t])
         np.matmul(x_rows[:, t].T, dout, out=dw[t])
 
-    work = (1 + need_dx) * N * D * M
-    with parallel.Batch(parallel.batch_slices(D, work), work) as batch:
+    with parallel.Batch.over(D, (1 + need_dx) * N * D * M) as batch:
         batch.map(part)
     db = dout.sum(axis=0)  # (M,)
     dx = None if dx is None else dx.reshape(x.shape)  # (N, D) -> (N, d_1, ..., d_k)
@@ -234,8 +232,7 @@ def _elementwise_batch(x):
     one slice: everything)."""
     if x.ndim == 0:
         return parallel.Batch([Ellipsis])
-    work = parallel.PASS_WORK * x.size
-    return parallel.Batch(parallel.batch_slices(x.shape[0], work), work)
+    return parallel.Batch.over(x.shape[0], parallel.PASS_WORK * x.size)
 
 
 # Bytes of x a thread of a layer works on at a time (``_chunk_map``; also the fused

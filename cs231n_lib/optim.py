@@ -96,7 +96,7 @@ def _chunked(kernel, inputs, outputs, shape, dtype):
     def chunk(s):
         kernel(*(None if a is None else a[s] for a in flat_in), *(o[s] for o in flat_out))
 
-    with parallel.Batch(parallel.batch_slices(flat_out[0].size, work), work) as batch:
+    with parallel.Batch.over(flat_out[0].size, work) as batch:
         _chunk_map(batch, flat_out[0], chunk)
     return outs
 

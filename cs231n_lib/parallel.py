@@ -149,9 +149,9 @@ def split(n: int, k: int) -> list[slice]:
 class Batch:
     """A parallel region over the slices of a batch::
 
-        with Batch(slices, work) as batch:   # e.g. slices = batch_slices(N, work)
-            U = prepare(w)               # BLAS runs on one thread in here when parallel
-            parts = batch.map(part)      # [part(s) for s in slices], side by side
+        with Batch.over(N, work) as batch:   # Batch(batch_slices(N, work), work)
+            U = prepare(w)                   # BLAS runs on one thread in here when parallel
+            parts = batch.map(part)          # [part(s) for s in slices], side by side
 
     Inside a region BLAS is held to one thread from start to end (``blas_held``), so that no
     BLAS call of the region wakes OpenBLAS's own thread pool: its idle threads keep spinning on
@@ -174,6 +174,12 @@ class Batch:
         self._workers = 0
         self._pool = None
         self._limit = None
+
+    @classmethod
+    def over(cls, n: int, work: float) -> Batch:
+        """The region of a batch of n items (images, rows, columns...) that takes ``work``
+        multiply-adds in all: split by ``batch_slices``, given the same work."""
+        return cls(batch_slices(n, work), work)
 
     def __enter__(self) -> Batch:
         if getattr(_state, "inside", False):  # nested, or in a ``serial`` block
