@@ -115,11 +115,16 @@ def _first_max(taps, out):
     return first
 
 
+def _order(a):
+    """a's axes from the outermost in memory (the largest step) to the innermost."""
+    return sorted(range(a.ndim), key=lambda axis: -abs(a.strides[axis]))
+
+
 def _scratch_like(role, like, dtype):
     """Scratch memory (``scratch.array``) of ``like``'s shape, laid out in memory as ``like`` is
     (C order for a C-contiguous array, channels last for a channels-last view): numpy's
     elementwise loops run along memory, fast only when all operands agree."""
-    order = sorted(range(like.ndim), key=lambda axis: -abs(like.strides[axis]))  # outer first
+    order = _order(like)
     buf = scratch.array(role, [like.shape[axis] for axis in order], dtype)
     return buf.transpose(np.argsort(order))
 
@@ -219,12 +224,18 @@ class PooledBlocks:
     def forward(self, start, y):
         """Pool the convolution's output y (m, F, H, W) of images start.. (scratch memory, in
         C order or channels last: ``mec_conv``'s (m, H, W, F) as y.transpose(0, 3, 1, 2)) into
-        ``out``, and keep its taps. A channels-last chunk is pooled in its own layout, and only
-        the pooled quarter is copied into ``out``'s."""
-        chunk = slice(start, start + y.shape[0])
-        taps = _pool_taps(y, self.geometry)
+        ``out``, and keep its taps."""
+        self.forward_taps(start, _pool_taps(y, self.geometry))
+
+    def forward_taps(self, start, taps):
+        """``forward`` from the planes of the windows' taps (m, F, H_out, W_out) of images
+        start.., in row-major window order, whatever their layout (views into ``forward``'s y,
+        or ``s2d_conv``'s four output planes, filter-major): pooled in ``out`` itself when they
+        are laid out as it is, else in their own layout, and then copied into ``out``."""
+        chunk = slice(start, start + taps[0].shape[0])
         out = self.out[chunk]
-        pooled = out if y.flags.c_contiguous else _scratch_like("pool.pooled", taps[0], out.dtype)
+        pooled = (out if _order(taps[0]) == _order(out)
+                  else _scratch_like("pool.pooled", taps[0], out.dtype))
         _window_max(taps, pooled)
         self.tap[chunk] = _first_max(taps, pooled)
         if pooled is not out:

@@ -17,7 +17,8 @@ large product, which also computes the garbage columns of its runs layout.
 The output comes channels-last, (n, H_out, W_out, F): no use to a layer that must return NCHW
 (copying it there took back what the product saved), but the fused pooling pools it in that
 layout and copies out only the pooled quarter (``fast_pool.PooledBlocks``). The backward pass
-is the gemm path's (``gemm_conv.backward``): the same convolution, rounded differently.
+is the gemm path's (``gemm_conv.backward``; without dx, under 2x2/2 windows, ``s2d_conv``'s): the
+same convolution, rounded differently.
 """
 
 from __future__ import annotations

@@ -22,6 +22,11 @@ CONVS = {
     "winograd": (8, 6, 3, 1, 1, 1, 9, 9),
     "winograd dilated": (32, 4, 3, 1, 2, 2, 8, 8),  # one Winograd convolution per phase
     "fft": (16, 16, 5, 1, 2, 1, 8, 8),
+    # with 2x2/2 windows, at the pooling's resolution (s2d_conv): the forward pass (3 x 3),
+    # both passes (5 x 5 on 2 channels, without dx), the backward pass after MEC (7 x 7)
+    "s2d": (3, 4, 3, 1, 1, 1, 8, 10),
+    "s2d both": (2, 4, 5, 1, 2, 1, 8, 8),
+    "s2d backward": (3, 4, 7, 1, 3, 1, 10, 10),
 }
 POOLS = {
     "2x2/2 tiling": (2, 2, 2),
@@ -98,6 +103,12 @@ def _check(x, w, b, conv_param, pool_param, rng, need_dx=True, rtol=1e-12, exact
     return cache
 
 
+def _exact(conv):
+    """Whether the fused layer's output is exactly the three layers' (the same sums in the same
+    order): not where its forward pass is MEC's or may be s2d_conv's."""
+    return not (conv == "mec" or conv.startswith("s2d"))
+
+
 def test_the_cases_cover_every_path_and_pooling():
     assert {p for _, p in CASES} == set(POOLS)
     assert {c.split()[0] for c, p in CASES if p == "3x3/2 overlapping"} == {"gemm", "winograd",
@@ -112,9 +123,11 @@ def test_fused_is_the_three_layers(conv, pool):
     x, w, b, conv_param = _layer(rng, conv)
     _, conv_cache = fast_layers.conv_forward_fast(x, w, b, conv_param)
     mec = mec_conv.applies(w.shape, conv_param["dilation"])
-    assert mec == (conv == "mec")  # the path this case is meant to cover
-    assert conv_cache[4] == ("gemm" if mec else conv.split()[0])
-    _check(x, w, b, conv_param, _pool_param(pool), rng, exact=not mec)
+    # the path this case is meant to cover (where s2d_conv does not take it)
+    assert mec == (conv in ("mec", "s2d both", "s2d backward"))
+    assert conv_cache[4] == ("window" if conv in ("s2d", "s2d both") else "gemm" if mec
+                             else conv.split()[0])
+    _check(x, w, b, conv_param, _pool_param(pool), rng, exact=_exact(conv))
 
 
 @pytest.mark.parametrize("conv, pool", [next(case for case in CASES if case[0] == conv)
@@ -122,7 +135,7 @@ def test_fused_is_the_three_layers(conv, pool):
 def test_fused_skips_dx_when_asked(conv, pool):
     rng = np.random.default_rng(2)
     x, w, b, conv_param = _layer(rng, conv)
-    _check(x, w, b, conv_param, _pool_param(pool), rng, need_dx=False, exact=conv != "mec")
+    _check(x, w, b, conv_param, _pool_param(pool), rng, need_dx=False, exact=_exact(conv))
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
@@ -132,7 +145,7 @@ def test_fused_keeps_the_dtype(dtype, conv, pool):
     rng = np.random.default_rng(3)
     x, w, b, conv_param = _layer(rng, conv, dtype=dtype)
     rtol = 1e-5 if dtype == np.float32 else 1e-12
-    cache = _check(x, w, b, conv_param, _pool_param(pool), rng, rtol=rtol, exact=conv != "mec")
+    cache = _check(x, w, b, conv_param, _pool_param(pool), rng, rtol=rtol, exact=_exact(conv))
     assert cache[1].out.dtype == dtype
 
 

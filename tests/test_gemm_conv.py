@@ -7,6 +7,8 @@ with the other paths' in test_fast_layers.py.)"""
 
 from __future__ import annotations
 
+from functools import partial
+
 import numpy as np
 import pytest
 from layer_cases import conv_geometries
@@ -318,11 +320,15 @@ def test_convnet_fuses_conv_relu_pairs_without_changing_a_number(name, groups, m
     monkeypatch.setattr(convnet, "_fused_after_conv", lambda nodes, k, cache_workspace: 0)
     scores2, caches2 = model.forward(X)
     assert not any(c is convnet._FUSED for c in caches2)
-    assert_array_equal(scores, scores2)
+    # a fused ReLU changes no number; a fused pooling computes its first layer at the
+    # pooling's resolution (s2d_conv), the same sums in another order: equal up to rounding
+    same = (assert_array_equal if name != "small_pool_net"
+            else partial(assert_allclose, rtol=1e-13, atol=1e-15))
+    same(scores, scores2)
     loss2, grads2 = model.loss(X, y)
-    assert loss == loss2
+    same(loss, loss2)
     for key in grads:
-        assert_array_equal(grads[key], grads2[key])
+        same(grads[key], grads2[key])
 
 
 def test_the_solver_step_holds_blas_to_one_thread():

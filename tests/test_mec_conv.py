@@ -72,17 +72,19 @@ def test_which_filters_take_the_path(w_shape, dilation, takes):
     assert mec_conv.applies(w_shape, dilation) == takes
 
 
-@pytest.mark.parametrize("C, K, used", [(3, 7, True), (3, 5, True), (8, 5, False),
-                                        (3, 3, False)])
-def test_the_fused_layer_uses_it_for_those_filters_only(C, K, used, monkeypatch):
+@pytest.mark.parametrize("C, K, window, used", [
+    (3, 7, 2, True), (3, 5, 3, True), (8, 5, 2, False), (3, 3, 2, False),
+    (3, 5, 2, False),  # 2x2/2 windows after 5 x 5 filters on 3 channels: s2d_conv's
+])
+def test_the_fused_layer_uses_it_for_those_filters_only(C, K, window, used, monkeypatch):
     calls = []
     real = mec_conv.forward
     monkeypatch.setattr(mec_conv, "forward", lambda *a: calls.append(1) or real(*a))
     rng = np.random.default_rng(2)
-    x = rng.standard_normal((3, C, 8, 8)).astype(np.float32)
+    x = rng.standard_normal((3, C, 8, 8) if window == 2 else (3, C, 9, 9)).astype(np.float32)
     w = rng.standard_normal((6, C, K, K)).astype(np.float32)
     b = rng.standard_normal(6).astype(np.float32)
-    pool = {"pool_height": 2, "pool_width": 2, "stride": 2}
+    pool = {"pool_height": window, "pool_width": window, "stride": 2}
     out, _ = fast_layers.conv_relu_pool_forward_fast(x, w, b, {"pad": K // 2}, pool)
     assert bool(calls) == used
     s, _ = fast_layers.conv_forward_fast(x, w, b, {"pad": K // 2}, relu=True)
