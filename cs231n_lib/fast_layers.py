@@ -102,11 +102,11 @@ def conv_relu_pool_forward_fast(x, w, b, conv_param, pool_param):
     from the pooled one the same way. The convolution's output is never stored: no pass over
     it in memory, and a quarter of its memory kept for the backward pass (2x2 windows). A first
     layer (few input channels, stride 1) under 2x2/2 windows is computed at
-    the pooling's resolution (``s2d_conv``: its forward pass for filters up to 5 x 5, its
-    backward pass without dx for filters from 5 x 5; 0.67-0.90 of the time where it takes
-    them); large filters on few channels that it does not take, which the gemm path computes,
-    run their forward pass channels last (``mec_conv``: 1.5x faster on a 7 x 7 first layer).
-    Both give the same numbers as the three layers up to rounding.
+    the pooling's resolution (``s2d_conv``: its forward pass for filters of at most 75 taps,
+    its backward pass without dx for filters from 3 x 3 to 150 taps; 0.64-1.01 of the time
+    where it takes them); large filters on few channels that it does not take, which the gemm
+    path computes, run their forward pass channels last (``mec_conv``: 1.5x faster on a 7 x 7
+    first layer). Both give the same numbers as the three layers up to rounding.
 
     Returns a tuple of:
     - out: Output data of shape (N, F, H'', W'').

@@ -40,16 +40,17 @@ from cs231n_lib.layers import relu_grad_into
 # The pooling this path computes: 2 x 2 windows at stride 2 (S x S windows at stride S would
 # cost (HH + S - 1)(WW + S - 1) / (HH * WW) the multiply-adds).
 S = 2
-# Which layers take this path, measured on one thread against the fused paths they replace
-# (interleaved, 32 images of 32 x 32 or 25 of 28 x 28, 8 to 64 filters; time ratios, float32 and
-# float64 alike within the noise of about 0.1):
-# - the forward pass, filters of at most 5 x 5 and at most FORWARD_MAX_TAPS taps C * HH * WW:
-#   3 x 3 on 1 to 4 channels 0.69-0.90 of the window path's time, 5 x 5 on 1 to 3 channels
-#   0.70-0.98; 7 x 7 and 9 x 9 break even with MEC (0.97-1.08), 3 x 3 on 6 channels too (1.03);
-# - the backward pass without dx, filters of at least 5 x 5 and at most BACKWARD_MAX_TAPS taps:
-#   7 x 7 on 1 to 3 channels 0.68-0.76 of the gemm path's time, 5 x 5 on 2 to 6 channels
-#   0.67-0.80 (on 1 channel 0.95-1.04), 9 x 9 on 1 channel 0.64-0.69; 3 x 3 breaks even
-#   (0.80-1.09), 9 x 9 on 2 channels too (0.99).
+# Which layers take this path: measured with two threads (the library's default) on batches
+# of 50 to 128 images, interleaved against the fused paths it replaces (time ratios; float32 and
+# float64 alike within about 0.1):
+# - the forward pass, filters of at most FORWARD_MAX_TAPS taps C * HH * WW: 3 x 3 on 1 to 4
+#   channels 0.80-0.91 of the window path's time, 5 x 5 on 1 to 3 channels 0.76-1.01, 7 x 7 on
+#   one channel 0.73-0.79 of MEC's; beyond it 1.02-1.12 (7 x 7 on 2 and 3 channels, 5 x 5 on 4
+#   and 6, 3 x 3 on 6), 9 x 9 on 3 channels 0.99-1.02;
+# - the backward pass without dx, filters of at least 3 x 3 and at most BACKWARD_MAX_TAPS taps:
+#   3 x 3 on 1 to 6 channels 0.79-0.99 of the window path's time, 5 x 5 on 1 to 6 channels
+#   0.76-0.86 and 7 x 7 on 3 channels 0.71-0.74 of the gemm path's, 9 x 9 on one channel
+#   0.64-0.68. (On one thread the gain is smaller: 3 x 3 breaks even.)
 FORWARD_MAX_TAPS = 75
 BACKWARD_MAX_TAPS = 150
 
@@ -59,15 +60,14 @@ def forward_applies(w_shape, stride: int, dilation: int, pool_geometry) -> bool:
     (at ``stride`` and ``dilation``), ReLU and the max pooling of ``pool_geometry``
     (``shapes.pool_geometry``'s tuple)."""
     _, C, HH, WW = w_shape
-    return (_computes(stride, dilation, pool_geometry) and max(HH, WW) <= 5
-            and C * HH * WW <= FORWARD_MAX_TAPS)
+    return _computes(stride, dilation, pool_geometry) and C * HH * WW <= FORWARD_MAX_TAPS
 
 
 def backward_applies(w_shape, stride: int, dilation: int, pool_geometry) -> bool:
     """True when this path computes the backward pass (without the input's gradient) of such a
     layer."""
     _, C, HH, WW = w_shape
-    return (_computes(stride, dilation, pool_geometry) and HH * WW >= 25
+    return (_computes(stride, dilation, pool_geometry) and min(HH, WW) >= 3
             and C * HH * WW <= BACKWARD_MAX_TAPS)
 
 

@@ -99,10 +99,10 @@ def _forward_grid():
 
 def _backward_grid():
     """(n, C, F, HH, WW, H, W, pad): layers whose backward pass s2d_conv computes."""
-    for C, (HH, WW), pad in itertools.product([1, 2], [(5, 5), (7, 7), (9, 9), (5, 7)],
-                                              [0, 2, 3]):
+    for C, (HH, WW), pad in itertools.product([1, 2], [(3, 3), (5, 5), (7, 7), (9, 9), (5, 7)],
+                                              [0, 1, 3]):
         H, W = 6 + HH - 1 - 2 * pad, 4 + WW - 1 - 2 * pad  # a conv output of 6 x 4
-        if C * HH * WW <= s2d_conv.BACKWARD_MAX_TAPS:  # (9 x 9 on 2 channels: 162 taps)
+        if min(H, W) >= 1 and C * HH * WW <= s2d_conv.BACKWARD_MAX_TAPS:  # (9x9 on 2: 162)
             yield 2, C, 4, HH, WW, H, W, pad
 
 
@@ -191,18 +191,21 @@ def test_chunks_and_threads_change_no_number(chunk, monkeypatch):
 
 
 @pytest.mark.parametrize("w_shape, stride, dilation, geometry, forward, backward", [
-    ((32, 3, 3, 3), 1, 1, (2, 2, 2), True, False),   # 3 x 3 first layers: forward only
-    ((8, 1, 3, 3), 1, 1, (2, 2, 2), True, False),
+    ((32, 3, 3, 3), 1, 1, (2, 2, 2), True, True),    # 3 x 3 on 1 to 8 channels: both
+    ((8, 1, 3, 3), 1, 1, (2, 2, 2), True, True),
+    ((32, 8, 3, 3), 1, 1, (2, 2, 2), True, True),    # (Winograd's: the fused layer keeps it)
+    ((32, 9, 3, 3), 1, 1, (2, 2, 2), False, True),   # 81 taps: backward only
     ((16, 1, 5, 5), 1, 1, (2, 2, 2), True, True),    # 5 x 5 on 1 to 3 channels: both
     ((32, 3, 5, 5), 1, 1, (2, 2, 2), True, True),
     ((32, 4, 5, 5), 1, 1, (2, 2, 2), False, True),   # 100 taps: backward only
     ((32, 6, 5, 5), 1, 1, (2, 2, 2), False, True),   # 150 taps
     ((32, 7, 5, 5), 1, 1, (2, 2, 2), False, False),  # 175 taps
-    ((32, 3, 7, 7), 1, 1, (2, 2, 2), False, True),   # 7 x 7: MEC's forward, this backward
+    ((32, 1, 7, 7), 1, 1, (2, 2, 2), True, True),
+    ((32, 3, 7, 7), 1, 1, (2, 2, 2), False, True),   # 147 taps: MEC's forward, this backward
     ((32, 1, 9, 9), 1, 1, (2, 2, 2), False, True),
     ((32, 2, 9, 9), 1, 1, (2, 2, 2), False, False),  # 162 taps
-    ((32, 8, 3, 3), 1, 1, (2, 2, 2), True, False),   # (Winograd's: the fused layer keeps it)
-    ((32, 9, 3, 3), 1, 1, (2, 2, 2), False, False),  # 81 taps
+    ((32, 3, 1, 3), 1, 1, (2, 2, 2), True, False),   # narrower than 3: forward only
+    ((32, 3, 2, 2), 1, 1, (2, 2, 2), True, False),
     ((32, 3, 5, 5), 2, 1, (2, 2, 2), False, False),  # strided
     ((32, 3, 5, 5), 1, 2, (2, 2, 2), False, False),  # dilated
     ((32, 3, 5, 5), 1, 1, (3, 3, 2), False, False),  # overlapping windows
@@ -216,7 +219,7 @@ def test_which_layers_take_the_path(w_shape, stride, dilation, geometry, forward
 
 
 @pytest.mark.parametrize("C, K, pool, need_dx, forward, backward", [
-    (3, 3, 2, False, True, False),   # ThreeLayerConvNet 32/3/500's first layer
+    (3, 3, 2, False, True, True),    # ThreeLayerConvNet 32/3/500's first layer
     (3, 7, 2, False, False, True),   # 32/7/100's: MEC forward, this backward
     (1, 5, 2, False, True, True),    # notebook 6's
     (1, 5, 2, True, True, False),    # with dx: the window path's backward pass
