@@ -227,7 +227,7 @@ def _forward(x, w, b, conv_param, relu, pool_param=None):
                 Wm = mec_conv.filters(w_)
 
                 def compute(c, y):
-                    mec_conv.forward(x_[c], Wm, b_, plan, y)
+                    mec_conv.forward(x_[c], Wm, None, plan, y)  # (the bias: after pooling)
             else:
                 W_row = np.concatenate([w_.reshape(F, -1), b_[:, None]], axis=1)  # bias column
 
@@ -247,7 +247,10 @@ def _forward(x, w, b, conv_param, relu, pool_param=None):
                 y = scratch.array("pool.conv_out", (m, H_out, W_out, F) if channels_last
                                   else (m, F, H_out, W_out), x_.dtype)
                 saved.append(compute(c, y))
-                pooled.forward(c.start, y.transpose(0, 3, 1, 2) if channels_last else y)
+                if channels_last:
+                    pooled.forward(c.start, y.transpose(0, 3, 1, 2), b_)
+                else:
+                    pooled.forward(c.start, y)
             return saved
 
         cache = (x, w, b, conv_param, path, (shared, batch.slices, batch.map(part)))

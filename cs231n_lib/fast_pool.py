@@ -221,24 +221,29 @@ class PooledBlocks:
         self.chunk = max(1, CHUNK_BYTES // max(1, image_bytes))  # images per chunk
         self._starts = {}  # for the backward pass's flat indices (``_flat_index``)
 
-    def forward(self, start, y):
+    def forward(self, start, y, bias=None):
         """Pool the convolution's output y (m, F, H, W) of images start.. (scratch memory, in
         C order or channels last: ``mec_conv``'s (m, H, W, F) as y.transpose(0, 3, 1, 2)) into
-        ``out``, and keep its taps."""
-        self.forward_taps(start, _pool_taps(y, self.geometry))
+        ``out``, and keep its taps; bias as in ``forward_taps``."""
+        self.forward_taps(start, _pool_taps(y, self.geometry), bias)
 
-    def forward_taps(self, start, taps):
+    def forward_taps(self, start, taps, bias=None):
         """``forward`` from the planes of the windows' taps (m, F, H_out, W_out) of images
         start.., in row-major window order, whatever their layout (views into ``forward``'s y,
         or ``s2d_conv``'s four output planes, filter-major): pooled in ``out`` itself when they
-        are laid out as it is, else in their own layout, and then copied into ``out``."""
+        are laid out as it is, else in their own layout, and then copied into ``out``. bias
+        (F,): added to the pooled output, if the taps do not hold it yet (the maximum of a
+        window plus the bias is the maximum of the window plus the bias: rounding is monotone).
+        """
         chunk = slice(start, start + taps[0].shape[0])
         out = self.out[chunk]
         pooled = (out if _order(taps[0]) == _order(out)
                   else _scratch_like("pool.pooled", taps[0], out.dtype))
         _window_max(taps, pooled)
         self.tap[chunk] = _first_max(taps, pooled)
-        if pooled is not out:
+        if bias is not None:
+            np.add(pooled, bias[:, None, None], out=out)
+        elif pooled is not out:
             out[...] = pooled
         relu_into(out, out)
 

@@ -56,7 +56,8 @@ def filters(w):
 
 def forward(x, Wm, b, plan, y):
     """Convolution of x (n, C, H, W) into y (n, H_out, W_out, F), channels last, plus the bias b
-    (F,). Wm: ``filters(w)``; plan: the convolution's geometry (``gemm_conv.Plan``; dilation 1).
+    (F,), or None: no bias (the fused pooling adds it to the pooled output, a quarter of the
+    pass). Wm: ``filters(w)``; plan: the convolution's geometry (``gemm_conv.Plan``; dilation 1).
     """
     n, C, H, W = x.shape
     S, P, HH, WW = plan.stride, plan.pad, plan.HH, plan.WW
@@ -71,4 +72,5 @@ def forward(x, Wm, b, plan, y):
     A = as_strided(L, (n, plan.H_out, plan.W_out, K),  # A[h, w] = run of rows h*S.. of L[w]
                    (L.strides[0], S * WW * C * item, Hp * WW * C * item, item))
     np.matmul(A, Wm, out=y)
-    y += b
+    if b is not None:
+        y += b

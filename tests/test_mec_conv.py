@@ -47,6 +47,17 @@ def test_forward_is_the_convolution_channels_last(g):
     assert_allclose(y.transpose(0, 3, 1, 2), expected, rtol=1e-12, atol=1e-12)
 
 
+def test_forward_without_a_bias_leaves_it_to_the_caller():
+    """b=None: the convolution alone (the fused pooling adds the bias to the pooled output)."""
+    rng = np.random.default_rng(3)
+    x, w, b = rng.standard_normal((2, 3, 9, 8)), rng.standard_normal((4, 3, 7, 7)), np.ones(4)
+    expected, _ = fast_layers.conv_forward_fast(x, w, 0 * b, {"pad": 3})
+    plan = gemm_conv.Plan(3, 9, 8, 7, 7, 1, 3, 1, *expected.shape[2:])
+    y = np.full((2, *expected.shape[2:], 4), np.nan)
+    mec_conv.forward(x, mec_conv.filters(w), None, plan, y)
+    assert_allclose(y.transpose(0, 3, 1, 2), expected, rtol=1e-12, atol=1e-12)
+
+
 def test_forward_reads_a_strided_input():
     """x a view with steps (the pad-0 path reads it without a copy)."""
     rng = np.random.default_rng(1)
