@@ -232,9 +232,8 @@ class PooledBlocks:
         start.., in row-major window order, whatever their layout (views into ``forward``'s y,
         or ``s2d_conv``'s four output planes, filter-major): pooled in ``out`` itself when they
         are laid out as it is, else in their own layout, and then copied into ``out``. bias
-        (F,): added to the pooled output, if the taps do not hold it yet (the maximum of a
-        window plus the bias is the maximum of the window plus the bias: rounding is monotone).
-        """
+        (F,): added to the pooled output, where the taps do not hold it yet (max(y) + b is
+        max(y + b): rounding is monotone)."""
         chunk = slice(start, start + taps[0].shape[0])
         out = self.out[chunk]
         pooled = (out if _order(taps[0]) == _order(out)

@@ -23,10 +23,10 @@ onto a zeroed full-size gradient), one product per chunk gives the gradient of t
 filters, and the gradient of a filter is the sum of its four shifted copies'
 (``filters_adjoint``).
 
-Measured on one thread against the fused gemm (7 x 7, 5 x 5 on 3 channels: MEC forward) and
-window (3 x 3; 5 x 5 on one channel) paths, float32 / float64: see ``applies``.
-Every function here works on one chunk of the batch; ``fast_layers`` splits the batch across
-threads and chunks (``parallel``, ``fast_pool.PooledBlocks.chunk``).
+Which layers it takes, and the times measured against the paths it replaces: at
+``FORWARD_MAX_TAPS`` below. Every function here works on one chunk of the batch;
+``fast_layers`` splits the batch across threads and chunks (``parallel``,
+``fast_pool.PooledBlocks.chunk``).
 """
 
 from __future__ import annotations
