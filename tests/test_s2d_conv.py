@@ -11,9 +11,10 @@ import itertools
 import numpy as np
 import pytest
 from numpy.testing import assert_allclose, assert_array_equal
+from test_conv_relu_pool import _check as check_fused
+from test_conv_relu_pool import _three_layers
 
 from cs231n_lib import fast_layers, fast_pool, parallel, s2d_conv
-from cs231n_lib.layers import relu_backward, relu_forward
 
 POOL = {"pool_height": 2, "pool_width": 2, "stride": 2}
 
@@ -32,30 +33,11 @@ def _spy(monkeypatch):
     return calls
 
 
-def _three_layers(x, w, b, conv_param, dout):
-    """Output and (dw, db) of conv, ReLU, 2x2/2 max pool run one after the other."""
-    s, conv_cache = fast_layers.conv_forward_fast(x, w, b, conv_param)
-    r, relu_cache = relu_forward(s)
-    out, pool_cache = fast_layers.max_pool_forward_fast(r, POOL)
-    ds = relu_backward(fast_layers.max_pool_backward_fast(dout, pool_cache), relu_cache)
-    return out, fast_layers.conv_backward_fast(ds, conv_cache, need_dx=False)[1:]
-
-
 def _check(x, w, b, pad, rng, rtol=1e-12):
-    """The fused layer (need_dx=False) against the three layers; returns its cache."""
-    conv_param = {"stride": 1, "pad": pad}
-    out, cache = fast_layers.conv_relu_pool_forward_fast(x, w, b, conv_param, POOL)
-    dout = rng.standard_normal(out.shape).astype(out.dtype)
-    dx, dw, db = fast_layers.conv_relu_pool_backward_fast(dout, cache, need_dx=False)
-    expected_out, (expected_dw, expected_db) = _three_layers(x, w, b, conv_param, dout)
-    assert dx is None
-    assert (out.dtype, dw.dtype, db.dtype) == (x.dtype, w.dtype, b.dtype)
-    assert (dw.shape, db.shape) == (w.shape, b.shape)
-    scale = np.abs(expected_out).max()
-    assert_allclose(out, expected_out, rtol=rtol, atol=rtol * scale)
-    for g, e in ((dw, expected_dw), (db, expected_db)):
-        assert_allclose(g, e, rtol=rtol, atol=rtol * max(np.abs(e).max(), 1.0))
-    return cache
+    """The fused layer (need_dx=False) against the three layers (test_conv_relu_pool's check);
+    returns its cache."""
+    return check_fused(x, w, b, {"stride": 1, "pad": pad}, POOL, rng, need_dx=False, rtol=rtol,
+                       exact=False)
 
 
 def _layer(rng, n, C, F, HH, WW, H, W, dtype=np.float64):
@@ -165,7 +147,7 @@ def test_ties_and_nonpositive_windows_send_the_gradient_where_the_three_layers_d
     _, dw, db = fast_layers.conv_relu_pool_backward_fast(dout, cache, need_dx=False)
     assert_array_equal(db, dout[:, 0].sum() if gets_gradient else 0.0)
     assert calls == {"forward": 1, "backward": 1}
-    expected_dw = _three_layers(x, w, b, {"pad": 2}, dout)[1][0]
+    expected_dw = _three_layers(x, w, b, {"pad": 2}, POOL, dout, need_dx=False)[1][1]
     assert_allclose(dw, expected_dw, rtol=1e-12, atol=1e-12)
     assert np.any(dw != 0) == gets_gradient
 
