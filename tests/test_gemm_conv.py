@@ -367,6 +367,7 @@ def test_the_window_path_takes_filters_with_few_taps(w_shape, expected):
 @pytest.mark.parametrize("w_shape, param, x_hw", [
     ((4, 3, 2, 2), {"stride": 2}, (6, 8)),  # windows tile x: each pixel written once, no fill
     ((4, 3, 1, 1), {}, (5, 7)),  # 1 x 1: tiles too
+    ((4, 8, 1, 1), {}, (5, 7)),  # 1 x 1 on 8 channels: pointwise, dx straight from the product
     ((4, 3, 2, 2), {"stride": 3}, (8, 5)),  # disjoint taps with gaps between windows
     ((4, 3, 1, 1), {"stride": 2, "pad": 1}, (5, 5)),  # disjoint, padded
     ((4, 2, 2, 2), {"stride": 3, "dilation": 2}, (9, 6)),  # disjoint, gaps inside windows
@@ -387,6 +388,65 @@ def test_window_col2im_writes_every_pixel_of_a_garbage_dx(w_shape, param, x_hw):
     assert_allclose(dx, dx_naive, rtol=1e-10, atol=1e-12)
     assert_allclose(dW_row[:, :-1].reshape(w_shape), dw_naive, rtol=1e-10, atol=1e-12)
     assert_allclose(dW_row[:, -1], db_naive, rtol=1e-10, atol=1e-12)
+
+
+@pytest.mark.parametrize("w_shape, param, expected", [
+    ((16, 8, 1, 1), {}, True), ((64, 64, 1, 1), {}, True), ((8, 512, 1, 1), {}, True),
+    ((8, 8, 1, 1), {"dilation": 3}, True),  # (a 1 x 1 filter has no gaps to dilate)
+    ((17, 8, 1, 1), {}, False),  # more than two filters per channel
+    ((64, 16, 1, 1), {}, False), ((6, 3, 1, 1), {}, False),  # under 8 channels
+    ((8, 8, 1, 1), {"stride": 2}, False), ((8, 8, 1, 1), {"pad": 1}, False),
+    ((8, 8, 3, 3), {}, False)])
+def test_the_pointwise_rule(w_shape, param, expected):
+    """Which convolutions use the images as their own columns (``window_conv._pointwise``)."""
+    x_shape = (1, w_shape[1], 7, 7)
+    plan = fast_layers._plan(x_shape, w_shape, *conv_geometry(x_shape, w_shape, param))
+    assert window_conv._pointwise(plan, w_shape[0]) is expected
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("C, F, relu, need_dx", [
+    (8, 16, False, True), (8, 16, True, True), (32, 32, True, False), (24, 5, False, False),
+    (6, 12, False, True), (8, 17, True, True)])  # (the last two: not pointwise)
+def test_a_pointwise_convolution_skips_the_columns(monkeypatch, dtype, C, F, relu, need_dx):
+    """A 1 x 1 convolution that ``_pointwise`` takes builds no columns in either pass, one it
+    does not take builds them; both equal the naive layer (ReLU inside or not; with and
+    without dx), including on a batch split across threads into blocks of 2 images."""
+    monkeypatch.setattr(gemm_conv, "BLOCK_BYTES", 2 * (C + 1) * 30 * np.dtype(dtype).itemsize)
+    columns = []
+    real = window_conv._columns
+    monkeypatch.setattr(window_conv, "_columns",
+                        lambda *a, **k: columns.append(1) or real(*a, **k))
+    rng = np.random.default_rng(C + F)
+    x = rng.standard_normal((7, C, 5, 6)).astype(dtype)
+    w = rng.standard_normal((F, C, 1, 1)).astype(dtype)
+    b = rng.standard_normal(F).astype(dtype)
+    parallel.set_num_threads(2)
+    try:
+        out, cache = fast_layers.conv_forward_fast(x, w, b, {}, relu=relu)
+        dout = rng.standard_normal(out.shape).astype(dtype)
+        grads = fast_layers.conv_backward_fast(dout, cache, need_dx=need_dx,
+                                               relu_out=out if relu else None)
+    finally:
+        parallel.set_num_threads(None)
+    pointwise = C >= 8 and F <= 2 * C
+    assert cache[4] == "window" and bool(columns) is not pointwise
+    ref, ref_cache = layers.conv_forward_naive(x.astype(np.float64), w.astype(np.float64),
+                                               b.astype(np.float64), {})
+    d_ref = dout.astype(np.float64)
+    if relu:
+        d_ref = d_ref * (ref > 0)
+        ref = np.maximum(ref, 0)
+    tol = {"rtol": 1e-4, "atol": 1e-4} if dtype == np.float32 else {"rtol": 1e-10, "atol": 1e-12}
+    assert out.dtype == dtype
+    assert_allclose(out, ref, **tol)
+    want = layers.conv_backward_naive(d_ref, ref_cache)
+    if not need_dx:
+        assert grads[0] is None
+    for got, expected in zip(grads, want, strict=True):
+        if got is not None:
+            assert got.dtype == dtype
+            assert_allclose(got, expected, **tol)
 
 
 def test_relu_into_compares_with_shared_read_only_zeros():
