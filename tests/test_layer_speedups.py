@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 from numpy.testing import assert_allclose, assert_array_equal
 
-from cs231n_lib import fast_layers, fast_pool, layers, parallel
+from cs231n_lib import fast_layers, fast_pool, layers, parallel, scratch
 from cs231n_lib.im2col import window_view
 
 POOL_PARAMS = {
@@ -20,6 +20,8 @@ POOL_PARAMS = {
     "2x3 s1 non-square": (5, 6, {"pool_height": 2, "pool_width": 3, "stride": 1}),
     "2x2 s3 gaps": (8, 8, {"pool_height": 2, "pool_width": 2, "stride": 3}),
     "1x1 s1": (3, 3, {"pool_height": 1, "pool_width": 1, "stride": 1}),
+    "3x3 s3 tiled": (9, 6, {"pool_height": 3, "pool_width": 3, "stride": 3}),
+    "2x3 s2 non-square": (8, 9, {"pool_height": 2, "pool_width": 3, "stride": 2}),
 }
 
 
@@ -132,6 +134,59 @@ def test_avg_pool_backward_is_the_adjoint_of_the_forward_pass(case, rng):
     dout = rng.standard_normal(out.shape)
     dx = fast_layers.avg_pool_backward_fast(dout, cache)
     assert np.vdot(out, dout) == pytest.approx(np.vdot(x, dx), rel=1e-12)
+
+
+@pytest.mark.parametrize("name", POOL_PARAMS)
+def test_strided_avg_pool_sums_rows_first_with_the_same_rounding(name, dtype, chunked,
+                                                                 monkeypatch):
+    """At a stride of 2 or more average pooling takes ``_strided_mean`` and its transpose, at
+    stride 1 not; both passes are bit for bit those of the shifted sums over every pixel (the
+    same adds in the same order), windows tiling the input, overlapping or with gaps between
+    them, on a non-contiguous x too, and dx has no pixel left unwritten."""
+    H, W, pool_param = POOL_PARAMS[name]
+    rng = np.random.default_rng(5)
+    x = rng.standard_normal((5, W, 3, H)).astype(dtype).transpose(0, 2, 3, 1)  # (5, 3, H, W)
+    calls = []
+    real = fast_pool._strided_mean
+    monkeypatch.setattr(fast_pool, "_strided_mean", lambda *a: calls.append(1) or real(*a))
+    monkeypatch.setattr(fast_pool, "np", _EmptyIsNaN(np))  # fresh arrays full of NaN,
+    scratch_array = scratch.array  # and the scratch buffers too
+
+    def nan_scratch(*args):
+        a = scratch_array(*args)
+        a.fill(np.nan)
+        return a
+
+    monkeypatch.setattr(scratch, "array", nan_scratch)
+    out, cache = fast_layers.avg_pool_forward_fast(x, pool_param)
+    dout = rng.standard_normal(out.shape).astype(dtype)
+    dx = fast_layers.avg_pool_backward_fast(dout, cache)
+    assert bool(calls) is (pool_param["stride"] >= 2)
+    monkeypatch.setattr(fast_pool, "ROWS_FIRST_MIN_STRIDE", 10**6)
+    out_shifted, cache = fast_layers.avg_pool_forward_fast(x, pool_param)
+    assert_array_equal(out, out_shifted)
+    assert_array_equal(dx, fast_layers.avg_pool_backward_fast(dout, cache))
+    assert out.dtype == dx.dtype == dtype
+    naive_out, naive_cache = layers.avg_pool_forward_naive(x, pool_param)
+    assert_allclose(out, naive_out, rtol=_tol(dtype), atol=_tol(dtype))
+    assert_allclose(dx, layers.avg_pool_backward_naive(dout, naive_cache), rtol=_tol(dtype),
+                    atol=_tol(dtype))
+
+
+class _EmptyIsNaN:
+    """numpy, but ``empty`` fills its arrays with NaN (fresh memory often comes zeroed, which
+    would hide a pixel no pass writes)."""
+
+    def __init__(self, module):
+        self._module = module
+
+    def __getattr__(self, name):
+        return getattr(self._module, name)
+
+    def empty(self, *args, **kwargs):
+        a = self._module.empty(*args, **kwargs)
+        a.fill(np.nan)
+        return a
 
 
 def test_max_pool_backward_adds_the_gradients_of_windows_sharing_a_maximum():
