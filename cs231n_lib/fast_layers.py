@@ -211,7 +211,7 @@ def _forward(x, w, b, conv_param, relu, pool_param=None):
                 return V
         elif path == "fft":
             grid = fft_conv.Grid(x.shape, w.shape, pad, dilation, H_out, W_out)
-            G = grid.filters(w_)
+            G = grid.filters(w_, batch.threads)
             shared = (grid, G, G.conj())
 
             def compute(c, y):
@@ -331,7 +331,7 @@ def _backward(dout, cache, need_dx, relu_out, pooled=None):
             dw = winograd.filters_adjoint(dU)
         elif path == "fft":
             dG, db = grads
-            dw = grid.adjoint_filters(dG, w.shape, dtype)
+            dw = grid.adjoint_filters(dG, w.shape, dtype, batch.threads)
         else:
             (dW_row,) = grads  # (F, C*HH*WW + 1): dw, then db in the bias column
             dw, db = dW_row[:, :-1].reshape(w.shape), dW_row[:, -1]

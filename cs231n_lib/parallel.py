@@ -195,6 +195,13 @@ class Batch:
             self._limit.__enter__()
         return self
 
+    @property
+    def threads(self) -> int:
+        """The threads this region runs on (1 when it is serial): as many as a library that
+        brings its own threads (scipy.fft's ``workers``) may use for work of the region done
+        outside ``map``."""
+        return self._workers + 1 if self._pool is not None else 1
+
     def __exit__(self, *exc) -> None:
         try:
             if self._limit is not None:

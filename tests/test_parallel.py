@@ -194,6 +194,32 @@ def test_serial_block_runs_its_regions_in_the_caller_then_restores_threads():
     assert len(idents()) == 3  # and after an error
 
 
+def test_a_region_says_how_many_threads_it_runs_on():
+    """``Batch.threads``: the region's threads, 1 when it runs serially (one slice, a nested
+    region, a ``serial`` block); what a library with its own threads may use inside it."""
+    parallel.set_num_threads(3)
+    slices = [slice(0, 3), slice(3, 6), slice(6, 9)]
+    with parallel.Batch(slices) as batch:
+        assert batch.threads == 3
+        with parallel.Batch(slices) as inner:  # (nested in the caller's own thread)
+            assert inner.threads == 1
+        assert batch.map(lambda s: _inner_threads(slices)) == [1, 1, 1]
+    with parallel.Batch(slices[:2]) as batch:
+        assert batch.threads == 2
+    with parallel.Batch([slice(0, 9)]) as batch:
+        assert batch.threads == 1
+    with parallel.serial(), parallel.Batch(slices) as batch:
+        assert batch.threads == 1
+    parallel.set_num_threads(1)
+    with parallel.Batch(slices) as batch:
+        assert batch.threads == 1
+
+
+def _inner_threads(slices):
+    with parallel.Batch(slices) as batch:
+        return batch.threads
+
+
 def test_memory_measurement_runs_its_call_serially():
     from cs231n_lib import memory_measure
 
