@@ -20,11 +20,12 @@ only W_out elements long. Two changes make it cheap:
 * **Blocks.** X_col is built for a few images at a time (``BLOCK_BYTES``), side by side as one
   (K + 1, images * L) matrix (one multiply for the block, the bias as a row of ones), multiplied
   while it is still in the core's cache, and dropped: it is never kept. The backward pass
-  builds it again for dw (cheaper than keeping hundreds of MB, which the next layers would
-  evict from the cache anyway). The input gradient is, where it pays (many input channels),
-  one stride-1 convolution of dout per phase pair, written straight into that phase's pixels
-  (``conv_dx``); otherwise its columns w_row.T @ D are added back as contiguous runs of the
-  same planes (col2im), the garbage columns carrying zeros.
+  builds it again for dw, in larger blocks (``BACKWARD_BLOCK_BYTES``): cheaper than keeping
+  hundreds of MB, which the next layers would evict from the cache anyway. The input gradient
+  is, where it pays (many input channels), one stride-1 convolution of dout per phase pair,
+  written straight into that phase's pixels (``conv_dx``); otherwise its columns w_row.T @ D
+  are added back as contiguous runs of the same planes (col2im), the garbage columns carrying
+  zeros.
 
 A plane has one spare row at its bottom, so that no run of a tap leaves its plane (the last
 output row's run reaches (j*d) // S pixels past its row). Every function here works on one
@@ -45,6 +46,15 @@ from cs231n_lib.layers import relu_grad_into
 # Bytes of X_col built at a time: about half of a core's L2 cache (the rest holds the block's
 # output and the filters). Measured with bench/conv.py and bench/layers.py.
 BLOCK_BYTES = 1 << 20
+# The backward pass's blocks (this path's and the window path's): larger, since each block's
+# dW is a product with the block's columns as its long inner dimension (and a small output
+# that stays in the cache), and each block repeats a dozen numpy calls. Measured against
+# BLOCK_BYTES (2 threads, 64 images, interleaved; first layers 3 x 3 to 7 x 7 on 3 channels at
+# stride 1 and 2, inner layers 1 x 1 to 7 x 7 on 16 to 64 channels, float32 and float64):
+# backward with dx 0.62-1.03 of the time at 8 MiB (0.66-1.02 at 4 MiB, 0.59-0.96 at 16 MiB),
+# without dx 0.71-1.07; the forward pass, whose product has the filters as its short
+# dimension, gained nothing (stride-1 gemm layers 1.06-1.14 at 2 to 4 MiB).
+BACKWARD_BLOCK_BYTES = 8 << 20
 
 
 @dataclass(frozen=True)
@@ -120,15 +130,18 @@ class Plan:
         """The phases of the input gradient (``conv_dx.DxPlan``)."""
         return conv_dx.DxPlan.of(self)
 
-    def block(self, n: int, itemsize: int) -> int:
-        """Images per block: X_col of a block holds about ``BLOCK_BYTES``."""
-        return images_per_block(n, (self.K + 1) * self.L * itemsize)
+    def block(self, n: int, itemsize: int, backward: bool = False) -> int:
+        """Images per block: X_col of a block holds about ``BLOCK_BYTES`` (the backward pass:
+        ``BACKWARD_BLOCK_BYTES``)."""
+        return images_per_block(n, (self.K + 1) * self.L * itemsize, backward)
 
 
-def images_per_block(n: int, image_bytes: int) -> int:
+def images_per_block(n: int, image_bytes: int, backward: bool = False) -> int:
     """How many of n images a block takes when each brings ``image_bytes`` of columns: about
-    ``BLOCK_BYTES`` in all, at least one image. (The window path's blocks too.)"""
-    return max(1, min(n, BLOCK_BYTES // image_bytes))
+    ``BLOCK_BYTES`` in all (the backward pass: ``BACKWARD_BLOCK_BYTES``), at least one image.
+    (The window path's blocks too.)"""
+    block_bytes = BACKWARD_BLOCK_BYTES if backward else BLOCK_BYTES
+    return max(1, min(n, block_bytes // image_bytes))
 
 
 def _planes_view(buf, plan: Plan, n: int):
@@ -251,7 +264,7 @@ def backward(x, dout, w_row, plan: Plan, dx, relu_out=None, w_pairs=None):
         dbuf = scratch.array("conv.dplanes", (n * plan.image,), dtype)
         dbuf.fill(0)
     dW_col = np.zeros((plan.K + 1, F), dtype)  # dW_row transposed
-    step = plan.block(n, dtype.itemsize)
+    step = plan.block(n, dtype.itemsize, backward=True)
     for first in range(0, n, step):
         m = min(step, n - first)
         block = slice(first, first + m)

@@ -20,9 +20,10 @@ A 1 x 1 convolution at stride 1 without padding needs no copy at all: each image
 is its own columns, the bias is added in a pass of its own over the output, and the input's
 gradient is ``w.T @ dout[n]`` written straight into dx (``_pointwise``, on enough channels).
 
-Columns are built for a block of images at a time (about ``gemm_conv.BLOCK_BYTES``) and
-dropped: the cache keeps no columns, and the backward pass builds them again. Every function
-here works on one slice of the batch; ``fast_layers`` splits the batch across threads.
+Columns are built for a block of images at a time (about ``gemm_conv.BLOCK_BYTES``, in the
+backward pass ``gemm_conv.BACKWARD_BLOCK_BYTES``) and dropped: the cache keeps no columns, and
+the backward pass builds them again. Every function here works on one slice of the batch;
+``fast_layers`` splits the batch across threads.
 """
 
 from __future__ import annotations
@@ -67,9 +68,10 @@ def forward_applies(w_shape, stride: int, dilation: int) -> bool:
     return applies(w_shape) or (stride > 1 and dilation == 1)
 
 
-def _block(n: int, K: int, L: int, itemsize: int) -> int:
-    """Images per block: the columns (K + 1, L) of each image, about ``BLOCK_BYTES`` in all."""
-    return gemm_conv.images_per_block(n, (K + 1) * L * itemsize)
+def _block(n: int, K: int, L: int, itemsize: int, backward: bool = False) -> int:
+    """Images per block: the columns (K + 1, L) of each image, about ``BLOCK_BYTES`` in all
+    (the backward pass: ``BACKWARD_BLOCK_BYTES``)."""
+    return gemm_conv.images_per_block(n, (K + 1) * L * itemsize, backward)
 
 
 def _windows(x, plan):
@@ -135,7 +137,7 @@ def backward(x, dout, w_row, plan, dx, relu_out=None):
             dpad.fill(0)
         dwin = window_view(dpad, plan.HH, plan.WW, plan.stride, plan.dilation, writeable=True)
     dW_row = np.zeros((F, K + 1), dtype)
-    step = _block(n, K, L, dtype.itemsize)
+    step = _block(n, K, L, dtype.itemsize, backward=True)
     for first in range(0, n, step):
         m = min(step, n - first)
         D = dout[first:first + m].reshape(m, F, L)

@@ -137,10 +137,13 @@ def test_blocks_of_any_size_give_the_same_result(path, dx_method, monkeypatch):
     per_image = (plan.K + 1) * columns * 8
     for images in (1, 2, 3, 7):  # blocks of 1, 2, 3 images (a short last block) and all
         monkeypatch.setattr(gemm_conv, "BLOCK_BYTES", images * per_image)
-        if path == "gemm":
-            assert plan.block(7, 8) == images
-        else:
-            assert window_conv._block(7, plan.K, columns, 8) == images
+        backward_images = 8 - images  # (7, 6, 5, 1: the backward pass's own size)
+        monkeypatch.setattr(gemm_conv, "BACKWARD_BLOCK_BYTES", backward_images * per_image)
+        for backward, want in ((False, images), (True, min(7, backward_images))):
+            if path == "gemm":
+                assert plan.block(7, 8, backward) == want
+            else:
+                assert window_conv._block(7, plan.K, columns, 8, backward) == want
         out2, cache2 = fast_layers.conv_forward_fast(x, w, b, param)
         assert_allclose(out2, out, rtol=1e-12)
         for g2, g in zip(fast_layers.conv_backward_fast(dout, cache2), grads, strict=True):
@@ -412,7 +415,8 @@ def test_a_pointwise_convolution_skips_the_columns(monkeypatch, dtype, C, F, rel
     """A 1 x 1 convolution that ``_pointwise`` takes builds no columns in either pass, one it
     does not take builds them; both equal the naive layer (ReLU inside or not; with and
     without dx), including on a batch split across threads into blocks of 2 images."""
-    monkeypatch.setattr(gemm_conv, "BLOCK_BYTES", 2 * (C + 1) * 30 * np.dtype(dtype).itemsize)
+    for name in ("BLOCK_BYTES", "BACKWARD_BLOCK_BYTES"):
+        monkeypatch.setattr(gemm_conv, name, 2 * (C + 1) * 30 * np.dtype(dtype).itemsize)
     columns = []
     real = window_conv._columns
     monkeypatch.setattr(window_conv, "_columns",
