@@ -31,6 +31,12 @@ from cs231n_lib.shapes import pool_geometry
 # recycled block in the calling thread (1.3 ms for 16 MB), which the chunks' own fills do in
 # parallel, from the cache.
 FRESH_BYTES = 32 << 20
+# Max pooling's backward pass with overlapping windows (np.add.at, which holds the GIL) splits
+# its batch in one slice per thread from this size of x, when dx is zeroed by the slices (not
+# fresh memory): a thread's zeroing then runs while the other's scatter does. Measured (2
+# threads, interleaved, 3x3/2 and 3x3/1): 0.67-0.90 of the time from 8.9 MB of x, 1.04-1.35 at 3
+# MB and below; on fresh memory (whose page faults the two threads take together) 0.81-1.25.
+SPLIT_SCATTER_BYTES = 8 << 20
 # Average pooling at this stride or more sums each band of windows' rows first
 # (``_strided_mean``), at smaller strides shifted copies of every pixel (``_window_mean``).
 ROWS_FIRST_MIN_STRIDE = 2
@@ -183,9 +189,15 @@ def max_pool_backward_fast(dout, cache):
             dx[s].fill(0)
         _scatter(flat, argmax[s], dout[s], overlap)
 
-    # np.add.at (overlapping windows) holds the GIL: two threads take longer than one
-    # (measured, 3x3/2 on bench/layers.py's float32 batch: 2.7 ms against 1.9)
-    _each_chunk(x, 0 if overlap else 2, chunk)
+    if overlap and not fresh and x.nbytes >= SPLIT_SCATTER_BYTES:
+        # one slice per thread, unchunked: each zeroes its slice while the other's
+        # np.add.at, which holds the GIL, runs
+        with parallel.Batch.over(x.shape[0], parallel.PASS_WORK * x.size) as batch:
+            batch.map(chunk)
+    else:
+        # np.add.at holds the GIL: chunks on two threads take longer than on one (measured,
+        # 3x3/2 on bench/layers.py's float32 batch: 2.7 ms against 1.9)
+        _each_chunk(x, 0 if overlap else 2, chunk)
     return dx
 
 

@@ -6,6 +6,9 @@ normalisation's BLAS sums and chunked passes, the one-exp softmax loss. Small ar
 
 from __future__ import annotations
 
+import threading
+import time
+
 import numpy as np
 import pytest
 from numpy.testing import assert_allclose, assert_array_equal
@@ -345,3 +348,39 @@ def test_softmax_loss_of_huge_and_integer_scores(rng):
     loss, dx = layers.softmax_loss(np.array([[2, 0], [0, 0]]), np.array([0, 1]))
     assert dx.dtype == np.float64
     assert loss == pytest.approx(_softmax_oracle(np.array([[2, 0], [0, 0]]), [0, 1])[0])
+
+
+@pytest.mark.parametrize("split_bytes, fresh_bytes, split", [
+    (1, 10**12, True),  # large enough: one unchunked slice per thread
+    (10**12, 10**12, False),  # too small: chunks in one thread
+    (1, 1, False)])  # dx is fresh memory: one thread
+def test_overlapping_max_pool_backward_splits_its_scatter_only_when_it_pays(
+        monkeypatch, split_bytes, fresh_bytes, split):
+    """The scatter of overlapping windows (np.add.at, which holds the GIL) runs as one slice per
+    thread, each zeroing its own images' pixels, above ``SPLIT_SCATTER_BYTES`` and when dx is
+    not fresh memory; else in chunks on one thread. The same gradient either way."""
+    H, W, pool_param = POOL_PARAMS["3x3 s2 overlapping"]
+    x = np.random.default_rng(4).standard_normal((6, 3, H, W))
+    x[:, :, 2, 2] = 9.0  # a maximum shared by the windows around it: their gradients add up
+    out, cache = fast_layers.max_pool_forward_fast(x, pool_param)
+    dout = np.random.default_rng(5).standard_normal(out.shape)
+    want = layers.max_pool_backward_naive(dout, (x, pool_param))
+    monkeypatch.setattr(fast_pool, "SPLIT_SCATTER_BYTES", split_bytes)
+    monkeypatch.setattr(fast_pool, "FRESH_BYTES", fresh_bytes)
+    monkeypatch.setattr(layers, "CHUNK_BYTES", 1)  # chunks of one image where it chunks
+    monkeypatch.setattr(parallel, "MIN_WORK", 1)  # (a small batch may split)
+    calls = []
+    real = fast_pool._scatter
+    monkeypatch.setattr(fast_pool, "_scatter", lambda flat, index, *a: (
+        calls.append((threading.get_ident(), index.shape[0])), time.sleep(0.05),
+        real(flat, index, *a))[2])  # (the sleep: each thread takes a slice)
+    parallel.set_num_threads(2)
+    try:
+        dx = fast_layers.max_pool_backward_fast(dout, cache)
+    finally:
+        parallel.set_num_threads(None)
+    assert_allclose(dx, want, rtol=1e-12, atol=1e-12)
+    if split:
+        assert sorted(n for _, n in calls) == [3, 3] and len({t for t, _ in calls}) == 2
+    else:
+        assert [n for _, n in calls] == [1] * 6 and len({t for t, _ in calls}) == 1
