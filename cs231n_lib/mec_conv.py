@@ -1,6 +1,8 @@
-"""A channels-last forward pass for the fused convolution - ReLU - max pooling of a first layer
-with large filters on few channels (a 7 x 7 or 5 x 5 convolution of RGB images): the input
-lowered along W only, then one small matrix multiply per output row.
+"""MEC convolutions (the input lowered along W only, then one small matrix multiply per output
+row): the forward pass of every gemm-path layer whose filters are not too large, into NCHW
+memory (``forward_nchw``), and, channels last, the forward pass of the fused convolution - ReLU
+- max pooling of a first layer with large filters on few channels (``forward``: a 7 x 7 or
+5 x 5 convolution of RGB images).
 
 This is MEC (Cho and Brand, "MEC: Memory-efficient Convolution for Deep Neural Network", 2017).
 Im2col copies every receptive field: HH * WW copies of the input (49 for 7 x 7). MEC copies
@@ -17,20 +19,32 @@ channels last first, so that each row r of L[w] is one run of WW * C pixels of i
 lowering the NCHW input, whose runs are WW long, the forward pass takes 0.77-0.90 of the time in
 float32 and 0.87-1.02 in float64 (5 x 5 and 7 x 7 filters on 3 and 6 channels, one thread).
 
-The output comes channels-last, (n, H_out, W_out, F): no use to a layer that must return NCHW
-(copying it there took back what the product saved), but the fused pooling pools it in that
-layout and copies out only the pooled quarter (``fast_pool.PooledBlocks``). The backward pass
-is the gemm path's (``gemm_conv.backward``; without dx, under 2x2/2 windows, ``s2d_conv``'s): the
-same convolution, rounded differently.
+``forward`` writes the output channels last, (n, H_out, W_out, F), which the fused pooling
+pools in that layout, copying out only the pooled quarter (``fast_pool.PooledBlocks``).
+``forward_nchw`` computes each row's product the other way round, Wm.T (F, K) @ A[h].T (K,
+W_out), and writes it straight into the (F, W_out) plane of output row h of an NCHW output:
+no copy of the output either. There the fused pooling is slower (its taps, every other pixel of
+an NCHW row, are strided: 1.05-1.30 of ``forward``'s time with the pooling), but for a layer
+that returns its output it replaces the gemm path's forward pass (and the window path's, which
+computes a strided gemm-path layer's): 0.37-0.95 of the time (2 threads, 64 images; 3 x 3 to
+9 x 9 first layers on 3 channels at stride 1 and 2, 3 x 3 and 5 x 5 inner layers on 16 and 64
+channels at stride 2; both dtypes), most gained where im2col copies most (9 x 9 0.37-0.50,
+7 x 7 0.47-0.60), least on 5 x 5 filters at stride 2 on 3 channels (0.84-1.09). With large
+filters it is slower: each product repacks the whole Wm, against a few output pixels
+(``MAX_FILTER_VALUES``). The backward pass of both is the gemm path's (``gemm_conv.backward``;
+without dx, under 2x2/2 windows, ``s2d_conv``'s): the same convolution, rounded differently.
 """
 
 from __future__ import annotations
+
+import math
 
 import numpy as np
 from numpy.lib.stride_tricks import as_strided
 
 from cs231n_lib import scratch
 from cs231n_lib.im2col import pad_hw
+from cs231n_lib.layers import relu_into
 
 # Filters at least MIN_WIDTH wide whose rows C * WW are at most MAX_ROW long take this path (in
 # the fused pooling, for filters the gemm path would compute): 5 x 5 to 9 x 9 on 1 to 6
@@ -40,6 +54,16 @@ from cs231n_lib.im2col import pad_hw
 # layers of 64 channels slower still (long rows: few rows of L per product).
 MIN_WIDTH = 5
 MAX_ROW = 32
+# Filters of at most MAX_FILTER_VALUES numbers (F * C * HH * WW) take ``forward_nchw`` in any
+# gemm-path layer, whatever the dtype. Measured against the path it replaces (one thread, 64
+# images, float32 and float64): 3 x 3 to 7 x 7 filters on 8 to 64 channels, 4K to 102K numbers,
+# 0.27-0.88 of the time; 147K numbers (128 -> 128 channels, 3 x 3) 1.65-2.11, 200K (64 -> 64,
+# 7 x 7) 1.45-1.74, and more numbers slower still.
+MAX_FILTER_VALUES = 1 << 17
+# forward_nchw lowers a thread's images in blocks of at most this much of L: larger blocks,
+# fewer stacked products, ran faster (a 1 MiB block took 1.1-1.4 of the time of an unsplit
+# slice of 32 images, 4 MiB 1.0-1.1), so this bounds the scratch memory only.
+BLOCK_BYTES = 16 << 20
 
 
 def applies(w_shape, dilation: int) -> bool:
@@ -54,11 +78,15 @@ def filters(w):
     return np.ascontiguousarray(w.transpose(2, 3, 1, 0).reshape(HH * WW * C, F))
 
 
-def forward(x, Wm, b, plan, y):
-    """Convolution of x (n, C, H, W) into y (n, H_out, W_out, F), channels last, plus the bias b
-    (F,), or None: no bias (the fused pooling adds it to the pooled output, a quarter of the
-    pass). Wm: ``filters(w)``; plan: the convolution's geometry (``gemm_conv.Plan``; dilation 1).
-    """
+def nchw_applies(w_shape, dilation: int) -> bool:
+    """True when ``forward_nchw`` computes the forward pass of a gemm-path convolution (the
+    caller asks for that path's layers only) with filters ``w_shape`` fastest."""
+    return dilation == 1 and math.prod(w_shape) <= MAX_FILTER_VALUES
+
+
+def _lowered(x, plan):
+    """The receptive fields of x (n, C, H, W) as A (n, H_out, W_out, K): a strided view of
+    L (n, W_out, H_pad, WW, C), x padded channels last and lowered along W (scratch)."""
     n, C, H, W = x.shape
     S, P, HH, WW = plan.stride, plan.pad, plan.HH, plan.WW
     Hp, Wp = H + 2 * P, W + 2 * P
@@ -69,8 +97,33 @@ def forward(x, Wm, b, plan, y):
     np.copyto(L, as_strided(xp, L.shape, (sn, S * sw, sh, sw, sc)))  # L[w, r, j, c]
     item = L.itemsize
     K = HH * WW * C
-    A = as_strided(L, (n, plan.H_out, plan.W_out, K),  # A[h, w] = run of rows h*S.. of L[w]
-                   (L.strides[0], S * WW * C * item, Hp * WW * C * item, item))
-    np.matmul(A, Wm, out=y)
+    return as_strided(L, (n, plan.H_out, plan.W_out, K),  # A[h, w] = run of rows h*S.. of L[w]
+                      (L.strides[0], S * WW * C * item, Hp * WW * C * item, item))
+
+
+def forward(x, Wm, b, plan, y):
+    """Convolution of x (n, C, H, W) into y (n, H_out, W_out, F), channels last, plus the bias b
+    (F,), or None: no bias (the fused pooling adds it to the pooled output, a quarter of the
+    pass). Wm: ``filters(w)``; plan: the convolution's geometry (``gemm_conv.Plan``; dilation 1).
+    """
+    np.matmul(_lowered(x, plan), Wm, out=y)
     if b is not None:
         y += b
+
+
+def forward_nchw(x, Wm, b, plan, out, relu=False):
+    """Convolution of x (n, C, H, W) into ``out`` (n, F, H_out, W_out) plus the bias b (F,):
+    each output row is the product Wm.T (F, K) @ A[h].T (K, W_out), written straight into
+    out's (F, W_out) plane of that row. A few images at a time (``BLOCK_BYTES`` of L). relu:
+    write max(output, 0) instead."""
+    n = x.shape[0]
+    image_bytes = plan.W_out * (plan.H + 2 * plan.pad) * plan.WW * plan.C * x.dtype.itemsize
+    step = max(1, min(n, BLOCK_BYTES // image_bytes))
+    for first in range(0, n, step):
+        part = slice(first, min(n, first + step))
+        y = out[part]
+        np.matmul(Wm.T, _lowered(x[part], plan).transpose(0, 1, 3, 2),
+                  out=y.transpose(0, 2, 1, 3))
+        y += b[:, None, None]
+        if relu:
+            relu_into(y, y)

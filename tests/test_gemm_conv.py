@@ -21,6 +21,7 @@ from cs231n_lib import (
     gemm_conv,
     layer_utils,
     layers,
+    mec_conv,
     parallel,
     window_conv,
 )
@@ -80,11 +81,13 @@ def test_columns_hold_the_textbook_im2col_in_their_real_columns(g):
 def force_path(monkeypatch, path, forward=None):
     """Make the fast convolution take ``path`` ("window" or "gemm") for every filter that
     neither Winograd nor the FFT takes (both compute any geometry; the choice is speed), and
-    ``forward`` (by default ``path``) for its forward pass."""
+    ``forward`` (by default ``path``) for its forward pass (never ``mec_conv.forward_nchw``,
+    whose own tests are in test_mec_conv.py)."""
     forward = path if forward is None else forward
     monkeypatch.setattr(window_conv, "applies", lambda w_shape: path == "window")
     monkeypatch.setattr(window_conv, "forward_applies",
                         lambda w_shape, stride, dilation: forward == "window")
+    monkeypatch.setattr(mec_conv, "nchw_applies", lambda w_shape, dilation: False)
 
 
 def force_dx(monkeypatch, method):
@@ -171,16 +174,17 @@ def test_the_gemm_and_window_caches_keep_no_columns(path, monkeypatch):
     assert sum(a.nbytes for a in arrays(cache)) == x.nbytes + w.nbytes + b.nbytes
 
 
-@pytest.mark.parametrize("w_shape, param", [((6, 3, 5, 5), {"pad": 2}),  # gemm
+@pytest.mark.parametrize("w_shape, param", [((6, 3, 5, 5), {"pad": 2}),  # gemm*
                                             ((6, 8, 3, 3), {"pad": 1}),  # winograd
                                             ((16, 16, 5, 5), {"pad": 2}),  # fft
                                             ((6, 3, 3, 3), {"stride": 2, "pad": 1}),  # window
                                             ((6, 3, 1, 1), {}),  # window, no padding
-                                            ((6, 8, 3, 3), {"stride": 2, "pad": 1})])  # gemm*
+                                            ((6, 8, 3, 3), {"stride": 2, "pad": 1}),  # gemm*
+                                            ((6, 3, 5, 5), {"pad": 4, "dilation": 2})])  # gemm
 @pytest.mark.parametrize("need_dx", [True, False])
 @pytest.mark.parametrize("dx_method", ["phases", "col2im"])  # (the gemm path's)
 def test_the_fused_relu_is_the_relu_layer(w_shape, param, need_dx, dx_method, monkeypatch):
-    """(* gemm: its forward pass on the window path, ``window_conv.forward_applies``.)"""
+    """(* gemm: its forward pass ``mec_conv.forward_nchw``'s.)"""
     force_dx(monkeypatch, dx_method)
     rng = np.random.default_rng(4)
     x = rng.standard_normal((4, w_shape[1], 9, 9)).astype(np.float32)
@@ -478,11 +482,18 @@ def test_the_window_path_takes_the_forward_pass_of_strided_layers(w_shape, strid
     assert window_conv.forward_applies(w_shape, stride, dilation) is expected
 
 
-def test_a_strided_layer_runs_forward_on_the_window_path_and_backward_on_gemm(monkeypatch):
-    """Each pass calls the path the rules name, and the gradients are the naive layer's."""
+@pytest.mark.parametrize("over_mec_bound, forward", [(True, "window_conv.forward"),
+                                                     (False, "mec_conv.forward_nchw")])
+def test_a_strided_layer_runs_forward_on_the_window_path_or_mec_and_backward_on_gemm(
+        over_mec_bound, forward, monkeypatch):
+    """Each pass calls the path the rules name, and the gradients are the naive layer's: the
+    forward pass is ``mec_conv.forward_nchw``'s for filters of at most
+    ``mec_conv.MAX_FILTER_VALUES`` numbers, else the window path's."""
     calls = []
-    for label, module in (("window_conv", window_conv), ("gemm_conv", gemm_conv)):
-        for name in ("forward", "backward"):
+    for label, module, names in (("window_conv", window_conv, ("forward", "backward")),
+                                 ("gemm_conv", gemm_conv, ("forward", "backward")),
+                                 ("mec_conv", mec_conv, ("forward", "forward_nchw"))):
+        for name in names:
             real = getattr(module, name)
 
             def spy(*args, _real=real, _name=f"{label}.{name}", **kwargs):
@@ -492,9 +503,10 @@ def test_a_strided_layer_runs_forward_on_the_window_path_and_backward_on_gemm(mo
             monkeypatch.setattr(module, name, spy)
     rng = np.random.default_rng(5)
     x, w, b = rng.standard_normal((2, 8, 11, 11)), rng.standard_normal((4, 8, 5, 5)), np.ones(4)
+    monkeypatch.setattr(mec_conv, "MAX_FILTER_VALUES", w.size - over_mec_bound)
     param = {"stride": 2, "pad": 2}
     out, cache = fast_layers.conv_forward_fast(x, w, b, param)
-    assert set(calls) == {"window_conv.forward"} and cache[4] == "gemm"
+    assert set(calls) == {forward} and cache[4] == "gemm"
     calls.clear()
     dout = rng.standard_normal(out.shape)
     grads = fast_layers.conv_backward_fast(dout, cache)

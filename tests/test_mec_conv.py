@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 from numpy.testing import assert_allclose
 
-from cs231n_lib import fast_layers, gemm_conv, mec_conv
+from cs231n_lib import fast_layers, gemm_conv, layers, mec_conv
 from cs231n_lib.shapes import conv_geometry
 
 
@@ -104,3 +104,88 @@ def test_the_fused_layer_uses_it_for_those_filters_only(C, K, window, used, monk
     assert_allclose(out, expected, rtol=1e-5, atol=1e-5 * np.abs(expected).max())
     fast_layers.conv_forward_fast(x, w, b, {"pad": K // 2})  # the plain layer never uses it
     assert len(calls) == used
+
+
+# ------------------------------------------------------------------ forward_nchw (any gemm layer)
+@pytest.mark.parametrize("g", GEOMETRIES)
+def test_forward_nchw_is_the_convolution(g):
+    """Into NCHW memory (filled with NaN first: every pixel is written), with the bias, and
+    with the ReLU on every other geometry."""
+    C, H, W, HH, WW, S, P = g
+    relu = sum(g) % 2 == 0
+    rng = np.random.default_rng(sum(g))
+    x = rng.standard_normal((3, C, H, W))
+    w = rng.standard_normal((4, C, HH, WW))
+    b = rng.standard_normal(4)
+    expected, _ = layers.conv_forward_naive(x, w, b, {"stride": S, "pad": P})
+    if relu:
+        expected = np.maximum(expected, 0)
+    plan = gemm_conv.Plan(C, H, W, HH, WW, S, P, 1, *expected.shape[2:])
+    out = np.full(expected.shape, np.nan)
+    mec_conv.forward_nchw(x, mec_conv.filters(w), b, plan, out, relu)
+    assert_allclose(out, expected, rtol=1e-12, atol=1e-12)
+
+
+@pytest.mark.parametrize("images", [1, 2, 3])
+def test_forward_nchw_in_blocks_of_any_size(images, monkeypatch):
+    """Blocks of 1 and 2 images (a short last one) and all 3 give the same output."""
+    rng = np.random.default_rng(4)
+    x, w, b = rng.standard_normal((3, 3, 9, 9)), rng.standard_normal((5, 3, 5, 5)), np.ones(5)
+    plan = gemm_conv.Plan(3, 9, 9, 5, 5, 2, 2, 1, 5, 5)
+    lowered_per_image = plan.W_out * (9 + 4) * 5 * 3 * 8  # (W_out, H_pad, WW, C) float64
+    monkeypatch.setattr(mec_conv, "BLOCK_BYTES", images * lowered_per_image)
+    blocks = []
+    real = mec_conv._lowered
+    monkeypatch.setattr(mec_conv, "_lowered", lambda x, plan: blocks.append(len(x)) or real(
+        x, plan))
+    out = np.full((3, 5, 5, 5), np.nan)
+    mec_conv.forward_nchw(x, mec_conv.filters(w), b, plan, out)
+    assert blocks == [images] * (3 // images) + [3 % images] * (3 % images > 0)
+    expected, _ = layers.conv_forward_naive(x, w, b, {"stride": 2, "pad": 2})
+    assert_allclose(out, expected, rtol=1e-12, atol=1e-12)
+
+
+@pytest.mark.parametrize("w_shape, dilation, takes", [
+    ((32, 3, 7, 7), 1, True), ((8, 64, 3, 3), 1, True), ((64, 64, 5, 5), 1, True),
+    ((128, 64, 3, 3), 1, True),   # 73,728 numbers
+    ((64, 64, 7, 7), 1, False),   # 200,704 numbers
+    ((128, 128, 3, 3), 1, False),  # 147,456
+    ((8, 3, 5, 5), 2, False),     # dilated
+])
+def test_which_filters_take_forward_nchw(w_shape, dilation, takes):
+    assert mec_conv.nchw_applies(w_shape, dilation) == takes
+
+
+# (x shape, w shape, conv_param, pool or None, whether forward_nchw computes the forward pass)
+LAYERS = [
+    ((2, 3, 9, 9), (4, 3, 7, 7), {"pad": 3}, None, True),  # gemm path (147 taps)
+    ((2, 8, 9, 9), (4, 8, 3, 3), {"stride": 2, "pad": 1}, None, True),  # strided gemm path
+    ((2, 3, 9, 9), (4, 3, 3, 3), {"pad": 1}, None, False),  # window path (few taps)
+    ((2, 8, 9, 9), (4, 8, 3, 3), {"pad": 1}, None, False),  # winograd
+    ((2, 16, 9, 9), (16, 16, 5, 5), {"pad": 2}, None, False),  # fft
+    ((2, 3, 9, 9), (4, 3, 5, 5), {"pad": 4, "dilation": 2}, None, False),  # dilated gemm
+    ((2, 64, 9, 9), (64, 64, 7, 7), {"stride": 2, "pad": 3}, None, False),  # filters too large
+    ((2, 8, 8, 8), (4, 8, 5, 5), {"pad": 2}, 2, True),  # fused pooling, NCHW
+    ((2, 3, 8, 8), (4, 3, 7, 7), {"pad": 3}, 2, False),  # fused pooling, channels last
+]
+
+
+@pytest.mark.parametrize("x_shape, w_shape, param, pool, used", LAYERS)
+def test_the_fast_layers_use_forward_nchw_for_those_gemm_layers_only(x_shape, w_shape, param,
+                                                                     pool, used, monkeypatch):
+    calls = []
+    real = mec_conv.forward_nchw
+    monkeypatch.setattr(mec_conv, "forward_nchw", lambda *a: calls.append(1) or real(*a))
+    rng = np.random.default_rng(6)
+    x, w, b = rng.standard_normal(x_shape), rng.standard_normal(w_shape), np.ones(w_shape[0])
+    ref, ref_cache = layers.conv_forward_naive(x, w, b, param)
+    if pool is None:
+        out, cache = fast_layers.conv_forward_fast(x, w, b, param)
+    else:
+        pool_param = {"pool_height": pool, "pool_width": pool, "stride": pool}
+        out, (cache, _) = fast_layers.conv_relu_pool_forward_fast(x, w, b, param, pool_param)
+        ref = layers.max_pool_forward_naive(np.maximum(ref, 0), pool_param)[0]
+    assert bool(calls) == used
+    assert_allclose(out, ref, rtol=1e-10, atol=1e-10)
+    if used:  # the backward pass is the gemm path's
+        assert cache[4] == "gemm"
