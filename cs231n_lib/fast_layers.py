@@ -21,9 +21,9 @@ Convolution paths (``conv_forward_fast`` picks one; the cache remembers which):
   in the cache, and never kept (``gemm_conv.py``); the backward pass builds them again, and
   computes an inner layer's input gradient as stride-1 convolutions of dout (``conv_dx.py``).
   Its forward pass is MEC's (``mec_conv.forward_nchw``: the input lowered along W only, one
-  small product per output row) where the filters hold at most ``mec_conv.MAX_FILTER_VALUES``
-  numbers, else, for a strided layer, the window path's (faster there; none of the three keeps
-  anything for the backward pass).
+  small product per output row) where those products are small (``mec_conv.MAX_ROW_PRODUCT``),
+  else, for a strided layer, the window path's (faster there; none of the three keeps anything
+  for the backward pass).
 All split the batch into slices run side by side in threads (``parallel.py``; the slices are
 kept in the cache so that the backward pass splits the same way) and keep their temporaries in
 per-thread scratch buffers reused from call to call (``scratch.py``). A ReLU after the
@@ -230,7 +230,7 @@ def _forward(x, w, b, conv_param, relu, pool_param=None):
 
                 def compute(c, y):
                     mec_conv.forward(x_[c], Wm, None, plan, y)  # (the bias: after pooling)
-            elif path == "gemm" and mec_conv.nchw_applies(w.shape, dilation):
+            elif path == "gemm" and mec_conv.nchw_applies(w.shape, W_out, dilation):
                 Wm = mec_conv.filters(w_)
 
                 def compute(c, y):

@@ -29,10 +29,11 @@ that returns its output it replaces the gemm path's forward pass (and the window
 computes a strided gemm-path layer's): 0.37-0.95 of the time (2 threads, 64 images; 3 x 3 to
 9 x 9 first layers on 3 channels at stride 1 and 2, 3 x 3 and 5 x 5 inner layers on 16 and 64
 channels at stride 2; both dtypes), most gained where im2col copies most (9 x 9 0.37-0.50,
-7 x 7 0.47-0.60), least on 5 x 5 filters at stride 2 on 3 channels (0.84-1.09). With large
-filters it is slower: each product repacks the whole Wm, against a few output pixels
-(``MAX_FILTER_VALUES``). The backward pass of both is the gemm path's (``gemm_conv.backward``;
-without dx, under 2x2/2 windows, ``s2d_conv``'s): the same convolution, rounded differently.
+7 x 7 0.47-0.60), least on 5 x 5 filters at stride 2 on 3 channels (0.84-1.09). Where a row's
+product is large (``MAX_ROW_PRODUCT``) it is slower: OpenBLAS runs such products at a fraction
+of the small ones' rate (measured), and im2col's one large product wins. The backward pass of
+both is the gemm path's (``gemm_conv.backward``; without dx, under 2x2/2 windows,
+``s2d_conv``'s): the same convolution, rounded differently.
 """
 
 from __future__ import annotations
@@ -54,12 +55,13 @@ from cs231n_lib.layers import relu_into
 # layers of 64 channels slower still (long rows: few rows of L per product).
 MIN_WIDTH = 5
 MAX_ROW = 32
-# Filters of at most MAX_FILTER_VALUES numbers (F * C * HH * WW) take ``forward_nchw`` in any
-# gemm-path layer, whatever the dtype. Measured against the path it replaces (one thread, 64
-# images, float32 and float64): 3 x 3 to 7 x 7 filters on 8 to 64 channels, 4K to 102K numbers,
-# 0.27-0.88 of the time; 147K numbers (128 -> 128 channels, 3 x 3) 1.65-2.11, 200K (64 -> 64,
-# 7 x 7) 1.45-1.74, and more numbers slower still.
-MAX_FILTER_VALUES = 1 << 17
+# A gemm-path layer takes ``forward_nchw`` when each output row's product, F * K * W_out
+# multiply-adds (K = C * HH * WW), is at most MAX_ROW_PRODUCT, whatever the dtype: measured
+# against the path it replaces (one and two threads, 4 to 64 images), products of 18K to 819K
+# took 0.27-0.95 of the time (3 x 3 to 9 x 9 filters on 3 to 64 channels, rows of 4 to 96
+# pixels; one of 1.03 in float64), those of 1.05M to 3.2M 1.06-2.6 (7 x 7 on 3 channels over
+# 112 pixels, 11 x 11 at stride 4, 128 -> 128 channels 3 x 3, 64 -> 64 channels 7 x 7).
+MAX_ROW_PRODUCT = 1_000_000
 # forward_nchw lowers a thread's images in blocks of at most this much of L: larger blocks,
 # fewer stacked products, ran faster (a 1 MiB block took 1.1-1.4 of the time of an unsplit
 # slice of 32 images, 4 MiB 1.0-1.1), so this bounds the scratch memory only.
@@ -78,10 +80,11 @@ def filters(w):
     return np.ascontiguousarray(w.transpose(2, 3, 1, 0).reshape(HH * WW * C, F))
 
 
-def nchw_applies(w_shape, dilation: int) -> bool:
+def nchw_applies(w_shape, W_out: int, dilation: int) -> bool:
     """True when ``forward_nchw`` computes the forward pass of a gemm-path convolution (the
-    caller asks for that path's layers only) with filters ``w_shape`` fastest."""
-    return dilation == 1 and math.prod(w_shape) <= MAX_FILTER_VALUES
+    caller asks for that path's layers only) with filters ``w_shape`` and output rows of W_out
+    pixels fastest."""
+    return dilation == 1 and math.prod(w_shape) * W_out <= MAX_ROW_PRODUCT
 
 
 def _lowered(x, plan):

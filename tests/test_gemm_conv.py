@@ -87,7 +87,7 @@ def force_path(monkeypatch, path, forward=None):
     monkeypatch.setattr(window_conv, "applies", lambda w_shape: path == "window")
     monkeypatch.setattr(window_conv, "forward_applies",
                         lambda w_shape, stride, dilation: forward == "window")
-    monkeypatch.setattr(mec_conv, "nchw_applies", lambda w_shape, dilation: False)
+    monkeypatch.setattr(mec_conv, "nchw_applies", lambda w_shape, W_out, dilation: False)
 
 
 def force_dx(monkeypatch, method):
@@ -487,8 +487,8 @@ def test_the_window_path_takes_the_forward_pass_of_strided_layers(w_shape, strid
 def test_a_strided_layer_runs_forward_on_the_window_path_or_mec_and_backward_on_gemm(
         over_mec_bound, forward, monkeypatch):
     """Each pass calls the path the rules name, and the gradients are the naive layer's: the
-    forward pass is ``mec_conv.forward_nchw``'s for filters of at most
-    ``mec_conv.MAX_FILTER_VALUES`` numbers, else the window path's."""
+    forward pass is ``mec_conv.forward_nchw``'s where a row's product is at most
+    ``mec_conv.MAX_ROW_PRODUCT``, else the window path's."""
     calls = []
     for label, module, names in (("window_conv", window_conv, ("forward", "backward")),
                                  ("gemm_conv", gemm_conv, ("forward", "backward")),
@@ -503,7 +503,8 @@ def test_a_strided_layer_runs_forward_on_the_window_path_or_mec_and_backward_on_
             monkeypatch.setattr(module, name, spy)
     rng = np.random.default_rng(5)
     x, w, b = rng.standard_normal((2, 8, 11, 11)), rng.standard_normal((4, 8, 5, 5)), np.ones(4)
-    monkeypatch.setattr(mec_conv, "MAX_FILTER_VALUES", w.size - over_mec_bound)
+    W_out = 6
+    monkeypatch.setattr(mec_conv, "MAX_ROW_PRODUCT", w.size * W_out - over_mec_bound)
     param = {"stride": 2, "pad": 2}
     out, cache = fast_layers.conv_forward_fast(x, w, b, param)
     assert set(calls) == {forward} and cache[4] == "gemm"

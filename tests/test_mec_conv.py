@@ -145,15 +145,17 @@ def test_forward_nchw_in_blocks_of_any_size(images, monkeypatch):
     assert_allclose(out, expected, rtol=1e-12, atol=1e-12)
 
 
-@pytest.mark.parametrize("w_shape, dilation, takes", [
-    ((32, 3, 7, 7), 1, True), ((8, 64, 3, 3), 1, True), ((64, 64, 5, 5), 1, True),
-    ((128, 64, 3, 3), 1, True),   # 73,728 numbers
-    ((64, 64, 7, 7), 1, False),   # 200,704 numbers
-    ((128, 128, 3, 3), 1, False),  # 147,456
-    ((8, 3, 5, 5), 2, False),     # dilated
+@pytest.mark.parametrize("w_shape, W_out, dilation, takes", [
+    ((32, 3, 7, 7), 32, 1, True), ((8, 64, 3, 3), 8, 1, True),
+    ((64, 64, 5, 5), 8, 1, True),    # 819,200 multiply-adds per row
+    ((64, 3, 7, 7), 64, 1, True),    # 602,112
+    ((64, 3, 7, 7), 112, 1, False),  # 1,053,696
+    ((64, 64, 7, 7), 8, 1, False),   # 1,605,632
+    ((128, 128, 3, 3), 8, 1, False),  # 1,179,648
+    ((8, 3, 5, 5), 8, 2, False),     # dilated
 ])
-def test_which_filters_take_forward_nchw(w_shape, dilation, takes):
-    assert mec_conv.nchw_applies(w_shape, dilation) == takes
+def test_which_layers_take_forward_nchw(w_shape, W_out, dilation, takes):
+    assert mec_conv.nchw_applies(w_shape, W_out, dilation) == takes
 
 
 # (x shape, w shape, conv_param, pool or None, whether forward_nchw computes the forward pass)
@@ -164,7 +166,7 @@ LAYERS = [
     ((2, 8, 9, 9), (4, 8, 3, 3), {"pad": 1}, None, False),  # winograd
     ((2, 16, 9, 9), (16, 16, 5, 5), {"pad": 2}, None, False),  # fft
     ((2, 3, 9, 9), (4, 3, 5, 5), {"pad": 4, "dilation": 2}, None, False),  # dilated gemm
-    ((2, 64, 9, 9), (64, 64, 7, 7), {"stride": 2, "pad": 3}, None, False),  # filters too large
+    ((2, 64, 9, 9), (64, 64, 7, 7), {"stride": 2, "pad": 3}, None, False),  # 1.0M per row
     ((2, 8, 8, 8), (4, 8, 5, 5), {"pad": 2}, 2, True),  # fused pooling, NCHW
     ((2, 3, 8, 8), (4, 3, 7, 7), {"pad": 3}, 2, False),  # fused pooling, channels last
 ]
