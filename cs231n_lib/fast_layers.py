@@ -23,7 +23,8 @@ Convolution paths (``conv_forward_fast`` picks one; the cache remembers which):
   Its forward pass is MEC's (``mec_conv.forward_nchw``: the input lowered along W only, one
   small product per output row) where those products are small (``mec_conv.MAX_ROW_PRODUCT``),
   else, for a strided layer, the window path's (faster there; none of the three keeps anything
-  for the backward pass).
+  for the backward pass). Its backward pass's dW is MEC's too where a thread's images give
+  deep enough products (``mec_conv.backward_weights``); then no columns are built at all.
 All split the batch into slices run side by side in threads (``parallel.py``; the slices are
 kept in the cache so that the backward pass splits the same way) and keep their temporaries in
 per-thread scratch buffers reused from call to call (``scratch.py``). A ReLU after the
@@ -309,9 +310,16 @@ def _backward(dout, cache, need_dx, relu_out, pooled=None):
             extra = ({"w_pairs": gemm_conv.dx_filters(w_row, plan)}
                      if path == "gemm" and need_dx else {})
 
+
             def compute(c, d, r, _):
-                return (matmul_path.backward(x[c], d, w_row, plan, None if dx is None else dx[c],
-                                             r, **extra),)
+                dx_c = None if dx is None else dx[c]
+                if not (path == "gemm" and mec_conv.backward_applies(c.stop - c.start,
+                                                                     plan.W_out, dilation)):
+                    return (matmul_path.backward(x[c], d, w_row, plan, dx_c, r, **extra),)
+                # MEC's weight gradient; the gemm path computes dx alone (if it is needed)
+                if dx_c is not None:
+                    matmul_path.backward(x[c], d, w_row, plan, dx_c, r, weights=False, **extra)
+                return (mec_conv.backward_weights(x[c], d, plan, r),)
 
         def part(s, saved):
             grads = []

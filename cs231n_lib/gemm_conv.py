@@ -245,17 +245,18 @@ def dx_filters(w_row, plan: Plan):
     return conv_dx.filters(w_row.reshape(F, plan.C, plan.HH, plan.WW), plan.dx)
 
 
-def backward(x, dout, w_row, plan: Plan, dx, relu_out=None, w_pairs=None):
+def backward(x, dout, w_row, plan: Plan, dx, relu_out=None, w_pairs=None, weights=True):
     """Gradients of the convolution of x (n, C, H, W) for upstream dout (n, F, H_out, W_out):
     returns dW_row (F, K + 1) (dw as rows, db in the last column) and, unless dx is None,
     writes the input gradient into dx. w_row: the filters as rows (F, K). relu_out: the
     output of a ``forward(..., relu=True)``; dout is then the gradient of the ReLU's output,
     and passes where relu_out > 0. The input gradient: ``conv_dx`` (stride-1 convolutions of
     dout, one per phase) where it pays (``conv_dx.applies``), else col2im of w_row.T @ D;
-    w_pairs: ``dx_filters(w_row, plan)`` when the caller has made them (else made here)."""
+    w_pairs: ``dx_filters(w_row, plan)`` when the caller has made them (else made here).
+    weights=False: dx only (the caller computes dW another way); returns None."""
     n, F = dout.shape[:2]
     dtype = dout.dtype
-    buf = to_planes(x.astype(dtype, copy=False), plan, "conv.planes")
+    buf = to_planes(x.astype(dtype, copy=False), plan, "conv.planes") if weights else None
     if dx is not None and w_pairs is None:
         w_pairs = dx_filters(w_row, plan)
     by_phases = dx is not None and w_pairs is not None
@@ -280,10 +281,11 @@ def backward(x, dout, w_row, plan: Plan, dx, relu_out=None, w_pairs=None):
         if by_phases:
             wide[..., :plan.W_out] = gated
         wide[..., plan.W_out:] = 0  # the garbage columns pass no gradient
-        X = scratch.array("conv.cols", (plan.K + 1, m * plan.L), dtype)
-        columns(buf, plan, first, m, X.reshape(plan.K + 1, m, plan.L))
-        # X @ D.T, not D @ X.T: OpenBLAS runs this orientation about 1.4x faster here
-        dW_col += np.matmul(X, D.T, out=scratch.array("conv.dW", (plan.K + 1, F), dtype))
+        if weights:
+            X = scratch.array("conv.cols", (plan.K + 1, m * plan.L), dtype)
+            columns(buf, plan, first, m, X.reshape(plan.K + 1, m, plan.L))
+            # X @ D.T, not D @ X.T: OpenBLAS runs this orientation about 1.4x faster here
+            dW_col += np.matmul(X, D.T, out=scratch.array("conv.dW", (plan.K + 1, F), dtype))
         if by_phases:
             conv_dx.input_gradient(dpad, w_pairs, plan.dx, dx[block])
         elif dbuf is not None:
@@ -291,4 +293,4 @@ def backward(x, dout, w_row, plan: Plan, dx, relu_out=None, w_pairs=None):
             add_columns(dX.reshape(plan.K, m, plan.L), plan, dbuf, first)
     if dbuf is not None:
         from_planes(dbuf, plan, dx)
-    return dW_col.T
+    return dW_col.T if weights else None

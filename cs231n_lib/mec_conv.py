@@ -1,8 +1,8 @@
 """MEC convolutions (the input lowered along W only, then one small matrix multiply per output
-row): the forward pass of every gemm-path layer whose filters are not too large, into NCHW
-memory (``forward_nchw``), and, channels last, the forward pass of the fused convolution - ReLU
-- max pooling of a first layer with large filters on few channels (``forward``: a 7 x 7 or
-5 x 5 convolution of RGB images).
+row): the forward pass of every gemm-path layer whose rows' products are small, into NCHW
+memory (``forward_nchw``); channels last, the forward pass of the fused convolution - ReLU - max
+pooling of a first layer with large filters on few channels (``forward``: a 7 x 7 or 5 x 5
+convolution of RGB images); and the weight gradient of gemm-path layers (``backward_weights``).
 
 This is MEC (Cho and Brand, "MEC: Memory-efficient Convolution for Deep Neural Network", 2017).
 Im2col copies every receptive field: HH * WW copies of the input (49 for 7 x 7). MEC copies
@@ -31,9 +31,14 @@ computes a strided gemm-path layer's): 0.37-0.95 of the time (2 threads, 64 imag
 channels at stride 2; both dtypes), most gained where im2col copies most (9 x 9 0.37-0.50,
 7 x 7 0.47-0.60), least on 5 x 5 filters at stride 2 on 3 channels (0.84-1.09). Where a row's
 product is large (``MAX_ROW_PRODUCT``) it is slower: OpenBLAS runs such products at a fraction
-of the small ones' rate (measured), and im2col's one large product wins. The backward pass of
-both is the gemm path's (``gemm_conv.backward``; without dx, under 2x2/2 windows,
-``s2d_conv``'s): the same convolution, rounded differently.
+of the small ones' rate (measured), and im2col's one large product wins.
+
+The backward pass of both is the gemm path's (``gemm_conv.backward``; without dx, under 2x2/2
+windows, ``s2d_conv``'s), whose dW ``backward_weights`` computes from L where its products are
+deep enough (``MIN_PRODUCT_DEPTH``): the receptive fields of output row h of all the images
+are one strided matrix of L, so dW is H_out products with the gradient of that row, the columns
+of im2col never built (the gemm path computes dx alone then). The same convolution, rounded
+differently.
 """
 
 from __future__ import annotations
@@ -45,7 +50,7 @@ from numpy.lib.stride_tricks import as_strided
 
 from cs231n_lib import scratch
 from cs231n_lib.im2col import pad_hw
-from cs231n_lib.layers import relu_into
+from cs231n_lib.layers import relu_grad_into, relu_into
 
 # Filters at least MIN_WIDTH wide whose rows C * WW are at most MAX_ROW long take this path (in
 # the fused pooling, for filters the gemm path would compute): 5 x 5 to 9 x 9 on 1 to 6
@@ -62,6 +67,16 @@ MAX_ROW = 32
 # pixels; one of 1.03 in float64), those of 1.05M to 3.2M 1.06-2.6 (7 x 7 on 3 channels over
 # 112 pixels, 11 x 11 at stride 4, 128 -> 128 channels 3 x 3, 64 -> 64 channels 7 x 7).
 MAX_ROW_PRODUCT = 1_000_000
+# ``backward_weights`` computes dW where its products, one per output row, have at least
+# MIN_PRODUCT_DEPTH columns (n * W_out: a thread's images side by side); it replaces the gemm
+# path's columns and product (the gemm path then computes dx alone). Measured (2 threads,
+# interleaved, float32 and float64): products of 256 to 2,048 columns took 0.59-0.95 of the
+# time without dx (3 x 3 to 9 x 9 first layers, 3 x 3 to 7 x 7 inner layers at stride 2 on 16
+# to 128 channels, 5 x 5 on 8 channels at stride 1), 0.73-0.99 with dx, one case of 1.01-1.06
+# (float32, 8 channels); 224 columns (7 x 7 at stride 2 over 112 pixels, 2 images a thread)
+# 1.07-1.17, 64 (256 channels over 4 pixels) 1.02-1.15: each product writes a whole dW (F, K)
+# that the H_out products then add up.
+MIN_PRODUCT_DEPTH = 256
 # forward_nchw lowers a thread's images in blocks of at most this much of L: larger blocks,
 # fewer stacked products, ran faster (a 1 MiB block took 1.1-1.4 of the time of an unsplit
 # slice of 32 images, 4 MiB 1.0-1.1), so this bounds the scratch memory only.
@@ -87,21 +102,33 @@ def nchw_applies(w_shape, W_out: int, dilation: int) -> bool:
     return dilation == 1 and math.prod(w_shape) * W_out <= MAX_ROW_PRODUCT
 
 
-def _lowered(x, plan):
-    """The receptive fields of x (n, C, H, W) as A (n, H_out, W_out, K): a strided view of
-    L (n, W_out, H_pad, WW, C), x padded channels last and lowered along W (scratch)."""
+def backward_applies(n: int, W_out: int, dilation: int) -> bool:
+    """True when ``backward_weights`` computes dW of a gemm-path convolution fastest for a
+    slice of n images with output rows of W_out pixels: where its products are deep enough
+    (``MIN_PRODUCT_DEPTH``)."""
+    return dilation == 1 and n * W_out >= MIN_PRODUCT_DEPTH
+
+
+def _lower(x, plan):
+    """L (n, W_out, H_pad, WW, C) of x (n, C, H, W), in scratch: x padded channels last (also in
+    scratch), lowered along W."""
     n, C, H, W = x.shape
-    S, P, HH, WW = plan.stride, plan.pad, plan.HH, plan.WW
-    Hp, Wp = H + 2 * P, W + 2 * P
-    xp = scratch.array("mec.padded", (n, Hp, Wp, C), x.dtype)  # channels last
+    S, P, WW = plan.stride, plan.pad, plan.WW
+    xp = scratch.array("mec.padded", (n, H + 2 * P, W + 2 * P, C), x.dtype)  # channels last
     pad_hw(x, P, out=xp.transpose(0, 3, 1, 2))
     sn, sh, sw, sc = xp.strides
-    L = scratch.array("mec.lowered", (n, plan.W_out, Hp, WW, C), x.dtype)
+    L = scratch.array("mec.lowered", (n, plan.W_out, H + 2 * P, WW, C), x.dtype)
     np.copyto(L, as_strided(xp, L.shape, (sn, S * sw, sh, sw, sc)))  # L[w, r, j, c]
+    return L
+
+
+def _fields(L, plan):
+    """The receptive fields A (n, H_out, W_out, K) of L (``_lower``): A[h, w] is the run of
+    rows h * stride.. of L[w] (a strided view)."""
+    _, _, Hp, WW, C = L.shape
     item = L.itemsize
-    K = HH * WW * C
-    return as_strided(L, (n, plan.H_out, plan.W_out, K),  # A[h, w] = run of rows h*S.. of L[w]
-                      (L.strides[0], S * WW * C * item, Hp * WW * C * item, item))
+    return as_strided(L, (L.shape[0], plan.H_out, plan.W_out, plan.HH * WW * C),
+                      (L.strides[0], plan.stride * WW * C * item, Hp * WW * C * item, item))
 
 
 def forward(x, Wm, b, plan, y):
@@ -109,7 +136,7 @@ def forward(x, Wm, b, plan, y):
     (F,), or None: no bias (the fused pooling adds it to the pooled output, a quarter of the
     pass). Wm: ``filters(w)``; plan: the convolution's geometry (``gemm_conv.Plan``; dilation 1).
     """
-    np.matmul(_lowered(x, plan), Wm, out=y)
+    np.matmul(_fields(_lower(x, plan), plan), Wm, out=y)
     if b is not None:
         y += b
 
@@ -125,8 +152,37 @@ def forward_nchw(x, Wm, b, plan, out, relu=False):
     for first in range(0, n, step):
         part = slice(first, min(n, first + step))
         y = out[part]
-        np.matmul(Wm.T, _lowered(x[part], plan).transpose(0, 1, 3, 2),
+        np.matmul(Wm.T, _fields(_lower(x[part], plan), plan).transpose(0, 1, 3, 2),
                   out=y.transpose(0, 2, 1, 3))
         y += b[:, None, None]
         if relu:
             relu_into(y, y)
+
+
+def backward_weights(x, dout, plan, relu_out=None):
+    """dW_row (F, C * HH * WW + 1) of the convolution of x (n, C, H, W) for upstream dout (n, F,
+    H_out, W_out): dw as rows ordered as ``w.reshape(F, -1)``, then db; relu_out as in
+    ``gemm_conv.backward``. The receptive fields of the images' output row h, all images side
+    by side, are one strided matrix of L ((n * W_out, K): L's image step is W_out of its pixel
+    steps), so dW is a sum of H_out products D_h (F, n * W_out) @ A_h, D_h the gradient of that
+    row (copied into (H_out, F, n, W_out))."""
+    n, C = x.shape[:2]
+    F = dout.shape[1]
+    S, P, HH, WW, H_out, W_out = plan.stride, plan.pad, plan.HH, plan.WW, plan.H_out, plan.W_out
+    K = HH * WW * C
+    D = scratch.array("mec.dout", (H_out, F, n, W_out), dout.dtype)
+    if relu_out is None:
+        np.copyto(D, dout.transpose(2, 1, 0, 3))
+    else:
+        relu_grad_into(dout.transpose(2, 1, 0, 3), relu_out.transpose(2, 1, 0, 3), D)
+    L = _lower(x.astype(dout.dtype, copy=False), plan)
+    item = L.itemsize
+    rows = as_strided(L, (H_out, n * W_out, K),
+                      (S * WW * C * item, (plan.H + 2 * P) * WW * C * item, item))
+    parts = np.matmul(D.reshape(H_out, F, n * W_out), rows,
+                      out=scratch.array("mec.dW", (H_out, F, K), dout.dtype))
+    dW_row = np.empty((F, K + 1), dout.dtype)
+    dW_row[:, :K].reshape(F, C, HH, WW)[...] = parts.sum(axis=0).reshape(
+        F, HH, WW, C).transpose(0, 3, 1, 2)
+    dW_row[:, K] = D.sum(axis=(0, 2, 3))
+    return dW_row

@@ -81,13 +81,14 @@ def test_columns_hold_the_textbook_im2col_in_their_real_columns(g):
 def force_path(monkeypatch, path, forward=None):
     """Make the fast convolution take ``path`` ("window" or "gemm") for every filter that
     neither Winograd nor the FFT takes (both compute any geometry; the choice is speed), and
-    ``forward`` (by default ``path``) for its forward pass (never ``mec_conv.forward_nchw``,
-    whose own tests are in test_mec_conv.py)."""
+    ``forward`` (by default ``path``) for its forward pass (never ``mec_conv.forward_nchw`` or
+    ``mec_conv.backward_weights``, whose own tests are in test_mec_conv.py)."""
     forward = path if forward is None else forward
     monkeypatch.setattr(window_conv, "applies", lambda w_shape: path == "window")
     monkeypatch.setattr(window_conv, "forward_applies",
                         lambda w_shape, stride, dilation: forward == "window")
     monkeypatch.setattr(mec_conv, "nchw_applies", lambda w_shape, W_out, dilation: False)
+    monkeypatch.setattr(mec_conv, "backward_applies", lambda n, W_out, dilation: False)
 
 
 def force_dx(monkeypatch, method):

@@ -8,9 +8,9 @@ import itertools
 
 import numpy as np
 import pytest
-from numpy.testing import assert_allclose
+from numpy.testing import assert_allclose, assert_array_equal
 
-from cs231n_lib import fast_layers, gemm_conv, layers, mec_conv
+from cs231n_lib import conv_dx, fast_layers, gemm_conv, layers, mec_conv, parallel
 from cs231n_lib.shapes import conv_geometry
 
 
@@ -135,8 +135,8 @@ def test_forward_nchw_in_blocks_of_any_size(images, monkeypatch):
     lowered_per_image = plan.W_out * (9 + 4) * 5 * 3 * 8  # (W_out, H_pad, WW, C) float64
     monkeypatch.setattr(mec_conv, "BLOCK_BYTES", images * lowered_per_image)
     blocks = []
-    real = mec_conv._lowered
-    monkeypatch.setattr(mec_conv, "_lowered", lambda x, plan: blocks.append(len(x)) or real(
+    real = mec_conv._lower
+    monkeypatch.setattr(mec_conv, "_lower", lambda x, plan: blocks.append(len(x)) or real(
         x, plan))
     out = np.full((3, 5, 5, 5), np.nan)
     mec_conv.forward_nchw(x, mec_conv.filters(w), b, plan, out)
@@ -191,3 +191,110 @@ def test_the_fast_layers_use_forward_nchw_for_those_gemm_layers_only(x_shape, w_
     assert_allclose(out, ref, rtol=1e-10, atol=1e-10)
     if used:  # the backward pass is the gemm path's
         assert cache[4] == "gemm"
+
+
+# ------------------------------------------------------------------ backward_weights (dW)
+@pytest.mark.parametrize("g", GEOMETRIES[::2])
+def test_backward_weights_is_the_weight_gradient(g):
+    """dw and db as the naive layer's, with dout gated by a ReLU's output on every other
+    geometry (``relu_out``)."""
+    C, H, W, HH, WW, S, P = g
+    relu = sum(g) % 2 == 0
+    rng = np.random.default_rng(sum(g) + 1)
+    x = rng.standard_normal((3, C, H, W))
+    w = rng.standard_normal((4, C, HH, WW))
+    param = {"stride": S, "pad": P}
+    out, cache = layers.conv_forward_naive(x, w, rng.standard_normal(4), param)
+    dout = rng.standard_normal(out.shape)
+    relu_out = np.maximum(out, 0) if relu else None
+    _, dw, db = layers.conv_backward_naive(dout * (out > 0) if relu else dout, cache)
+    plan = gemm_conv.Plan(C, H, W, HH, WW, S, P, 1, *out.shape[2:])
+    dW_row = mec_conv.backward_weights(x, dout, plan, relu_out)
+    assert dW_row.shape == (4, C * HH * WW + 1)
+    assert_allclose(dW_row[:, :-1].reshape(w.shape), dw, rtol=1e-10, atol=1e-12)
+    assert_allclose(dW_row[:, -1], db, rtol=1e-10, atol=1e-12)
+
+
+@pytest.mark.parametrize("dx_method", ["phases", "col2im"])
+def test_the_gemm_backward_computes_dx_alone_when_asked(dx_method, monkeypatch):
+    """``gemm_conv.backward(..., weights=False)``: the same dx, no columns, no dW."""
+    monkeypatch.setattr(conv_dx, "applies", lambda plan, F: dx_method == "phases")
+    rng = np.random.default_rng(7)
+    x, w = rng.standard_normal((3, 6, 11, 11)), rng.standard_normal((5, 6, 3, 3))
+    plan = gemm_conv.Plan(6, 11, 11, 3, 3, 2, 1, 1, 6, 6)
+    dout = rng.standard_normal((3, 5, 6, 6))
+    relu_out = np.maximum(rng.standard_normal(dout.shape), 0)
+    w_row = w.reshape(5, -1)
+    dx_both, dx_alone = np.full(x.shape, np.nan), np.full(x.shape, np.nan)
+    dW_row = gemm_conv.backward(x, dout, w_row, plan, dx_both, relu_out)
+    built = []
+    monkeypatch.setattr(gemm_conv, "columns", lambda *a: built.append(1))
+    assert gemm_conv.backward(x, dout, w_row, plan, dx_alone, relu_out, weights=False) is None
+    assert built == []
+    assert_array_equal(dx_alone, dx_both)
+    _, cache = layers.conv_forward_naive(x, w, np.zeros(5), {"stride": 2, "pad": 1})
+    dx, dw, _ = layers.conv_backward_naive(dout * (relu_out > 0), cache)
+    assert_allclose(dx_alone, dx, rtol=1e-10, atol=1e-12)
+    assert_allclose(dW_row[:, :-1].reshape(w.shape), dw, rtol=1e-10, atol=1e-12)
+
+
+@pytest.mark.parametrize("n, W_out, dilation, takes", [
+    (32, 8, 1, True), (8, 32, 1, True), (64, 16, 1, True),
+    (2, 112, 1, False),  # 224 columns per product
+    (16, 4, 1, False),   # 64
+    (32, 8, 2, False),   # dilated
+])
+def test_which_slices_take_backward_weights(n, W_out, dilation, takes):
+    assert mec_conv.backward_applies(n, W_out, dilation) == takes
+
+
+# (x shape, w shape, conv_param, pool or None, whether backward_weights computes dW)
+BACKWARD_LAYERS = [
+    ((4, 3, 9, 9), (4, 3, 7, 7), {"pad": 3}, None, True),  # gemm path, a first layer
+    ((4, 8, 9, 9), (4, 8, 3, 3), {"stride": 2, "pad": 1}, None, True),  # strided gemm path
+    ((4, 3, 9, 9), (4, 3, 3, 3), {"pad": 1}, None, False),  # window path
+    ((4, 8, 9, 9), (4, 8, 3, 3), {"pad": 1}, None, False),  # winograd
+    ((4, 3, 9, 9), (4, 3, 5, 5), {"pad": 4, "dilation": 2}, None, False),  # dilated gemm
+    ((4, 8, 8, 8), (4, 8, 5, 5), {"pad": 2}, 2, True),  # fused pooling (no s2d: 8 channels)
+]
+
+
+@pytest.mark.parametrize("need_dx", [True, False])
+@pytest.mark.parametrize("x_shape, w_shape, param, pool, used", BACKWARD_LAYERS)
+def test_the_fast_layers_use_backward_weights_for_those_gemm_layers_only(
+        x_shape, w_shape, param, pool, used, need_dx, monkeypatch):
+    """With the depth rule met by slices of 2 images (2 threads), the backward pass's dW is
+    ``backward_weights``' on the gemm path only, and every gradient is the naive layer's."""
+    monkeypatch.setattr(mec_conv, "MIN_PRODUCT_DEPTH", 2)
+    monkeypatch.setattr(parallel, "MIN_WORK", 1)
+    calls = []
+    real = mec_conv.backward_weights
+    monkeypatch.setattr(mec_conv, "backward_weights",
+                        lambda *a: calls.append(len(a[0])) or real(*a))
+    rng = np.random.default_rng(8)
+    x, w, b = rng.standard_normal(x_shape), rng.standard_normal(w_shape), np.ones(w_shape[0])
+    ref, ref_cache = layers.conv_forward_naive(x, w, b, param)
+    parallel.set_num_threads(2)
+    try:
+        if pool is None:
+            out, cache = fast_layers.conv_forward_fast(x, w, b, param)
+            dout = rng.standard_normal(out.shape)
+            grads = fast_layers.conv_backward_fast(dout, cache, need_dx=need_dx)
+            d_ref = dout
+        else:
+            pool_param = {"pool_height": pool, "pool_width": pool, "stride": pool}
+            out, cache = fast_layers.conv_relu_pool_forward_fast(x, w, b, param, pool_param)
+            dout = rng.standard_normal(out.shape)
+            grads = fast_layers.conv_relu_pool_backward_fast(dout, cache, need_dx=need_dx)
+            a = np.maximum(ref, 0)
+            _, pool_cache = layers.max_pool_forward_naive(a, pool_param)
+            d_ref = layers.max_pool_backward_naive(dout, pool_cache) * (ref > 0)
+    finally:
+        parallel.set_num_threads(None)
+    assert calls == ([2, 2] if used else [])
+    want = layers.conv_backward_naive(d_ref, ref_cache)
+    for got, expected in zip(grads, want, strict=True):
+        if got is None:
+            assert not need_dx
+        else:
+            assert_allclose(got, expected, rtol=1e-10, atol=1e-10)
