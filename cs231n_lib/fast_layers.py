@@ -310,13 +310,16 @@ def _backward(dout, cache, need_dx, relu_out, pooled=None):
             extra = ({"w_pairs": gemm_conv.dx_filters(w_row, plan)}
                      if path == "gemm" and need_dx else {})
 
+            # MEC's dW (``mec_conv.backward_weights``) on the gemm path, unless col2im computes
+            # dx: its product shares the gemm path's gradient matrix with dW's
+            mec_dw = path == "gemm" and not (need_dx and extra["w_pairs"] is None)
 
             def compute(c, d, r, _):
                 dx_c = None if dx is None else dx[c]
-                if not (path == "gemm" and mec_conv.backward_applies(c.stop - c.start,
-                                                                     plan.W_out, dilation)):
+                if not (mec_dw and mec_conv.backward_applies(c.stop - c.start, plan.W_out,
+                                                             dilation)):
                     return (matmul_path.backward(x[c], d, w_row, plan, dx_c, r, **extra),)
-                # MEC's weight gradient; the gemm path computes dx alone (if it is needed)
+                # the gemm path computes dx alone (if it is needed)
                 if dx_c is not None:
                     matmul_path.backward(x[c], d, w_row, plan, dx_c, r, weights=False, **extra)
                 return (mec_conv.backward_weights(x[c], d, plan, r),)

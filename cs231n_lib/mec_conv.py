@@ -75,7 +75,9 @@ MAX_ROW_PRODUCT = 1_000_000
 # to 128 channels, 5 x 5 on 8 channels at stride 1), 0.73-0.99 with dx, one case of 1.01-1.06
 # (float32, 8 channels); 224 columns (7 x 7 at stride 2 over 112 pixels, 2 images a thread)
 # 1.07-1.17, 64 (256 channels over 4 pixels) 1.02-1.15: each product writes a whole dW (F, K)
-# that the H_out products then add up.
+# that the H_out products then add up. Not where col2im computes dx (``fast_layers``): its
+# product shares the gemm path's gradient matrix with dW's, and MEC's dW took 0.91-1.21 of the
+# time there (first layers of 3 channels and 32 filters with dx).
 MIN_PRODUCT_DEPTH = 256
 # forward_nchw lowers a thread's images in blocks of at most this much of L: larger blocks,
 # fewer stacked products, ran faster (a 1 MiB block took 1.1-1.4 of the time of an unsplit

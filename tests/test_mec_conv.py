@@ -248,14 +248,16 @@ def test_which_slices_take_backward_weights(n, W_out, dilation, takes):
     assert mec_conv.backward_applies(n, W_out, dilation) == takes
 
 
-# (x shape, w shape, conv_param, pool or None, whether backward_weights computes dW)
+# (x shape, w shape, conv_param, pool or None, whether backward_weights computes dW without
+# dx and with it)
 BACKWARD_LAYERS = [
-    ((4, 3, 9, 9), (4, 3, 7, 7), {"pad": 3}, None, True),  # gemm path, a first layer
-    ((4, 8, 9, 9), (4, 8, 3, 3), {"stride": 2, "pad": 1}, None, True),  # strided gemm path
-    ((4, 3, 9, 9), (4, 3, 3, 3), {"pad": 1}, None, False),  # window path
-    ((4, 8, 9, 9), (4, 8, 3, 3), {"pad": 1}, None, False),  # winograd
-    ((4, 3, 9, 9), (4, 3, 5, 5), {"pad": 4, "dilation": 2}, None, False),  # dilated gemm
-    ((4, 8, 8, 8), (4, 8, 5, 5), {"pad": 2}, 2, True),  # fused pooling (no s2d: 8 channels)
+    ((4, 3, 9, 9), (4, 3, 7, 7), {"pad": 3}, None, (True, True)),  # gemm path, dx by phases
+    ((4, 3, 9, 9), (8, 3, 7, 7), {"pad": 3}, None, (True, False)),  # dx by col2im (F > 2C)
+    ((4, 8, 9, 9), (4, 8, 3, 3), {"stride": 2, "pad": 1}, None, (True, True)),  # strided
+    ((4, 3, 9, 9), (4, 3, 3, 3), {"pad": 1}, None, (False, False)),  # window path
+    ((4, 8, 9, 9), (4, 8, 3, 3), {"pad": 1}, None, (False, False)),  # winograd
+    ((4, 3, 9, 9), (4, 3, 5, 5), {"pad": 4, "dilation": 2}, None, (False, False)),  # dilated
+    ((4, 8, 8, 8), (4, 8, 5, 5), {"pad": 2}, 2, (True, True)),  # fused pooling (no s2d)
 ]
 
 
@@ -264,7 +266,8 @@ BACKWARD_LAYERS = [
 def test_the_fast_layers_use_backward_weights_for_those_gemm_layers_only(
         x_shape, w_shape, param, pool, used, need_dx, monkeypatch):
     """With the depth rule met by slices of 2 images (2 threads), the backward pass's dW is
-    ``backward_weights``' on the gemm path only, and every gradient is the naive layer's."""
+    ``backward_weights``' on the gemm path only, unless col2im computes dx (``conv_dx.applies``
+    is false), and every gradient is the naive layer's."""
     monkeypatch.setattr(mec_conv, "MIN_PRODUCT_DEPTH", 2)
     monkeypatch.setattr(parallel, "MIN_WORK", 1)
     calls = []
@@ -291,7 +294,7 @@ def test_the_fast_layers_use_backward_weights_for_those_gemm_layers_only(
             d_ref = layers.max_pool_backward_naive(dout, pool_cache) * (ref > 0)
     finally:
         parallel.set_num_threads(None)
-    assert calls == ([2, 2] if used else [])
+    assert calls == ([2, 2] if used[need_dx] else [])
     want = layers.conv_backward_naive(d_ref, ref_cache)
     for got, expected in zip(grads, want, strict=True):
         if got is None:
