@@ -229,8 +229,8 @@ def _forward(x, w, b, conv_param, relu, pool_param=None):
             if channels_last:  # the gemm path's backward pass, mec_conv's forward pass
                 Wm = mec_conv.filters(w_)
 
-                def compute(c, y):
-                    mec_conv.forward(x_[c], Wm, None, plan, y)  # (the bias: after pooling)
+                def compute(c, y):  # (the bias: after pooling; columns by the pooling's phase)
+                    mec_conv.forward(x_[c], Wm, None, plan, y, pooled.phases)
             elif path == "gemm" and mec_conv.nchw_applies(w.shape, W_out, dilation):
                 Wm = mec_conv.filters(w_)
 
@@ -256,7 +256,7 @@ def _forward(x, w, b, conv_param, relu, pool_param=None):
                                   else (m, F, H_out, W_out), x_.dtype)
                 saved.append(compute(c, y))
                 if channels_last:
-                    pooled.forward(c.start, y.transpose(0, 3, 1, 2), b_)
+                    pooled.forward_phased(c.start, y, b_)
                 else:
                     pooled.forward(c.start, y)
             return saved

@@ -244,6 +244,28 @@ class PooledBlocks:
         ``out``, and keep its taps; bias as in ``forward_taps``."""
         self.forward_taps(start, _pool_taps(y, self.geometry), bias)
 
+    @property
+    def phases(self) -> int:
+        """s when the windows are s x s at stride s (they tile the convolution's output), else
+        1: the phases a channels-last output's columns may be ordered by for
+        ``forward_phased``."""
+        ph, pw, stride = self.geometry[:3]
+        return stride if ph == pw == stride else 1
+
+    def forward_phased(self, start, y, bias=None):
+        """``forward`` from a channels-last y (m, H, W, F) whose columns are ordered by phase,
+        (w mod s, w div s) with s = ``phases`` (``mec_conv.forward(..., phases=s)``): each tap
+        of the windows is then a plane of runs of W / s * F numbers (against F in the natural
+        order), which numpy's loops run along. (Other windows: s = 1, y in the natural order.)"""
+        s = self.phases
+        if s == 1:
+            self.forward(start, y.transpose(0, 3, 1, 2), bias)
+            return
+        m, H, W, F = y.shape
+        grid = y.reshape(m, H // s, s, s, W // s, F)  # (image, h', i, j, w', f)
+        self.forward_taps(start, [grid[:, :, i, j].transpose(0, 3, 1, 2) for i in range(s)
+                                  for j in range(s)], bias)
+
     def forward_taps(self, start, taps, bias=None):
         """``forward`` from the planes of the windows' taps (m, F, H_out, W_out) of images
         start.., in row-major window order, whatever their layout (views into ``forward``'s y,

@@ -111,16 +111,18 @@ def backward_applies(n: int, W_out: int, dilation: int) -> bool:
     return dilation == 1 and n * W_out >= MIN_PRODUCT_DEPTH
 
 
-def _lower(x, plan):
+def _lower(x, plan, phases=1):
     """L (n, W_out, H_pad, WW, C) of x (n, C, H, W), in scratch: x padded channels last (also in
-    scratch), lowered along W."""
+    scratch), lowered along W. phases > 1 (a divisor of W_out): L's output columns in the order
+    (w mod phases, w div phases) instead of w."""
     n, C, H, W = x.shape
     S, P, WW = plan.stride, plan.pad, plan.WW
     xp = scratch.array("mec.padded", (n, H + 2 * P, W + 2 * P, C), x.dtype)  # channels last
     pad_hw(x, P, out=xp.transpose(0, 3, 1, 2))
     sn, sh, sw, sc = xp.strides
     L = scratch.array("mec.lowered", (n, plan.W_out, H + 2 * P, WW, C), x.dtype)
-    np.copyto(L, as_strided(xp, L.shape, (sn, S * sw, sh, sw, sc)))  # L[w, r, j, c]
+    shape = (n, phases, plan.W_out // phases, H + 2 * P, WW, C)  # L[(w % p, w // p), r, j, c]
+    np.copyto(L.reshape(shape), as_strided(xp, shape, (sn, S * sw, phases * S * sw, sh, sw, sc)))
     return L
 
 
@@ -133,12 +135,15 @@ def _fields(L, plan):
                       (L.strides[0], plan.stride * WW * C * item, Hp * WW * C * item, item))
 
 
-def forward(x, Wm, b, plan, y):
+def forward(x, Wm, b, plan, y, phases=1):
     """Convolution of x (n, C, H, W) into y (n, H_out, W_out, F), channels last, plus the bias b
     (F,), or None: no bias (the fused pooling adds it to the pooled output, a quarter of the
     pass). Wm: ``filters(w)``; plan: the convolution's geometry (``gemm_conv.Plan``; dilation 1).
+    phases > 1 (a divisor of W_out): each output row's columns in the order (w mod phases,
+    w div phases), for pooling windows phases wide at stride phases
+    (``fast_pool.PooledBlocks.forward_phased``: each of their taps is then whole runs of y).
     """
-    np.matmul(_fields(_lower(x, plan), plan), Wm, out=y)
+    np.matmul(_fields(_lower(x, plan, phases), plan), Wm, out=y)
     if b is not None:
         y += b
 

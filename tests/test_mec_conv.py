@@ -47,6 +47,19 @@ def test_forward_is_the_convolution_channels_last(g):
     assert_allclose(y.transpose(0, 3, 1, 2), expected, rtol=1e-12, atol=1e-12)
 
 
+@pytest.mark.parametrize("phases, W", [(2, 8), (3, 9), (4, 8)])
+def test_forward_orders_the_columns_by_phase_when_asked(phases, W):
+    """phases=p: output column w at (w % p) * (W_out / p) + w // p of each row."""
+    rng = np.random.default_rng(5)
+    x, w, b = rng.standard_normal((2, 3, 7, W)), rng.standard_normal((4, 3, 5, 5)), np.ones(4)
+    plan = gemm_conv.Plan(3, 7, W, 5, 5, 1, 2, 1, 7, W)
+    natural, phased = np.full((2, 7, W, 4), np.nan), np.full((2, 7, W, 4), np.nan)
+    mec_conv.forward(x, mec_conv.filters(w), b, plan, natural)
+    mec_conv.forward(x, mec_conv.filters(w), b, plan, phased, phases)
+    order = [w_ for p in range(phases) for w_ in range(p, W, phases)]
+    assert_array_equal(phased, natural[:, :, order])
+
+
 def test_forward_without_a_bias_leaves_it_to_the_caller():
     """b=None: the convolution alone (the fused pooling adds the bias to the pooled output)."""
     rng = np.random.default_rng(3)
