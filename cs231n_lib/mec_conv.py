@@ -30,8 +30,9 @@ computes a strided gemm-path layer's): 0.37-0.95 of the time (2 threads, 64 imag
 9 x 9 first layers on 3 channels at stride 1 and 2, 3 x 3 and 5 x 5 inner layers on 16 and 64
 channels at stride 2; both dtypes), most gained where im2col copies most (9 x 9 0.37-0.50,
 7 x 7 0.47-0.60), least on 5 x 5 filters at stride 2 on 3 channels (0.84-1.09). Where a row's
-product is large (``MAX_ROW_PRODUCT``) it is slower: OpenBLAS runs such products at a fraction
-of the small ones' rate (measured), and im2col's one large product wins.
+product is large it is slower: OpenBLAS runs such products at a fraction of the small ones'
+rate (measured), so they are cut into pieces along K (``MAX_ROW_PRODUCT``), where the pieces
+stay deep enough.
 
 The backward pass of both is the gemm path's (``gemm_conv.backward``; without dx, under 2x2/2
 windows, ``s2d_conv``'s), whose dW ``backward_weights`` computes from L where its products are
@@ -42,8 +43,6 @@ differently.
 """
 
 from __future__ import annotations
-
-import math
 
 import numpy as np
 from numpy.lib.stride_tricks import as_strided
@@ -60,13 +59,18 @@ from cs231n_lib.layers import relu_grad_into, relu_into
 # layers of 64 channels slower still (long rows: few rows of L per product).
 MIN_WIDTH = 5
 MAX_ROW = 32
-# A gemm-path layer takes ``forward_nchw`` when each output row's product, F * K * W_out
-# multiply-adds (K = C * HH * WW), is at most MAX_ROW_PRODUCT, whatever the dtype: measured
-# against the path it replaces (one and two threads, 4 to 64 images), products of 18K to 819K
-# took 0.27-0.95 of the time (3 x 3 to 9 x 9 filters on 3 to 64 channels, rows of 4 to 96
-# pixels; one of 1.03 in float64), those of 1.05M to 3.2M 1.06-2.6 (7 x 7 on 3 channels over
-# 112 pixels, 11 x 11 at stride 4, 128 -> 128 channels 3 x 3, 64 -> 64 channels 7 x 7).
+# ``forward_nchw`` keeps each product at most MAX_ROW_PRODUCT multiply-adds, whatever the
+# dtype: a row's product F * K * W_out (K = C * HH * WW) larger than that is cut along K into
+# pieces of whole filter rows, added up, each at least MIN_PIECE_DEPTH deep; a layer whose
+# pieces would be shallower does not take it. Measured against the path it replaces (one and
+# two threads, 2 to 64 images): unsplit products of 18K to 819K took 0.27-0.95 of the time (3 x
+# 3 to 9 x 9 filters on 3 to 64 channels, rows of 4 to 96 pixels; one of 1.03 in float64),
+# unsplit ones of 1.05M to 3.2M 1.06-2.6; cut into 2 or 3 pieces of 576 to 1,568 (128 -> 128
+# channels 3 x 3, 64 -> 64 and 64 -> 128 channels 5 x 5 and 7 x 7, 256 -> 256 3 x 3, all at
+# stride 2) 0.47-0.81, but into pieces of 74 (7 x 7 on 3 channels over rows of 112 pixels)
+# 0.85-1.22 and of 182 (11 x 11 at stride 4 over 55) 1.29-1.45.
 MAX_ROW_PRODUCT = 1_000_000
+MIN_PIECE_DEPTH = 256
 # ``backward_weights`` computes dW where its products, one per output row, have at least
 # MIN_PRODUCT_DEPTH columns (n * W_out: a thread's images side by side); it replaces the gemm
 # path's columns and product (the gemm path then computes dx alone). Measured (2 threads,
@@ -101,7 +105,17 @@ def nchw_applies(w_shape, W_out: int, dilation: int) -> bool:
     """True when ``forward_nchw`` computes the forward pass of a gemm-path convolution (the
     caller asks for that path's layers only) with filters ``w_shape`` and output rows of W_out
     pixels fastest."""
-    return dilation == 1 and math.prod(w_shape) * W_out <= MAX_ROW_PRODUCT
+    return dilation == 1 and _pieces(w_shape, W_out) > 0
+
+
+def _pieces(w_shape, W_out: int) -> int:
+    """How many pieces along K (runs of whole filter rows) ``forward_nchw`` cuts each output
+    row's product into (``MAX_ROW_PRODUCT``), or 0 where they would be shallower than
+    ``MIN_PIECE_DEPTH``."""
+    F, C, HH, WW = w_shape
+    K = C * HH * WW
+    pieces = -(-F * K * W_out // MAX_ROW_PRODUCT)
+    return pieces if pieces == 1 or (pieces <= HH and K // pieces >= MIN_PIECE_DEPTH) else 0
 
 
 def backward_applies(n: int, W_out: int, dilation: int) -> bool:
@@ -151,16 +165,25 @@ def forward(x, Wm, b, plan, y, phases=1):
 def forward_nchw(x, Wm, b, plan, out, relu=False):
     """Convolution of x (n, C, H, W) into ``out`` (n, F, H_out, W_out) plus the bias b (F,):
     each output row is the product Wm.T (F, K) @ A[h].T (K, W_out), written straight into
-    out's (F, W_out) plane of that row. A few images at a time (``BLOCK_BYTES`` of L). relu:
-    write max(output, 0) instead."""
-    n = x.shape[0]
-    image_bytes = plan.W_out * (plan.H + 2 * plan.pad) * plan.WW * plan.C * x.dtype.itemsize
+    out's (F, W_out) plane of that row (a large one as the sum of products over runs of the
+    filters' rows, ``_pieces``). A few images at a time (``BLOCK_BYTES`` of L). relu: write
+    max(output, 0) instead."""
+    n, C = x.shape[:2]
+    F = Wm.shape[1]
+    pieces = _pieces((F, C, plan.HH, plan.WW), plan.W_out)
+    row = plan.WW * C  # a filter row's numbers in K
+    bounds = [row * round(i * plan.HH / pieces) for i in range(pieces + 1)]
+    image_bytes = plan.W_out * (plan.H + 2 * plan.pad) * row * x.dtype.itemsize
     step = max(1, min(n, BLOCK_BYTES // image_bytes))
     for first in range(0, n, step):
         part = slice(first, min(n, first + step))
         y = out[part]
-        np.matmul(Wm.T, _fields(_lower(x[part], plan), plan).transpose(0, 1, 3, 2),
-                  out=y.transpose(0, 2, 1, 3))
+        fields = _fields(_lower(x[part], plan), plan).transpose(0, 1, 3, 2)  # (m, H_out, K, W)
+        rows = y.transpose(0, 2, 1, 3)  # (m, H_out, F, W_out)
+        np.matmul(Wm[:bounds[1]].T, fields[:, :, :bounds[1]], out=rows)
+        for k0, k1 in zip(bounds[1:-1], bounds[2:], strict=True):
+            rows += np.matmul(Wm[k0:k1].T, fields[:, :, k0:k1],
+                              out=scratch.array("mec.piece", rows.shape, y.dtype))
         y += b[:, None, None]
         if relu:
             relu_into(y, y)

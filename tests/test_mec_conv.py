@@ -139,6 +139,29 @@ def test_forward_nchw_is_the_convolution(g):
     assert_allclose(out, expected, rtol=1e-12, atol=1e-12)
 
 
+@pytest.mark.parametrize("pieces, bound", [(2, 4 * 147 * 5 - 1), (3, 4 * 49 * 5),
+                                           (4, 4 * 49 * 5 - 1), (7, 4 * 21 * 5)])
+def test_forward_nchw_adds_up_pieces_of_a_large_product(pieces, bound, monkeypatch):
+    """Each row's product cut into runs of whole filter rows (of 7), added up: the same
+    convolution (NaN first in the output memory)."""
+    monkeypatch.setattr(mec_conv, "MAX_ROW_PRODUCT", bound)
+    monkeypatch.setattr(mec_conv, "MIN_PIECE_DEPTH", 1)
+    rng = np.random.default_rng(9)
+    x, w, b = rng.standard_normal((3, 3, 9, 9)), rng.standard_normal((4, 3, 7, 7)), np.ones(4)
+    plan = gemm_conv.Plan(3, 9, 9, 7, 7, 2, 3, 1, 5, 5)
+    assert mec_conv._pieces(w.shape, plan.W_out) == pieces
+    products = []
+    real = np.matmul
+    monkeypatch.setattr(mec_conv.np, "matmul", lambda a, *r, **k: products.append(a.shape[1])
+                        or real(a, *r, **k))
+    out = np.full((3, 4, 5, 5), np.nan)
+    mec_conv.forward_nchw(x, mec_conv.filters(w), b, plan, out)
+    monkeypatch.setattr(mec_conv.np, "matmul", real)
+    assert len(products) == pieces and sum(products) == 147 and all(k % 21 == 0 for k in products)
+    expected, _ = layers.conv_forward_naive(x, w, b, {"stride": 2, "pad": 3})
+    assert_allclose(out, expected, rtol=1e-12, atol=1e-12)
+
+
 @pytest.mark.parametrize("images", [1, 2, 3])
 def test_forward_nchw_in_blocks_of_any_size(images, monkeypatch):
     """Blocks of 1 and 2 images (a short last one) and all 3 give the same output."""
@@ -160,11 +183,13 @@ def test_forward_nchw_in_blocks_of_any_size(images, monkeypatch):
 
 @pytest.mark.parametrize("w_shape, W_out, dilation, takes", [
     ((32, 3, 7, 7), 32, 1, True), ((8, 64, 3, 3), 8, 1, True),
-    ((64, 64, 5, 5), 8, 1, True),    # 819,200 multiply-adds per row
+    ((64, 64, 5, 5), 8, 1, True),    # 819,200 multiply-adds per row: one product
     ((64, 3, 7, 7), 64, 1, True),    # 602,112
-    ((64, 3, 7, 7), 112, 1, False),  # 1,053,696
-    ((64, 64, 7, 7), 8, 1, False),   # 1,605,632
-    ((128, 128, 3, 3), 8, 1, False),  # 1,179,648
+    ((64, 64, 7, 7), 8, 1, True),    # 1,605,632: two pieces of 1,568 (K 3,136)
+    ((128, 128, 3, 3), 8, 1, True),  # 1,179,648: two pieces of 576
+    ((64, 3, 7, 7), 112, 1, False),  # 1,053,696: two pieces of 73, too shallow
+    ((96, 3, 11, 11), 55, 1, False),  # 1,916,640: two pieces of 181
+    ((256, 512, 3, 3), 8, 1, False),  # 9.4M: 10 pieces, more than the 3 filter rows
     ((8, 3, 5, 5), 8, 2, False),     # dilated
 ])
 def test_which_layers_take_forward_nchw(w_shape, W_out, dilation, takes):
@@ -179,7 +204,8 @@ LAYERS = [
     ((2, 8, 9, 9), (4, 8, 3, 3), {"pad": 1}, None, False),  # winograd
     ((2, 16, 9, 9), (16, 16, 5, 5), {"pad": 2}, None, False),  # fft
     ((2, 3, 9, 9), (4, 3, 5, 5), {"pad": 4, "dilation": 2}, None, False),  # dilated gemm
-    ((2, 64, 9, 9), (64, 64, 7, 7), {"stride": 2, "pad": 3}, None, False),  # 1.0M per row
+    ((2, 64, 9, 9), (64, 64, 7, 7), {"stride": 2, "pad": 3}, None, True),  # in 2 pieces
+    ((2, 3, 40, 40), (256, 3, 7, 7), {"pad": 3}, None, False),  # 2 pieces of 73: shallow
     ((2, 8, 8, 8), (4, 8, 5, 5), {"pad": 2}, 2, True),  # fused pooling, NCHW
     ((2, 3, 8, 8), (4, 3, 7, 7), {"pad": 3}, 2, False),  # fused pooling, channels last
 ]
