@@ -15,6 +15,12 @@ the phase's pixels of dx. The phases cover every pixel once: nothing is added, a
 of a phase no tap reads get zeros. The products have the multiply-adds of w_row.T @ D (plus
 garbage columns, as in the forward pass).
 
+Where the phases have several taps each (``by_rows``), each phase pair's correlation is
+computed as ``mec_conv`` computes a convolution instead: dout padded channels last and lowered
+along W for the pair's columns, so that every pixel's taps are one run of it, and one small
+product per row of the phase's pixels, with no garbage columns (0.09-0.33 of the runs' time
+at stride 1, 0.45-0.92 with 4 to 12 taps per phase pair at stride 2).
+
 When it pays (``applies``): the products have C rows (the input's channels), so with few input
 channels against many filters they are skinny and their columns (F rows per tap) outnumber
 col2im's (C per tap). Measured with bench/layers.py's and notebook-sized inner layers (float32,
@@ -22,6 +28,10 @@ col2im's (C per tap). Measured with bench/layers.py's and notebook-sized inner l
 64 channels: 41.2 -> 32.5 ms for 64 images); C = F / 2: 0.93-0.98x; C = F / 4: 1.01-1.21x; a
 first layer's 3 channels against 32 filters: 1.25-2.75x. Filters whose taps span less than a
 stride (2 x 2 at stride 2) read each pixel once, so col2im is one copy per tap: 0.91-1.05x.
+Where the phases are computed by rows (``by_rows``, MEC's way, below), down to C = F / 4:
+the backward pass with dx 0.59-0.95x col2im's time (5 x 5 and 7 x 7 at stride 1 and 2 on 4
+to 16 channels, 2 threads, both dtypes; 4 x 4 at stride 2 on 16 channels 0.86-1.15), but on a
+first layer's 3 channels against 32 filters 0.87-1.17x, hence C >= F / 4.
 
 Everything here works on one slice of the batch (``gemm_conv.backward`` calls it per block).
 """
@@ -32,9 +42,18 @@ from dataclasses import dataclass
 from functools import cached_property
 
 import numpy as np
+from numpy.lib.stride_tricks import as_strided
 
-from cs231n_lib import scratch
+from cs231n_lib import mec_conv, scratch
 from cs231n_lib.conv_phases import phase_groups, phase_span
+
+# ``by_rows``: at least this many taps per phase pair on average (HH * WW / S**2). Measured
+# against the im2col runs (one thread, 32 images, float32 and float64): stride 1 (one phase,
+# 5 x 5 and 7 x 7 on 6 to 12 channels) 0.09-0.33 of the time; 6.25 taps (5 x 5 at stride 2 on
+# 16 and 64 channels) 0.66-0.92, 12.25 (7 x 7) 0.69-0.86, 9 (6 x 6) 0.45-0.67, 4 (4 x 4)
+# 0.71-0.83; but 2.25 (3 x 3 at stride 2) 0.90-1.32 and 1 to 2.8 (3 x 3 and 5 x 5 at stride 3)
+# 0.94-1.11.
+MIN_TAPS_PER_PHASE = 4
 
 
 def applies(plan, F: int) -> bool:
@@ -42,7 +61,7 @@ def applies(plan, F: int) -> bool:
     here rather than by col2im (see the module docstring)."""
     d, S = plan.dilation, plan.stride
     overlapping = (plan.HH - 1) * d >= S or (plan.WW - 1) * d >= S
-    return overlapping and 2 * plan.C >= F
+    return overlapping and (2 * plan.C >= F or (4 * plan.C >= F and by_rows(plan.dx, plan.C, F)))
 
 
 @dataclass(frozen=True)
@@ -117,25 +136,58 @@ class DxPlan:
         return [(a, b) for a in self.rows for b in self.cols if a.nk and b.nk]
 
 
-def filters(w, dx_plan: DxPlan):
-    """The filters of each phase pair as rows (C, F * nk_rows * nk_cols), flipped so that their
-    columns pair with ``_columns``' rows: [one per ``dx_plan.pairs``]."""
-    C = w.shape[1]
-    return [np.ascontiguousarray(w[:, :, a.taps, b.taps][:, :, ::-1, ::-1]
-                                 .transpose(1, 0, 2, 3)).reshape(C, -1)
-            for a, b in dx_plan.pairs]
+def rows_possible(dx_plan: DxPlan) -> bool:
+    """Whether ``_by_rows`` can compute every phase pair: each pixel's taps consecutive
+    outputs of dout (undilated: every phase's step is 1)."""
+    return all(p.nk <= 1 or p.step == 1 for p in dx_plan.rows + dx_plan.cols)
 
 
-def padded_dout(m: int, F: int, plan, dx_plan: DxPlan, dtype):
-    """A scratch buffer for the padded dout of m images, (m, F, Hd, Wd), zeros around; returns
-    (the buffer, the view of its interior, (m, F, H_out, W_out), to write dout into)."""
-    buf = scratch.array("conv.dpad", (m, F, dx_plan.Hd, dx_plan.Wd), dtype)
+def by_rows(dx_plan: DxPlan, C: int, F: int) -> bool:
+    """Whether each phase pair's correlation is computed MEC's way (``_by_rows``) rather than
+    as im2col runs (``_columns``): where it can, with at least ``MIN_TAPS_PER_PHASE`` taps per
+    phase pair on average (HH * WW / S**2), and rows' products of at most
+    ``mec_conv.MAX_ROW_PRODUCT`` multiply-adds."""
+    taps = sum(a.nk * b.nk for a, b in dx_plan.pairs)
+    return (rows_possible(dx_plan)
+            and taps >= MIN_TAPS_PER_PHASE * len(dx_plan.rows) * len(dx_plan.cols)
+            and max(C * a.nk * b.nk * F * b.count for a, b in dx_plan.pairs)
+            <= mec_conv.MAX_ROW_PRODUCT)
+
+
+@dataclass(frozen=True)
+class Filters:
+    """The filters of each phase pair as rows (C, nk_rows * nk_cols * F) flipped, [one per
+    ``dx_plan.pairs``], their columns ordered as the way they are multiplied reads dout:
+    (k_rows, k_cols, f) by rows (``by_rows``), else (f, k_rows, k_cols) as ``_columns``'
+    rows."""
+
+    mats: list
+    by_rows: bool
+
+
+def filters(w, dx_plan: DxPlan) -> Filters:
+    """``Filters`` of w (F, C, HH, WW) for dx_plan."""
+    F, C = w.shape[:2]
+    rows = by_rows(dx_plan, C, F)
+    order = (1, 2, 3, 0) if rows else (1, 0, 2, 3)
+    return Filters([np.ascontiguousarray(w[:, :, a.taps, b.taps][:, :, ::-1, ::-1]
+                                         .transpose(order)).reshape(C, -1)
+                    for a, b in dx_plan.pairs], rows)
+
+
+def padded_dout(m: int, F: int, plan, dx_plan: DxPlan, dtype, channels_last=False):
+    """A scratch buffer for the padded dout of m images, (m, F, Hd, Wd) (channels_last: (m, Hd,
+    Wd, F), as ``Filters.by_rows`` reads it), zeros around; returns (the buffer, the view of its
+    interior, (m, F, H_out, W_out), to write dout into)."""
+    shape = (m, dx_plan.Hd, dx_plan.Wd, F) if channels_last else (m, F, dx_plan.Hd, dx_plan.Wd)
+    buf = scratch.array("conv.dpad", shape, dtype)
+    grid = buf.transpose(0, 3, 1, 2) if channels_last else buf  # (m, F, Hd, Wd)
     top, left = dx_plan.top, dx_plan.left
-    buf[:, :, :top] = 0
-    buf[:, :, top + plan.H_out:] = 0
-    buf[:, :, top:top + plan.H_out, :left] = 0
-    buf[:, :, top:top + plan.H_out, left + plan.W_out:] = 0
-    return buf, buf[:, :, top:top + plan.H_out, left:left + plan.W_out]
+    grid[:, :, :top] = 0
+    grid[:, :, top + plan.H_out:] = 0
+    grid[:, :, top:top + plan.H_out, :left] = 0
+    grid[:, :, top:top + plan.H_out, left + plan.W_out:] = 0
+    return buf, grid[:, :, top:top + plan.H_out, left:left + plan.W_out]
 
 
 def _columns(dpad, dx_plan: DxPlan, a: AxisPhase, b: AxisPhase):
@@ -153,16 +205,37 @@ def _columns(dpad, dx_plan: DxPlan, a: AxisPhase, b: AxisPhase):
     return X.reshape(F * a.nk * b.nk, m * L)
 
 
-def input_gradient(dpad, w_pairs, dx_plan: DxPlan, dx):
-    """dx (m, C, H, W) of the block of images whose padded dout is ``dpad`` (``padded_dout``):
-    for every phase pair, its pixels; w_pairs: ``filters(w, dx_plan)``."""
+def _by_rows(dpad, dx_plan: DxPlan, a: AxisPhase, b: AxisPhase, W_rows, out):
+    """The correlation of phase pair (a, b) into out (m, C, count_a, count_b), MEC's way
+    (``mec_conv``): the channels-last padded dout (m, Hd, Wd, F) lowered along W for the pair's
+    columns into L (m, count_b, Hd, nk_b, F), so that each output pixel's taps are one run of
+    L, and one small product per output row, written into out's plane of that row."""
+    m, Hd, Wd, F = dpad.shape
+    sn, sh, sw, sf = dpad.strides
+    L = scratch.array("conv.dlowered", (m, b.count, Hd, b.nk, F), dpad.dtype)
+    np.copyto(L, as_strided(dpad[:, :, dx_plan.left + b.start:], L.shape, (sn, sw, sh, sw, sf)))
+    item = L.itemsize
+    fields = as_strided(L[:, :, dx_plan.top + a.start:], (m, a.count, a.nk * b.nk * F, b.count),
+                        (L.strides[0], b.nk * F * item, item, Hd * b.nk * F * item))
+    np.matmul(W_rows, fields, out=out.transpose(0, 2, 1, 3))
+
+
+def input_gradient(dpad, w_pairs: Filters, dx_plan: DxPlan, dx):
+    """dx (m, C, H, W) of the block of images whose padded dout is ``dpad`` (``padded_dout``,
+    channels last where ``w_pairs.by_rows``): for every phase pair, its pixels; w_pairs:
+    ``filters(w, dx_plan)``."""
     m, C = dx.shape[:2]
     S, Wd = dx_plan.stride, dx_plan.Wd
-    for (a, b), W_rows in zip(dx_plan.pairs, w_pairs, strict=True):
-        Y = np.matmul(W_rows, _columns(dpad, dx_plan, a, b),
-                      out=scratch.array("conv.dY", (C, m * a.count * Wd), dx.dtype))
-        real = Y.reshape(C, m, a.count, Wd)[..., :b.count]  # the garbage columns dropped
-        dx[:, :, a.first::S, b.first::S] = real.transpose(1, 0, 2, 3)
+    for (a, b), W_rows in zip(dx_plan.pairs, w_pairs.mats, strict=True):
+        if w_pairs.by_rows:
+            real = scratch.array("conv.dY", (m, C, a.count, b.count), dx.dtype)
+            _by_rows(dpad, dx_plan, a, b, W_rows, real)
+        else:
+            Y = np.matmul(W_rows, _columns(dpad, dx_plan, a, b),
+                          out=scratch.array("conv.dY", (C, m * a.count * Wd), dx.dtype))
+            # the garbage columns dropped
+            real = Y.reshape(C, m, a.count, Wd)[..., :b.count].transpose(1, 0, 2, 3)
+        dx[:, :, a.first::S, b.first::S] = real
     for a in dx_plan.rows:  # the phases no tap reads
         for b in dx_plan.cols:
             if not (a.nk and b.nk):

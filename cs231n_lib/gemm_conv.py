@@ -273,14 +273,15 @@ def backward(x, dout, w_row, plan: Plan, dx, relu_out=None, w_pairs=None, weight
         wide = _wide(D, plan)
         gated = wide[..., :plan.W_out]  # where dout goes (as the ReLU passes it)
         if by_phases:
-            dpad, gated = conv_dx.padded_dout(m, F, plan, plan.dx, dtype)
+            dpad, gated = conv_dx.padded_dout(m, F, plan, plan.dx, dtype, w_pairs.by_rows)
         if relu_out is None:
             gated[...] = dout[block]
         else:
             relu_grad_into(dout[block], relu_out[block], gated)
-        if by_phases:
-            wide[..., :plan.W_out] = gated
-        wide[..., plan.W_out:] = 0  # the garbage columns pass no gradient
+        if weights or not by_phases:  # D is dW's, or col2im's
+            if by_phases:
+                wide[..., :plan.W_out] = gated
+            wide[..., plan.W_out:] = 0  # the garbage columns pass no gradient
         if weights:
             X = scratch.array("conv.cols", (plan.K + 1, m * plan.L), dtype)
             columns(buf, plan, first, m, X.reshape(plan.K + 1, m, plan.L))

@@ -52,8 +52,28 @@ def test_the_phases_hold_every_pixel_once_and_their_taps_read_it(size, taps, S, 
         [phase_span(a, size, S, P)[0] for a in range(S) if phase_span(a, size, S, P)[2]]
 
 
-@pytest.mark.parametrize("g", GEOMETRIES)
-def test_the_gradient_by_phases_is_the_naive_one_and_writes_every_pixel(g):
+def _methods():
+    """(geometry, "runs" or "rows") for every geometry, "rows" where ``rows_possible``."""
+    for g in GEOMETRIES:
+        H, W, HH, WW, S, P, d = g
+        yield g, "runs"
+        if conv_dx.rows_possible(_plan((1, 3, H, W), (4, 3, HH, WW), S, P, d).dx):
+            yield g, "rows"
+
+
+METHODS = list(_methods())
+
+
+def test_both_methods_cover_many_geometries():
+    rows = [g for g, method in METHODS if method == "rows"]
+    assert len(rows) > 100 and {g[4] for g in rows} == {1, 2, 3}
+    assert any(g[6] > 1 for g in rows)  # dilated, where every phase has one tap
+
+
+@pytest.mark.parametrize("g, method", METHODS)
+def test_the_gradient_by_phases_is_the_naive_one_and_writes_every_pixel(g, method,
+                                                                         monkeypatch):
+    monkeypatch.setattr(conv_dx, "by_rows", lambda dx_plan, C, F: method == "rows")
     H, W, HH, WW, S, P, d = g
     rng = np.random.default_rng(0)
     x, w = rng.standard_normal((2, 3, H, W)), rng.standard_normal((4, 3, HH, WW))
@@ -62,19 +82,40 @@ def test_the_gradient_by_phases_is_the_naive_one_and_writes_every_pixel(g):
     dout = rng.standard_normal(out.shape)
     plan = _plan(x.shape, w.shape, S, P, d)
     dx_plan = conv_dx.DxPlan.of(plan)
-    dpad, inner = conv_dx.padded_dout(2, 4, plan, dx_plan, np.float64)
+    filters = conv_dx.filters(w, dx_plan)
+    assert filters.by_rows == (method == "rows")
+    dpad, inner = conv_dx.padded_dout(2, 4, plan, dx_plan, np.float64, filters.by_rows)
     dpad.fill(np.nan)  # the pads must be written as zeros
-    dpad, inner = conv_dx.padded_dout(2, 4, plan, dx_plan, np.float64)
+    dpad, inner = conv_dx.padded_dout(2, 4, plan, dx_plan, np.float64, filters.by_rows)
     inner[...] = dout
     dx = np.full(x.shape, np.nan)  # every pixel must be written
-    conv_dx.input_gradient(dpad, conv_dx.filters(w, dx_plan), dx_plan, dx)
+    conv_dx.input_gradient(dpad, filters, dx_plan, dx)
     assert_allclose(dx, layers.conv_backward_naive(dout, cache)[0], rtol=1e-10, atol=1e-12)
+
+
+@pytest.mark.parametrize("C, F, HH, S, d, W_out, expected", [
+    (8, 16, 5, 1, 1, 28, True),  # stride 1: one phase of 25 taps
+    (64, 64, 5, 2, 1, 8, True),  # 6.25 taps per phase pair
+    (64, 64, 4, 2, 1, 8, True),  # 4
+    (64, 64, 3, 2, 1, 8, False),  # 2.25
+    (64, 64, 5, 3, 1, 8, False),  # 2.8
+    (64, 64, 3, 1, 2, 8, False),  # dilated (phases of steps 2)
+    (128, 128, 7, 2, 1, 8, False),  # 2.1M multiply-adds per row
+])
+def test_which_layers_take_the_gradient_by_rows(C, F, HH, S, d, W_out, expected):
+    P = d * (HH - 1) // 2
+    H = S * (W_out - 1) + d * (HH - 1) + 1 - 2 * P
+    plan = _plan((1, C, H, H), (F, C, HH, HH), S, P, d)
+    assert plan.W_out == W_out
+    assert conv_dx.by_rows(plan.dx, C, F) is expected
 
 
 @pytest.mark.parametrize("C, F, HH, S, d, expected", [
     (64, 64, 3, 2, 1, True),  # bench/layers.py's inner layers
     (32, 64, 5, 2, 1, True),  # C = F / 2
     (16, 64, 3, 2, 1, False),  # few channels against many filters: col2im
+    (16, 64, 5, 2, 1, True),  # C = F / 4, by rows (6.25 taps per phase pair)
+    (8, 64, 5, 2, 1, False),  # C = F / 8
     (3, 32, 7, 2, 1, False),  # a first layer
     (64, 64, 2, 2, 1, False),  # 2 x 2 at stride 2: each pixel read once
     (64, 64, 1, 2, 1, False),  # 1 x 1

@@ -291,7 +291,7 @@ def test_which_slices_take_backward_weights(n, W_out, dilation, takes):
 # dx and with it)
 BACKWARD_LAYERS = [
     ((4, 3, 9, 9), (4, 3, 7, 7), {"pad": 3}, None, (True, True)),  # gemm path, dx by phases
-    ((4, 3, 9, 9), (8, 3, 7, 7), {"pad": 3}, None, (True, False)),  # dx by col2im (F > 2C)
+    ((4, 3, 9, 9), (16, 3, 7, 7), {"pad": 3}, None, (True, False)),  # dx by col2im (F > 4C)
     ((4, 8, 9, 9), (4, 8, 3, 3), {"stride": 2, "pad": 1}, None, (True, True)),  # strided
     ((4, 3, 9, 9), (4, 3, 3, 3), {"pad": 1}, None, (False, False)),  # window path
     ((4, 8, 9, 9), (4, 8, 3, 3), {"pad": 1}, None, (False, False)),  # winograd
