@@ -195,24 +195,30 @@ def backward_weights(x, dout, plan, relu_out=None):
     ``gemm_conv.backward``. The receptive fields of the images' output row h, all images side
     by side, are one strided matrix of L ((n * W_out, K): L's image step is W_out of its pixel
     steps), so dW is a sum of H_out products D_h (F, n * W_out) @ A_h, D_h the gradient of that
-    row (copied into (H_out, F, n, W_out))."""
+    row (copied into (H_out, F, n, W_out)). A few images at a time (``BLOCK_BYTES`` of L)."""
     n, C = x.shape[:2]
     F = dout.shape[1]
     S, P, HH, WW, H_out, W_out = plan.stride, plan.pad, plan.HH, plan.WW, plan.H_out, plan.W_out
-    K = HH * WW * C
-    D = scratch.array("mec.dout", (H_out, F, n, W_out), dout.dtype)
-    if relu_out is None:
-        np.copyto(D, dout.transpose(2, 1, 0, 3))
-    else:
-        relu_grad_into(dout.transpose(2, 1, 0, 3), relu_out.transpose(2, 1, 0, 3), D)
-    L = _lower(x.astype(dout.dtype, copy=False), plan)
-    item = L.itemsize
-    rows = as_strided(L, (H_out, n * W_out, K),
-                      (S * WW * C * item, (plan.H + 2 * P) * WW * C * item, item))
-    parts = np.matmul(D.reshape(H_out, F, n * W_out), rows,
-                      out=scratch.array("mec.dW", (H_out, F, K), dout.dtype))
+    K, Hp = HH * WW * C, plan.H + 2 * P
+    sums = np.zeros((F, K), dout.dtype)  # dW, its columns ordered (i, j, c)
     dW_row = np.empty((F, K + 1), dout.dtype)
-    dW_row[:, :K].reshape(F, C, HH, WW)[...] = parts.sum(axis=0).reshape(
-        F, HH, WW, C).transpose(0, 3, 1, 2)
-    dW_row[:, K] = D.sum(axis=(0, 2, 3))
+    dW_row[:, K] = 0
+    step = max(1, min(n, BLOCK_BYTES // (W_out * Hp * WW * C * dout.itemsize)))
+    for first in range(0, n, step):
+        part = slice(first, min(n, first + step))
+        m = part.stop - first
+        D = scratch.array("mec.dout", (H_out, F, m, W_out), dout.dtype)
+        if relu_out is None:
+            np.copyto(D, dout[part].transpose(2, 1, 0, 3))
+        else:
+            relu_grad_into(dout[part].transpose(2, 1, 0, 3), relu_out[part].transpose(2, 1, 0, 3),
+                           D)
+        L = _lower(x[part].astype(dout.dtype, copy=False), plan)
+        item = L.itemsize
+        rows = as_strided(L, (H_out, m * W_out, K), (S * WW * C * item, Hp * WW * C * item, item))
+        parts = np.matmul(D.reshape(H_out, F, m * W_out), rows,
+                          out=scratch.array("mec.dW", (H_out, F, K), dout.dtype))
+        sums += parts.sum(axis=0)
+        dW_row[:, K] += D.sum(axis=(0, 2, 3))
+    dW_row[:, :K].reshape(F, C, HH, WW)[...] = sums.reshape(F, HH, WW, C).transpose(0, 3, 1, 2)
     return dW_row

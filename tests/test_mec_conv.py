@@ -254,6 +254,26 @@ def test_backward_weights_is_the_weight_gradient(g):
     assert_allclose(dW_row[:, -1], db, rtol=1e-10, atol=1e-12)
 
 
+@pytest.mark.parametrize("images", [1, 2, 5])
+def test_backward_weights_in_blocks_of_any_size(images, monkeypatch):
+    """Blocks of 1 and 2 images (a short last one) and all 5 give the same gradients."""
+    rng = np.random.default_rng(10)
+    x, w = rng.standard_normal((5, 3, 9, 9)), rng.standard_normal((4, 3, 5, 5))
+    out, cache = layers.conv_forward_naive(x, w, np.zeros(4), {"stride": 2, "pad": 2})
+    dout = rng.standard_normal(out.shape)
+    plan = gemm_conv.Plan(3, 9, 9, 5, 5, 2, 2, 1, 5, 5)
+    monkeypatch.setattr(mec_conv, "BLOCK_BYTES", images * 5 * 13 * 5 * 3 * 8)  # L per image
+    blocks = []
+    real = mec_conv._lower
+    monkeypatch.setattr(mec_conv, "_lower", lambda x, plan: blocks.append(len(x)) or real(
+        x, plan))
+    dW_row = mec_conv.backward_weights(x, dout, plan)
+    assert blocks == [images] * (5 // images) + [5 % images] * (5 % images > 0)
+    _, dw, db = layers.conv_backward_naive(dout, cache)
+    assert_allclose(dW_row[:, :-1].reshape(w.shape), dw, rtol=1e-10, atol=1e-12)
+    assert_allclose(dW_row[:, -1], db, rtol=1e-10, atol=1e-12)
+
+
 @pytest.mark.parametrize("dx_method", ["phases", "col2im"])
 def test_the_gemm_backward_computes_dx_alone_when_asked(dx_method, monkeypatch):
     """``gemm_conv.backward(..., weights=False)``: the same dx, no columns, no dW."""
