@@ -150,7 +150,7 @@ def by_rows(dx_plan: DxPlan, C: int, F: int) -> bool:
     taps = sum(a.nk * b.nk for a, b in dx_plan.pairs)
     return (rows_possible(dx_plan)
             and taps >= MIN_TAPS_PER_PHASE * len(dx_plan.rows) * len(dx_plan.cols)
-            and max(C * a.nk * b.nk * F * b.count for a, b in dx_plan.pairs)
+            and max((C * a.nk * b.nk * F * b.count for a, b in dx_plan.pairs), default=0)
             <= mec_conv.MAX_ROW_PRODUCT)
 
 

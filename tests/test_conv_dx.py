@@ -93,6 +93,15 @@ def test_the_gradient_by_phases_is_the_naive_one_and_writes_every_pixel(g, metho
     assert_allclose(dx, layers.conv_backward_naive(dout, cache)[0], rtol=1e-10, atol=1e-12)
 
 
+def test_no_phase_pair_is_not_computed_by_rows():
+    """1 x 1 filters at stride 2 over one pixel that only the padding's phase holds: no tap
+    reads it, no phase pair is computed, and the rule says so without failing."""
+    plan = _plan((1, 3, 1, 1), (4, 3, 1, 1), 2, 1, 1)
+    assert plan.dx.pairs == [] and conv_dx.rows_possible(plan.dx)
+    assert conv_dx.by_rows(plan.dx, 3, 4) is False
+    assert conv_dx.filters(np.ones((4, 3, 1, 1)), plan.dx).mats == []
+
+
 @pytest.mark.parametrize("C, F, HH, S, d, W_out, expected", [
     (8, 16, 5, 1, 1, 28, True),  # stride 1: one phase of 25 taps
     (64, 64, 5, 2, 1, 8, True),  # 6.25 taps per phase pair
