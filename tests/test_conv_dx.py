@@ -1,5 +1,6 @@
 """Tests for cs231n_lib/conv_dx.py: a convolution's input gradient as one stride-1 convolution
-of dout per phase pair (the gemm path's, where ``applies``), and cs231n_lib/conv_phases.py."""
+of dout per phase pair (the gemm path's, where ``applies``), each computed from im2col runs or
+MEC's way (``by_rows``), and cs231n_lib/conv_phases.py."""
 
 from __future__ import annotations
 

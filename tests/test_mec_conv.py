@@ -1,6 +1,9 @@
-"""Tests for cs231n_lib/mec_conv.py (the channels-last forward pass of the fused convolution -
-ReLU - max pooling for large filters on few channels): the convolution itself over a grid of
-geometries, which filters take it, and that the fused layer uses it exactly for those."""
+"""Tests for cs231n_lib/mec_conv.py: the channels-last forward pass of the fused convolution -
+ReLU - max pooling for large filters on few channels (over a grid of geometries, in the
+pooling's phase order, which filters take it), the NCHW forward pass of gemm-path layers
+(``forward_nchw``: the grid, blocks, pieces of large products, which layers take it) and their
+weight gradient (``backward_weights``: the grid, blocks, which layers and slices take it, and
+the gemm path computing dx alone beside it)."""
 
 from __future__ import annotations
 
