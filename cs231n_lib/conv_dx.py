@@ -42,7 +42,6 @@ from dataclasses import dataclass
 from functools import cached_property
 
 import numpy as np
-from numpy.lib.stride_tricks import as_strided
 
 from cs231n_lib import mec_conv, scratch
 from cs231n_lib.conv_phases import phase_groups, phase_span
@@ -210,14 +209,9 @@ def _by_rows(dpad, dx_plan: DxPlan, a: AxisPhase, b: AxisPhase, W_rows, out):
     (``mec_conv``): the channels-last padded dout (m, Hd, Wd, F) lowered along W for the pair's
     columns into L (m, count_b, Hd, nk_b, F), so that each output pixel's taps are one run of
     L, and one small product per output row, written into out's plane of that row."""
-    m, Hd, Wd, F = dpad.shape
-    sn, sh, sw, sf = dpad.strides
-    L = scratch.array("conv.dlowered", (m, b.count, Hd, b.nk, F), dpad.dtype)
-    np.copyto(L, as_strided(dpad[:, :, dx_plan.left + b.start:], L.shape, (sn, sw, sh, sw, sf)))
-    item = L.itemsize
-    fields = as_strided(L[:, :, dx_plan.top + a.start:], (m, a.count, a.nk * b.nk * F, b.count),
-                        (L.strides[0], b.nk * F * item, item, Hd * b.nk * F * item))
-    np.matmul(W_rows, fields, out=out.transpose(0, 2, 1, 3))
+    L = mec_conv.lower(dpad[:, :, dx_plan.left + b.start:], b.count, b.nk, 1, "conv.dlowered")
+    fields = mec_conv.fields(L[:, :, dx_plan.top + a.start:], a.count, a.nk, 1)
+    np.matmul(W_rows, fields.transpose(0, 1, 3, 2), out=out.transpose(0, 2, 1, 3))
 
 
 def input_gradient(dpad, w_pairs: Filters, dx_plan: DxPlan, dx):

@@ -125,28 +125,50 @@ def backward_applies(n: int, W_out: int, dilation: int) -> bool:
     return dilation == 1 and n * W_out >= MIN_PRODUCT_DEPTH
 
 
-def _lower(x, plan, phases=1):
-    """L (n, W_out, H_pad, WW, C) of x (n, C, H, W), in scratch: x padded channels last (also in
-    scratch), lowered along W. phases > 1 (a divisor of W_out): L's output columns in the order
-    (w mod phases, w div phases) instead of w."""
-    n, C, H, W = x.shape
-    S, P, WW = plan.stride, plan.pad, plan.WW
-    xp = scratch.array("mec.padded", (n, H + 2 * P, W + 2 * P, C), x.dtype)  # channels last
-    pad_hw(x, P, out=xp.transpose(0, 3, 1, 2))
+def lower(xp, count: int, taps: int, stride: int, role: str, phases: int = 1):
+    """MEC's lowering of a channels-last padded array xp (n, rows, cols, C) along its columns:
+    L (n, count, rows, taps, C) in scratch ``role``, L[v, r, j] = xp[r, v * stride + j], so that
+    ``taps`` neighbouring columns of every row are one run of L. phases > 1 (a divisor of
+    count): L's v in the order (v mod phases, v div phases) instead."""
+    n, rows, _, C = xp.shape
     sn, sh, sw, sc = xp.strides
-    L = scratch.array("mec.lowered", (n, plan.W_out, H + 2 * P, WW, C), x.dtype)
-    shape = (n, phases, plan.W_out // phases, H + 2 * P, WW, C)  # L[(w % p, w // p), r, j, c]
-    np.copyto(L.reshape(shape), as_strided(xp, shape, (sn, S * sw, phases * S * sw, sh, sw, sc)))
+    L = scratch.array(role, (n, count, rows, taps, C), xp.dtype)
+    shape = (n, phases, count // phases, rows, taps, C)  # L[(v % p, v // p), r, j, c]
+    np.copyto(L.reshape(shape), as_strided(xp, shape, (sn, stride * sw, phases * stride * sw,
+                                                       sh, sw, sc)))
     return L
 
 
+def fields(L, count: int, taps: int, stride: int):
+    """The receptive fields A (n, count, L.shape[1], taps * run) of a lowered L (``lower``, or a
+    view of it from a later row; run: a row's taps * C numbers): A[h, v] is the run of ``taps``
+    rows h * stride.. of L[v] (a strided view)."""
+    s_image, s_column, s_row, _, s_item = L.strides
+    return as_strided(L, (L.shape[0], count, L.shape[1], taps * L.shape[3] * L.shape[4]),
+                      (s_image, stride * s_row, s_column, s_item))
+
+
+def _lower(x, plan, phases=1):
+    """L (n, W_out, H_pad, WW, C) of x (n, C, H, W): x padded channels last (in scratch), then
+    ``lower``."""
+    n, C, H, W = x.shape
+    P = plan.pad
+    xp = scratch.array("mec.padded", (n, H + 2 * P, W + 2 * P, C), x.dtype)  # channels last
+    pad_hw(x, P, out=xp.transpose(0, 3, 1, 2))
+    return lower(xp, plan.W_out, plan.WW, plan.stride, "mec.lowered", phases)
+
+
 def _fields(L, plan):
-    """The receptive fields A (n, H_out, W_out, K) of L (``_lower``): A[h, w] is the run of
-    rows h * stride.. of L[w] (a strided view)."""
-    _, _, Hp, WW, C = L.shape
-    item = L.itemsize
-    return as_strided(L, (L.shape[0], plan.H_out, plan.W_out, plan.HH * WW * C),
-                      (L.strides[0], plan.stride * WW * C * item, Hp * WW * C * item, item))
+    """The receptive fields A (n, H_out, W_out, K) of ``_lower``'s L."""
+    return fields(L, plan.H_out, plan.HH, plan.stride)
+
+
+def _blocks(n: int, plan, C: int, itemsize: int):
+    """Slices of n images, each lowering at most about ``BLOCK_BYTES`` of L (one image at
+    least)."""
+    image = plan.W_out * (plan.H + 2 * plan.pad) * plan.WW * C * itemsize
+    step = max(1, min(n, BLOCK_BYTES // image))
+    return [slice(first, min(n, first + step)) for first in range(0, n, step)]
 
 
 def forward(x, Wm, b, plan, y, phases=1):
@@ -173,10 +195,7 @@ def forward_nchw(x, Wm, b, plan, out, relu=False):
     pieces = _pieces((F, C, plan.HH, plan.WW), plan.W_out)
     row = plan.WW * C  # a filter row's numbers in K
     bounds = [row * round(i * plan.HH / pieces) for i in range(pieces + 1)]
-    image_bytes = plan.W_out * (plan.H + 2 * plan.pad) * row * x.dtype.itemsize
-    step = max(1, min(n, BLOCK_BYTES // image_bytes))
-    for first in range(0, n, step):
-        part = slice(first, min(n, first + step))
+    for part in _blocks(n, plan, C, x.dtype.itemsize):
         y = out[part]
         fields = _fields(_lower(x[part], plan), plan).transpose(0, 1, 3, 2)  # (m, H_out, K, W)
         rows = y.transpose(0, 2, 1, 3)  # (m, H_out, F, W_out)
@@ -198,24 +217,22 @@ def backward_weights(x, dout, plan, relu_out=None):
     row (copied into (H_out, F, n, W_out)). A few images at a time (``BLOCK_BYTES`` of L)."""
     n, C = x.shape[:2]
     F = dout.shape[1]
-    S, P, HH, WW, H_out, W_out = plan.stride, plan.pad, plan.HH, plan.WW, plan.H_out, plan.W_out
-    K, Hp = HH * WW * C, plan.H + 2 * P
+    HH, WW, H_out, W_out = plan.HH, plan.WW, plan.H_out, plan.W_out
+    K = HH * WW * C
     sums = np.zeros((F, K), dout.dtype)  # dW, its columns ordered (i, j, c)
     dW_row = np.empty((F, K + 1), dout.dtype)
     dW_row[:, K] = 0
-    step = max(1, min(n, BLOCK_BYTES // (W_out * Hp * WW * C * dout.itemsize)))
-    for first in range(0, n, step):
-        part = slice(first, min(n, first + step))
-        m = part.stop - first
+    for part in _blocks(n, plan, C, dout.itemsize):
+        m = part.stop - part.start
         D = scratch.array("mec.dout", (H_out, F, m, W_out), dout.dtype)
         if relu_out is None:
             np.copyto(D, dout[part].transpose(2, 1, 0, 3))
         else:
             relu_grad_into(dout[part].transpose(2, 1, 0, 3), relu_out[part].transpose(2, 1, 0, 3),
                            D)
-        L = _lower(x[part].astype(dout.dtype, copy=False), plan)
-        item = L.itemsize
-        rows = as_strided(L, (H_out, m * W_out, K), (S * WW * C * item, Hp * WW * C * item, item))
+        # row h's fields of all m images as one matrix: L's image step is W_out column steps
+        rows = _fields(_lower(x[part].astype(dout.dtype, copy=False), plan), plan).transpose(
+            1, 0, 2, 3).reshape(H_out, m * W_out, K)
         parts = np.matmul(D.reshape(H_out, F, m * W_out), rows,
                           out=scratch.array("mec.dW", (H_out, F, K), dout.dtype))
         sums += parts.sum(axis=0)
