@@ -16,8 +16,18 @@ so that layers called directly, outside a training step, run as they do in one. 
 speed up, measured on this project's 2-core machine: a pass over memory (one core already uses the
 memory bandwidth; hence the layers' work in cache-sized blocks and chunks), and numpy calls on
 small arrays, which hold the GIL (two threads making them take longer than one; hence
-``MIN_WORK``). A whole network per thread on half of the minibatch was tried for the training step:
-no faster than a split per layer, slower for small networks.
+``MIN_WORK``). Nor work of less than about half a millisecond on a virtual machine such as this
+project's, whose guest kernel halts an idle CPU at once (``guest_halt_poll_ns`` 0 in
+``/sys/module/haltpoll/parameters``): a thread that waits - the worker between two regions, a thread
+waiting for the GIL - takes about 50 us to run again. Measured: a region's worker starts its slice
+52 us after the hand-off, and two 0.13 ms matrix products took 0.24 ms on two threads against 0.26
+ms on one. A worker that spins instead of waiting (in glibc's ``pthread_spin_lock`` through ctypes,
+the GIL released) started at once (0.16 ms for those two products), but since the waits for the
+GIL remain, it took 0.93-1.03 of the time of bench/train_step.py's steps and 0.80-1.05 of
+bench/layers.py's float32 layers (ABBA in one process): not adopted, for a few percent at the
+price of a core kept busy between regions. A whole network per thread on half of the
+minibatch was tried for the training step: no faster than a split per layer, slower for small
+networks.
 
 How many threads: ``set_num_threads(n)``, else the environment variable CS231N_NUM_THREADS,
 else the CPUs this process may run on. One thread (the caller's, same results) whenever the
