@@ -264,7 +264,7 @@ def backward(x, dout, w_row, plan: Plan, dx, relu_out=None, w_pairs=None, weight
     if dx is not None and not by_phases:
         dbuf = scratch.array("conv.dplanes", (n * plan.image,), dtype)
         dbuf.fill(0)
-    dW_col = np.zeros((plan.K + 1, F), dtype)  # dW_row transposed
+    dW_col = np.zeros((plan.K + 1, F), dtype) if weights else None  # dW_row transposed
     step = plan.block(n, dtype.itemsize, backward=True)
     for first in range(0, n, step):
         m = min(step, n - first)
@@ -294,4 +294,4 @@ def backward(x, dout, w_row, plan: Plan, dx, relu_out=None, w_pairs=None, weight
             add_columns(dX.reshape(plan.K, m, plan.L), plan, dbuf, first)
     if dbuf is not None:
         from_planes(dbuf, plan, dx)
-    return dW_col.T if weights else None
+    return None if dW_col is None else dW_col.T
